@@ -1,0 +1,55 @@
+"""Start csbot: `python app.py [--host H] [--port P] [--home DIR]`.
+
+On first start it creates the store from the shipped demo data and fine-tunes a model (with a
+progress line), then serves the customer chat. Nothing here reaches the internet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import csbot  # noqa: F401  (sets the offline environment before gradio is imported)
+from csbot.cli import _progress_printer
+from csbot.engine import Engine
+from csbot.errors import CsbotError
+from csbot.settings import load_settings
+
+
+def prepare(engine: Engine) -> None:
+    """Load the demo data into an empty store and train a first model if there is none."""
+    if not engine.store.intents():
+        summary = engine.load_defaults()
+        print(f"csbot: loaded demo data: {summary['intents']} intents, {summary['examples']} messages, "
+              f"{summary['answers']} curated answers", flush=True)
+    if engine.store.current_model() is None:
+        print("csbot: no model yet, fine-tuning one on the support log (a few minutes on a CPU)...", flush=True)
+        summary = engine.train(report=_progress_printer(sys.stdout))
+        print(f"csbot: model {summary['version']} ready: held-out accuracy {summary['metrics']['accuracy']}", flush=True)
+    engine.bot.warm_up()  # load the weights and warm the kernels before the first customer
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the csbot web app.")
+    parser.add_argument("--host", help="interface to listen on (default CSBOT_HOST or 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default CSBOT_PORT or 7860)")
+    parser.add_argument("--home", help="csbot home folder (default CSBOT_HOME or the project folder)")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(home=args.home, host=args.host, port=args.port)
+        engine = Engine(settings)
+        prepare(engine)
+    except CsbotError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    from csbot.ui.chat import build_chat
+
+    page = build_chat(engine)
+    page.queue(default_concurrency_limit=8, max_size=256)
+    page.launch(server_name=settings.host, server_port=settings.port, share=False, show_error=False,
+                enable_monitoring=False, footer_links=[], max_file_size="1mb")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

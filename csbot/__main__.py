@@ -1,0 +1,3 @@
+from csbot.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,180 @@
+"""Routing: one message in, one reply with its trace out. The CLI, the web app and the HTTP API
+all call `Bot.respond`.
+
+The order of the routes:
+1. a person owns the conversation -> the bot stays quiet (route "human");
+2. the message supplies the slot the bot just asked for -> finish that intent's reply;
+3. a curated answer matches almost exactly (answer_override) -> that answer;
+4. the classifier accepts an intent (calibrated confidence >= its threshold) -> a template reply;
+5. a curated answer scores >= answer_threshold -> that answer;
+6. otherwise an honest fallback that offers a person, and the message goes to the staff inbox.
+
+This module does not load anything from disk: it is handed its classifier, index, reply book
+and store (engine.py wires the real ones).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import unicodedata
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+from csbot import entities
+from csbot.errors import DataError
+from csbot.intents import IntentClassifier
+from csbot.replies import ReplyBook
+from csbot.retrieval import AnswerIndex, Hit
+from csbot.store import Store
+
+FALLBACK = ("I'm not sure I understood that, and I'd rather not guess. Would you like to talk to "
+            "a person? Our team is available {opening_hours}, and I've passed your question on.")
+HUMAN_HOLD = "Thanks, a member of our team has this conversation and will reply here shortly."
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
+
+
+@dataclass
+class Reply:
+    conversation_id: str
+    text: str | None
+    route: str
+    intent: str | None = None
+    confidence: float | None = None
+    accepted: bool = False
+    threshold: float | None = None
+    answer_id: int | None = None
+    hits: list[dict] = field(default_factory=list)
+    model_version: str | None = None
+    missing_slot: str | None = None
+    slots: dict = field(default_factory=dict)
+    inbox: str | None = None
+    latency_ms: float = 0.0
+
+    def trace(self) -> dict:
+        """Everything about how the reply was chosen (stored with the message, shown to staff)."""
+        return {k: v for k, v in asdict(self).items() if k not in ("conversation_id", "text")}
+
+
+def clean_message(text: object, *, max_chars: int) -> str:
+    """Refuse what is not a message; strip control characters; keep the words.
+
+    Example: clean_message("  where is\\x00 my order? ", max_chars=100) -> "where is my order?"
+    """
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError:
+            raise DataError("the message is not UTF-8 text; send plain text") from None
+    if not isinstance(text, str):
+        raise DataError(f"expected the message as text, found {type(text).__name__}")
+    if len(text) > max_chars * 4:  # don't normalise megabytes just to refuse them
+        raise DataError(f"the message has {len(text):,} characters; the limit is {max_chars:,}. "
+                        "Please send a shorter message.")
+    text = unicodedata.normalize("NFC", _CONTROL.sub(" ", text))
+    text = " ".join(text.split())
+    if not text:
+        raise DataError("the message is empty; type a question")
+    if len(text) > max_chars:
+        raise DataError(f"the message has {len(text):,} characters; the limit is {max_chars:,}. "
+                        "Please send a shorter message.")
+    return text
+
+
+class Bot:
+    """Chooses and records replies. Swap the classifier or index at any time; each respond() uses
+    the pair it read at its start."""
+
+    def __init__(self, *, store: Store, replies: ReplyBook, classifier: IntentClassifier | None,
+                 index: AnswerIndex | None, answer_threshold: float = 0.6, answer_override: float = 0.9,
+                 max_message_chars: int = 2000, clock: Callable[[], float] = time.perf_counter):
+        self.store = store
+        self.replies = replies
+        self.classifier = classifier
+        self.index = index
+        self.answer_threshold = answer_threshold
+        self.answer_override = answer_override
+        self.max_message_chars = max_message_chars
+        self.clock = clock
+        self._lock = threading.Lock()
+
+    def set_classifier(self, classifier: IntentClassifier | None) -> None:
+        """Serve another model from the next message on (a plain reference swap: no request waits)."""
+        self.classifier = classifier
+
+    def warm_up(self) -> None:
+        """Run both encoders once, storing nothing, so the first customer does not pay for it."""
+        if self.classifier:
+            self.classifier.predict(["hello"])
+        if self.index is not None:
+            self.index.search("hello")
+
+    def respond(self, message: object, conversation_id: str | None = None, *,
+                channel: str = "cli") -> Reply:
+        started = self.clock()
+        text = clean_message(message, max_chars=self.max_message_chars)
+        classifier, index = self.classifier, self.index
+        conversation = self.store.conversation(conversation_id, channel=channel)
+        cid = conversation["id"]
+        message_id = self.store.add_message(cid, role="customer", text=text)
+        found = entities.extract(text)
+        slots = {**conversation["slots"], **found}
+        if conversation["owner"] == "human":
+            reply = Reply(cid, None, "human", slots=slots, inbox="human")
+        else:
+            reply = self._route(text, cid, conversation, slots, found, classifier, index)
+        reply.latency_ms = round((self.clock() - started) * 1000, 2)
+        self._record(reply, conversation, message_id)
+        return reply
+
+    def _route(self, text: str, cid: str, conversation: dict, slots: dict, found: dict,
+               classifier: IntentClassifier | None, index: AnswerIndex | None) -> Reply:
+        prediction = classifier.predict([text])[0] if classifier else None
+        hits: list[Hit] = index.search(text, k=3) if index is not None and len(index) else []
+        base = dict(conversation_id=cid, text=None, route="fallback", slots=slots,
+                    hits=[asdict(h) for h in hits],
+                    model_version=classifier.version if classifier else None,
+                    threshold=classifier.threshold if classifier else None)
+        if prediction:
+            base.update(intent=prediction.intent, confidence=round(prediction.confidence, 4),
+                        accepted=prediction.accepted)
+        pending, pending_slot = conversation["pending_intent"], conversation["pending_slot"]
+        if pending and pending_slot in found and (
+                prediction is None or not prediction.accepted or prediction.intent == pending
+                or len(text.split()) <= 6):
+            return self._template(Reply(**{**base, "intent": pending, "accepted": True}), cid)
+        if hits and hits[0].score >= self.answer_override:
+            return self._answer(Reply(**base), hits[0])
+        if prediction and prediction.accepted:
+            return self._template(Reply(**base), cid)
+        if hits and hits[0].score >= self.answer_threshold:
+            return self._answer(Reply(**base), hits[0])
+        base.update(text=self.replies.fill(FALLBACK, slots), inbox="fallback")
+        return Reply(**base)
+
+    def _template(self, reply: Reply, cid: str) -> Reply:
+        previous = self.store.last_bot_message(cid)
+        rendered = self.replies.render(reply.intent, reply.slots,
+                                       turn=self.store.count_intent_replies(cid, reply.intent),
+                                       previous=previous["text"] if previous else None)
+        reply.route, reply.text, reply.missing_slot = "template", rendered.text, rendered.missing_slot
+        return reply
+
+    def _answer(self, reply: Reply, hit: Hit) -> Reply:
+        reply.route, reply.answer_id = "answer", hit.answer_id
+        reply.text = self.store.answer(hit.answer_id)["answer"]
+        return reply
+
+    def _record(self, reply: Reply, conversation: dict, message_id: int) -> None:
+        cid = reply.conversation_id
+        pending = {"pending_intent": reply.intent if reply.missing_slot else None,
+                   "pending_slot": reply.missing_slot}
+        self.store.update_conversation(cid, slots=reply.slots, **pending)
+        if reply.inbox:
+            self.store.flag_for_inbox(message_id, reason=reply.inbox)
+        if reply.text is not None:
+            self.store.add_message(cid, role="bot", text=reply.text, route=reply.route,
+                                   intent=reply.intent, confidence=reply.confidence,
+                                   answer_id=reply.answer_id, model_version=reply.model_version,
+                                   latency_ms=reply.latency_ms, trace=reply.trace())

@@ -1,0 +1,182 @@
+"""`python -m csbot ...`: the command line. Each command parses its arguments, calls one engine
+operation and prints the result; a CsbotError becomes a one-line message and exit status 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from csbot.errors import CsbotError
+from csbot.settings import load_settings
+
+
+def _settings(args: argparse.Namespace, **extra):
+    return load_settings(home=args.home, **extra)
+
+
+def _engine(args: argparse.Namespace, **extra):
+    from csbot.engine import Engine
+
+    return Engine(_settings(args, **extra))
+
+
+def _print_json(obj: object) -> None:
+    print(json.dumps(obj, ensure_ascii=False, default=str), flush=True)
+
+
+def _progress_printer(stream=sys.stderr):
+    last = {"phase": None, "t": 0.0}
+
+    def report(progress) -> None:
+        now = time.monotonic()
+        if progress.phase != last["phase"] or now - last["t"] > 2 or progress.step == progress.total:
+            last.update(phase=progress.phase, t=now)
+            step = f" step {progress.step}/{progress.total}" if progress.total else ""
+            loss = f" loss {progress.loss:.3f}" if progress.loss is not None else ""
+            print(f"[{progress.elapsed:6.1f}s] {progress.phase}{step}{loss}", file=stream, flush=True)
+    return report
+
+
+def cmd_init(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    summary = engine.load_defaults(Path(args.data) if args.data else None)
+    print(f"csbot home {engine.settings.home}: {summary['intents']} intents, {summary['examples']} "
+          f"log messages ({summary['new_examples']} new), {summary['answers']} curated answers.")
+    if not engine.store.current_model():
+        print("No model yet: run `python -m csbot train` to fine-tune one.")
+    return 0
+
+
+def cmd_import_logs(args: argparse.Namespace) -> int:
+    summary = _engine(args).import_logs(Path(args.file))
+    print(f"{summary['rows']} rows read, {summary['new']} new training examples stored.")
+    return 0
+
+
+def cmd_import_answers(args: argparse.Namespace) -> int:
+    summary = _engine(args).import_answers(Path(args.file))
+    print(f"{summary['rows']} answers read; {summary['answers']} curated answers in the store, index rebuilt.")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    summary = engine.train(epochs=args.epochs, device=args.device, report=_progress_printer())
+    _print_json(summary)
+    return 0
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    bot = _engine(args).bot  # load the model before reading input: a broken model is one clear error
+    messages = [args.message] if args.message is not None else (line.rstrip("\n") for line in sys.stdin)
+    status = 0
+    for message in messages:
+        if args.message is None and not message.strip():
+            continue
+        try:
+            reply = bot.respond(message, args.conversation, channel="cli")
+        except CsbotError as exc:
+            _print_json({"error": str(exc)})
+            status = 1
+            continue
+        args.conversation = reply.conversation_id
+        _print_json({"reply": reply.text, "conversation_id": reply.conversation_id, **reply.trace()})
+    return status
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from csbot import benchmark
+    from csbot.importer import read_logs
+    from csbot.training import TrainArgs
+
+    settings = _settings(args)
+    train_rows, test_rows = read_logs(Path(args.train)), read_logs(Path(args.test))
+    train_args = TrainArgs.from_settings(settings, epochs=args.epochs, device=args.device)
+    figures = benchmark.run(train_rows, test_rows, train_args, report=_progress_printer())
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(figures, indent=2), encoding="utf-8")
+    _print_json({k: v for k, v in figures.items() if k != "per_intent"})
+    return 0
+
+
+def cmd_reindex(args: argparse.Namespace) -> int:
+    index = _engine(args).reindex()
+    print(f"answer index rebuilt: {len(index)} question phrasings.")
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    for row in _engine(args).store.model_versions():
+        metrics = row["metrics"]
+        print(f"{'*' if row['is_current'] else ' '} {row['id']}  accuracy {metrics.get('accuracy')}  "
+              f"macro-F1 {metrics.get('macro_f1')}  threshold {row['threshold']:.3f}  {row['device']}  "
+              f"{row['train_seconds']}s")
+    return 0
+
+
+def cmd_promote(args: argparse.Namespace) -> int:
+    _engine(args).promote(args.version)
+    print(f"{args.version} is now the current model.")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    print(f"rolled back: {_engine(args).rollback()} is now the current model.")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--home", default=argparse.SUPPRESS,
+                        help="csbot home folder (database, indexes, models); default: CSBOT_HOME or the project folder")
+    parser = argparse.ArgumentParser(prog="python -m csbot", parents=[common],
+                                     description="csbot: a self-hosted customer-service bot.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, func, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, parents=[common], help=help_text, description=help_text)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("init", cmd_init, "create the store and load the default data (shop, templates, log, answers)")
+    p.add_argument("--data", help="data folder to load instead of the shipped data/")
+    p = add("import-logs", cmd_import_logs, "import a labelled support log CSV (text,intent[,agent_reply,...])")
+    p.add_argument("file")
+    p = add("import-answers", cmd_import_answers, "import curated answers CSV (key,questions,answer)")
+    p.add_argument("file")
+    for name, func, text in (("train", cmd_train, "fine-tune a new model version from the store"),
+                             ("evaluate", cmd_evaluate, "benchmark: train a throwaway model on --train, score on --test")):
+        p = add(name, func, text)
+        p.add_argument("--epochs", type=float, help="passes over the training data (default: setting epochs)")
+        p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train (default: setting device)")
+    p.add_argument("--train", required=True, help="CSV with text and intent (or category)")
+    p.add_argument("--test", required=True, help="CSV with text and intent (or category)")
+    p.add_argument("--json", help="write the figures to this file")
+    p = add("ask", cmd_ask, "answer a message (or one message per line on stdin); prints JSON lines")
+    p.add_argument("message", nargs="?")
+    p.add_argument("--conversation", help="continue this conversation id")
+    add("reindex", cmd_reindex, "rebuild the answer index from the database")
+    add("models", cmd_models, "list model versions (* marks the current one)")
+    p = add("promote", cmd_promote, "make a model version the current one")
+    p.add_argument("version")
+    add("rollback", cmd_rollback, "go back to the version before the current one")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if not hasattr(args, "home"):
+        args.home = None
+    try:
+        return args.func(args)
+    except CsbotError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

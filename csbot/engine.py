@@ -1,0 +1,170 @@
+"""The engine: builds the real store, reply book, encoder, answer index, registry and bot from
+Settings, and offers the few operations the CLI and the web app share.
+
+Heavy pieces (the encoder, the classifier) load on first use, so `init` or an import does not
+pay for what it does not need. This module holds no business rules of its own: it wires and
+delegates.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from csbot.errors import AnswerIndexError, TemplateError
+from csbot.importer import read_answers, read_logs
+from csbot.replies import ReplyBook, load_shop_file, load_templates_file
+from csbot.settings import Settings, resolve_model_path
+from csbot.store import Store
+
+
+class Engine:
+    """One csbot home: its database, index, models and the bot that serves from them."""
+
+    def __init__(self, settings: Settings, *, store: Store | None = None, encoder=None):
+        self.settings = settings
+        self.store = store or Store.open(settings.db_path)
+        self._encoder = encoder
+        self._index = None
+        self._bot = None
+        self._lock = threading.RLock()
+
+    # --- lazily built pieces ------------------------------------------------------------
+    @property
+    def encoder(self):
+        with self._lock:
+            if self._encoder is None:
+                from csbot.embedder import SentenceEncoder
+                from csbot.intents import pick_device
+
+                name = self.settings.retrieval_model
+                self._encoder = SentenceEncoder(name, path=resolve_model_path(name),
+                                                device=pick_device(self.settings.device).type)
+            return self._encoder
+
+    @property
+    def index(self):
+        from csbot.retrieval import AnswerIndex
+
+        with self._lock:
+            if self._index is None:
+                try:
+                    self._index = AnswerIndex.load(self._index_dir, self.encoder,
+                                                   encoder=self.encoder.name, dim=self.encoder.dim)
+                except AnswerIndexError:
+                    self._index = self.reindex()
+            return self._index
+
+    @property
+    def registry(self):
+        from csbot.registry import ModelRegistry
+
+        return ModelRegistry(self.store, self.settings.models_dir, device=self.settings.device)
+
+    @property
+    def bot(self):
+        from csbot.bot import Bot
+
+        with self._lock:
+            if self._bot is None:
+                self._bot = Bot(store=self.store, replies=self.reply_book(),
+                                classifier=self.registry.load_current(), index=self.index,
+                                answer_threshold=self.settings.answer_threshold,
+                                answer_override=self.settings.answer_override,
+                                max_message_chars=self.settings.max_message_chars)
+            return self._bot
+
+    @property
+    def _index_dir(self) -> Path:
+        return self.settings.indexes_dir / "answers"
+
+    def reply_book(self) -> ReplyBook:
+        return ReplyBook(self.store.templates(), self.store.shop())
+
+    # --- operations -----------------------------------------------------------------------
+    def load_defaults(self, data_dir: Path | None = None) -> dict:
+        """Load shop facts, templates, the support log and the curated answers from a data folder.
+        Everything is read and checked before anything is stored."""
+        data_dir = Path(data_dir or self.settings.data_dir)
+        shop = load_shop_file(data_dir / "shop.yaml")
+        descriptions, templates = load_templates_file(data_dir / "templates.yaml")
+        ReplyBook(templates, shop)  # raises TemplateError on any broken variant
+        logs = read_logs(data_dir / "support_log.csv")
+        answers = read_answers(data_dir / "answers.csv")
+        unknown = sorted({r["intent"] for r in logs} - set(templates))
+        if unknown:
+            raise TemplateError(f"{data_dir / 'templates.yaml'}: intents {', '.join(unknown)} appear in the "
+                                "support log but have no templates; add templates for them")
+        self.store.set_shop(shop)
+        for intent, variants in templates.items():
+            self.store.set_intent(intent, description=descriptions[intent], templates=variants)
+        new_examples = self.store.add_examples(logs, source="import")
+        self._store_answers(answers)
+        self.reindex()
+        return {"intents": len(templates), "examples": len(logs), "new_examples": new_examples,
+                "answers": len(answers)}
+
+    def import_logs(self, path: Path) -> dict:
+        rows = read_logs(path)
+        return {"rows": len(rows), "new": self.store.add_examples(rows, source="import")}
+
+    def import_answers(self, path: Path) -> dict:
+        answers = read_answers(path)
+        self._store_answers(answers)
+        self.reindex()
+        return {"rows": len(answers), "answers": len(self.store.answers())}
+
+    def _store_answers(self, answers: list[dict]) -> None:
+        with self.store.db.atomic():
+            for answer in answers:
+                self.store.upsert_answer(key=answer["key"], questions=answer["questions"],
+                                         answer=answer["answer"])
+
+    def reindex(self):
+        """Rebuild the answer index from the database and save it."""
+        from csbot.retrieval import AnswerIndex
+
+        with self._lock:
+            index = AnswerIndex.build(self.store.questions(), self.encoder,
+                                      encoder=self.encoder.name, dim=self.encoder.dim)
+            index.save(self._index_dir)
+            self._index = index
+            if self._bot is not None:
+                self._bot.index = index
+            return index
+
+    def train(self, *, epochs: float | None = None, device: str | None = None, report=None,
+              should_stop=None) -> dict:
+        """Fine-tune on every stored example, save a version, and promote it if the gate passes."""
+        from csbot import training
+
+        args = training.TrainArgs.from_settings(self.settings, epochs=epochs, device=device)
+        oos = [q["question"] for q in self.store.questions()]
+        result = training.train(self.store.examples(), args, oos_texts=oos, report=report,
+                                should_stop=should_stop)
+        registry = self.registry
+        current = registry.load_current()
+        gate = registry.gate(result, current)
+        version = registry.save(result)
+        if gate["passed"]:
+            classifier = registry.promote(version)
+            if self._bot is not None:
+                self._bot.set_classifier(classifier)
+        return {"version": version, "promoted": gate["passed"], "gate": gate,
+                "metrics": {k: result.metrics.get(k) for k in ("accuracy", "macro_f1", "accepted",
+                                                                "accepted_precision", "n")},
+                "threshold": round(result.classifier.threshold, 4),
+                "temperature": round(result.classifier.temperature, 4),
+                "train_seconds": round(result.train_seconds, 1), "device": result.classifier.meta["device"],
+                "n_train": result.n_train, "n_heldout": result.n_heldout}
+
+    def promote(self, version: str) -> None:
+        classifier = self.registry.promote(version)
+        if self._bot is not None:
+            self._bot.set_classifier(classifier)
+
+    def rollback(self) -> str:
+        version, classifier = self.registry.rollback()
+        if self._bot is not None:
+            self._bot.set_classifier(classifier)
+        return version

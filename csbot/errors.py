@@ -1,0 +1,47 @@
+"""The errors csbot raises on purpose.
+
+Every message says what was expected, what was found, and how to fix it. The CLI and the
+web app catch `CsbotError` and show its message; anything else is a bug and keeps its traceback.
+"""
+
+
+class CsbotError(Exception):
+    """Base class: a problem the user can fix, with a message that says how."""
+
+
+class SettingsError(CsbotError):
+    """A setting has a value that cannot work."""
+
+
+class DataError(CsbotError):
+    """An input file or message is malformed; nothing was changed."""
+
+    def __init__(self, message: str, *, problems: list[str] | None = None):
+        self.problems = problems or []
+        if self.problems:
+            shown = self.problems[:20]
+            more = len(self.problems) - len(shown)
+            message += "\n  " + "\n  ".join(shown)
+            if more:
+                message += f"\n  ... and {more} more"
+        super().__init__(message)
+
+
+class TemplateError(CsbotError):
+    """A reply template does not parse or names a slot nobody can fill."""
+
+
+class ModelError(CsbotError):
+    """A model version folder is missing, incomplete or does not match this code."""
+
+
+class AnswerIndexError(CsbotError):
+    """The answer index on disk is missing, damaged or built with another encoder."""
+
+
+class TrainingError(CsbotError):
+    """Training cannot start or did not produce a usable model."""
+
+
+class TrainingCancelled(TrainingError):
+    """A training run was cancelled; the serving model is untouched."""

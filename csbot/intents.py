@@ -1,0 +1,188 @@
+"""The intent classifier: a fine-tuned sentence encoder with a linear head, and its saved form.
+
+`IntentNet` is the network (transformer, mean pooling, L2 normalisation, linear head).
+`IntentClassifier` wraps it with the tokenizer, the labels and the calibration (temperature and
+acceptance threshold), predicts, and saves/loads a self-describing model version folder:
+
+    <version>/encoder/        the fine-tuned transformer and its tokenizer (transformers format)
+    <version>/head.safetensors
+    <version>/labels.json     ["intent_a", "intent_b", ...]
+    <version>/meta.json       format, base model, data hash, metrics, temperature, threshold, created-at
+
+This module does not train (training.py) nor decide routes (bot.py).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+from transformers import AutoModel, AutoTokenizer
+
+from csbot.errors import ModelError, SettingsError
+
+FORMAT = "csbot-intent-model"
+FORMAT_VERSION = 1
+REQUIRED_FILES = ("meta.json", "labels.json", "head.safetensors", "encoder/config.json")
+
+
+def pick_device(setting: str) -> torch.device:
+    """auto -> cuda when torch sees a GPU, else cpu. Asking for cuda without one is an error."""
+    if setting == "cuda" and not torch.cuda.is_available():
+        raise SettingsError("device 'cuda' was asked for, but torch sees no GPU; use --device auto or cpu")
+    if setting in ("cuda", "auto") and torch.cuda.is_available():
+        return torch.device("cuda")
+    return torch.device("cpu")
+
+
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Average of the token vectors the attention mask keeps, L2-normalised (as sentence-transformers does)."""
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-6)
+    return nn.functional.normalize(pooled, dim=-1)
+
+
+class IntentNet(nn.Module):
+    """Encoder -> mean pool -> normalise -> linear head. Logits, not probabilities."""
+
+    def __init__(self, encoder: nn.Module, n_labels: int):
+        super().__init__()
+        self.encoder = encoder
+        self.head = nn.Linear(encoder.config.hidden_size, n_labels)
+
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return mean_pool(hidden, attention_mask)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.head(self.embed(input_ids, attention_mask))
+
+
+def load_base(name_or_path: str, n_labels: int) -> tuple[IntentNet, object]:
+    """A fresh IntentNet on top of a base encoder, and its tokenizer."""
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
+        encoder = AutoModel.from_pretrained(name_or_path)
+    except OSError as exc:
+        raise SettingsError(f"cannot load base model {name_or_path!r}: {exc}. Set base_model to a local "
+                            "folder, or to a hub name with HF_HUB_OFFLINE=0 on a machine with access.") from None
+    return IntentNet(encoder, n_labels), tokenizer
+
+
+@dataclass(frozen=True)
+class Prediction:
+    intent: str
+    confidence: float
+    accepted: bool
+
+
+class IntentClassifier:
+    """A fine-tuned network with its labels and calibration, ready to predict."""
+
+    def __init__(self, net: IntentNet, tokenizer, labels: list[str], *, temperature: float = 1.0,
+                 threshold: float = 0.5, max_length: int = 64, meta: dict | None = None,
+                 device: torch.device | None = None):
+        if net.head.out_features != len(labels):
+            raise ModelError(f"the head has {net.head.out_features} outputs but there are {len(labels)} labels")
+        self.device = device or torch.device("cpu")
+        self.net = net.to(self.device).eval()
+        self.tokenizer = tokenizer
+        self.labels = list(labels)
+        self.temperature = float(temperature)
+        self.threshold = float(threshold)
+        self.max_length = max_length
+        self.meta = dict(meta or {})
+
+    @property
+    def version(self) -> str | None:
+        return self.meta.get("version")
+
+    def logits(self, texts: list[str], *, batch_size: int = 128) -> np.ndarray:
+        """Raw logits, batched by length so padding stays small."""
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        self.net.eval()
+        with torch.inference_mode():
+            for start in range(0, len(order), batch_size):
+                chunk = order[start:start + batch_size]
+                batch = self.tokenizer([texts[i] for i in chunk], padding=True, truncation=True,
+                                       max_length=self.max_length, return_tensors="pt").to(self.device)
+                logits = self.net(batch["input_ids"], batch["attention_mask"])
+                out[chunk] = logits.float().cpu().numpy()
+        return out
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        """Calibrated probabilities: softmax(logits / temperature). Example: shape (len(texts), n_labels)."""
+        return softmax(self.logits(texts) / self.temperature)
+
+    def predict(self, texts: list[str]) -> list[Prediction]:
+        probs = self.predict_proba(texts)
+        best = probs.argmax(1)
+        return [Prediction(self.labels[b], float(p[b]), bool(p[b] >= self.threshold))
+                for b, p in zip(best, probs)]
+
+    # --- saving and loading ---------------------------------------------------------
+    def save(self, folder: Path) -> Path:
+        """Write the version folder atomically: into `<folder>.partial`, then rename."""
+        folder = Path(folder)
+        partial = folder.with_name(folder.name + ".partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        (partial / "encoder").mkdir(parents=True)
+        self.net.encoder.save_pretrained(partial / "encoder")
+        self.tokenizer.save_pretrained(partial / "encoder")
+        save_file({k: v.detach().cpu().contiguous() for k, v in self.net.head.state_dict().items()},
+                  str(partial / "head.safetensors"))
+        (partial / "labels.json").write_text(json.dumps(self.labels, indent=1), encoding="utf-8")
+        meta = {**self.meta, "format": FORMAT, "format_version": FORMAT_VERSION,
+                "temperature": self.temperature, "threshold": self.threshold,
+                "max_length": self.max_length, "n_labels": len(self.labels)}
+        (partial / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        if folder.exists():
+            raise ModelError(f"{folder} already exists; model versions are never overwritten")
+        partial.rename(folder)
+        return folder
+
+    @classmethod
+    def load(cls, folder: Path, *, device: torch.device | None = None) -> IntentClassifier:
+        """Load a version folder, checking that it is complete and of a format this code reads."""
+        folder = Path(folder)
+        missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
+        if missing:
+            raise ModelError(f"model folder {folder} is incomplete: missing {', '.join(missing)}. "
+                             "Train a new version (python -m csbot train) or promote another one.")
+        try:
+            meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+            labels = json.loads((folder / "labels.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise ModelError(f"model folder {folder}: cannot read meta.json/labels.json: {exc}") from None
+        if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
+            raise ModelError(f"model folder {folder}: expected format {FORMAT} v{FORMAT_VERSION}, found "
+                             f"{meta.get('format')} v{meta.get('format_version')}; retrain with this csbot")
+        if not isinstance(labels, list) or len(labels) != meta.get("n_labels"):
+            raise ModelError(f"model folder {folder}: labels.json has {len(labels)} labels, "
+                             f"meta.json says {meta.get('n_labels')}")
+        try:
+            encoder = AutoModel.from_pretrained(folder / "encoder")
+            tokenizer = AutoTokenizer.from_pretrained(folder / "encoder")
+            head = load_file(str(folder / "head.safetensors"))
+        except Exception as exc:  # a damaged file can raise almost anything from deep inside
+            raise ModelError(f"model folder {folder}: weights do not load ({type(exc).__name__}: {exc})") from None
+        net = IntentNet(encoder, len(labels))
+        if head.get("weight") is None or tuple(head["weight"].shape) != tuple(net.head.weight.shape):
+            raise ModelError(f"model folder {folder}: head.safetensors does not fit {len(labels)} labels")
+        net.head.load_state_dict(head)
+        return cls(net, tokenizer, labels, temperature=meta["temperature"], threshold=meta["threshold"],
+                   max_length=meta.get("max_length", 64), meta=meta, device=device)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Row-wise softmax. Example: softmax([[0, 0]]) -> [[0.5, 0.5]]"""
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)

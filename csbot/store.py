@@ -1,0 +1,247 @@
+"""The SQLite store: every piece of state csbot keeps, through sqlite-utils.
+
+Tables: shop facts, intents and their templates, training examples, curated answers and their
+question phrasings, conversations and messages (each reply with its routing trace), model
+versions and training jobs. The schema is a list of migrations applied on open.
+
+This module does not embed, search or train; it keeps rows. Files (FAISS indexes, model
+weights) live beside the database, not in it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+from csbot.errors import DataError
+
+MIGRATIONS = Migrations("csbot")
+
+
+@MIGRATIONS()
+def m001_initial(db: Database) -> None:
+    db["shop_facts"].create({"key": str, "value": str}, pk="key")
+    db["intents"].create({"name": str, "description": str}, pk="name")
+    db["templates"].create({"id": int, "intent": str, "position": int, "text": str,
+                            "updated_at": str}, pk="id", foreign_keys=[("intent", "intents", "name")])
+    db["templates"].create_index(["intent", "position"], unique=True)
+    db["examples"].create({"id": str, "text": str, "intent": str, "source": str,
+                           "agent_reply": str, "created_at": str, "added_at": str}, pk="id")
+    db["examples"].create_index(["intent"])
+    db["answers"].create({"id": int, "key": str, "answer": str, "created_at": str,
+                          "updated_at": str}, pk="id")
+    db["answers"].create_index(["key"], unique=True)
+    db["answer_questions"].create({"id": int, "answer_id": int, "question": str}, pk="id",
+                                  foreign_keys=[("answer_id", "answers", "id")])
+    db["answer_questions"].create_index(["answer_id", "question"], unique=True)
+    db["conversations"].create({"id": str, "channel": str, "created_at": str, "updated_at": str,
+                                "customer_name": str, "owner": str, "slots": str,
+                                "pending_intent": str, "pending_slot": str}, pk="id")
+    db["messages"].create({"id": int, "conversation_id": str, "created_at": str, "role": str,
+                           "text": str, "route": str, "intent": str, "confidence": float,
+                           "answer_id": int, "model_version": str, "latency_ms": float,
+                           "trace": str, "rating": int, "inbox": str, "inbox_status": str},
+                          pk="id", foreign_keys=[("conversation_id", "conversations", "id")])
+    db["messages"].create_index(["conversation_id", "id"])
+    db["messages"].create_index(["inbox_status"])
+    db["model_versions"].create({"id": str, "path": str, "created_at": str, "base_model": str,
+                                 "data_hash": str, "metrics": str, "threshold": float,
+                                 "device": str, "train_seconds": float, "is_current": int,
+                                 "note": str}, pk="id")
+    db["jobs"].create({"id": str, "kind": str, "status": str, "phase": str, "step": int,
+                       "total": int, "loss": float, "device": str, "started_at": str,
+                       "updated_at": str, "finished_at": str, "error": str,
+                       "model_version": str}, pk="id")
+
+
+def now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+def example_id(text: str, intent: str) -> str:
+    """Stable id of a labelled example, so importing a file twice adds nothing.
+
+    Example: example_id("Where is my order?", "order_status") == example_id("where is my order? ", "order_status")
+    """
+    key = " ".join(text.lower().split()) + "\x00" + intent
+    return hashlib.sha1(key.encode("utf-8")).hexdigest()[:20]
+
+
+class Store:
+    """All reads and writes of csbot's rows. Takes an open Database (tests pass memory=True)."""
+
+    def __init__(self, db: Database):
+        self.db = db
+        MIGRATIONS.apply(db)
+
+    @classmethod
+    def open(cls, path: Path) -> Store:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = Database(path)
+        db.enable_wal()
+        db.execute("PRAGMA busy_timeout = 5000")
+        return cls(db)
+
+    # --- shop facts -------------------------------------------------------------------
+    def set_shop(self, facts: dict[str, str]) -> None:
+        self.db["shop_facts"].upsert_all([{"key": k, "value": v} for k, v in facts.items()], pk="key")
+
+    def shop(self) -> dict[str, str]:
+        return {r["key"]: r["value"] for r in self.db["shop_facts"].rows}
+
+    # --- intents and templates --------------------------------------------------------
+    def set_intent(self, name: str, *, description: str, templates: list[str]) -> None:
+        """Create or replace an intent and all of its template variants, in one transaction."""
+        with self.db.atomic():
+            self.db["intents"].upsert({"name": name, "description": description}, pk="name")
+            self.db.execute("DELETE FROM templates WHERE intent = ?", [name])
+            self.db["templates"].insert_all(
+                [{"intent": name, "position": i, "text": t, "updated_at": now()}
+                 for i, t in enumerate(templates)])
+
+    def intents(self) -> dict[str, str]:
+        return {r["name"]: r["description"] for r in self.db["intents"].rows_where(order_by="name")}
+
+    def templates(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for row in self.db["templates"].rows_where(order_by="intent, position"):
+            out.setdefault(row["intent"], []).append(row["text"])
+        return out
+
+    # --- training examples ------------------------------------------------------------
+    def add_examples(self, rows: list[dict], *, source: str) -> int:
+        """Insert labelled examples, skipping ones already present. Returns how many were new."""
+        before = self.db["examples"].count
+        stamp = now()
+        self.db["examples"].insert_all(
+            [{"id": example_id(r["text"], r["intent"]), "text": r["text"], "intent": r["intent"],
+              "source": source, "agent_reply": r.get("agent_reply") or None,
+              "created_at": r.get("created_at") or None, "added_at": stamp} for r in rows],
+            ignore=True)
+        return self.db["examples"].count - before
+
+    def examples(self) -> list[tuple[str, str]]:
+        return [(r["text"], r["intent"]) for r in self.db["examples"].rows_where(order_by="id")]
+
+    # --- curated answers --------------------------------------------------------------
+    def upsert_answer(self, *, key: str, questions: list[str], answer: str) -> int:
+        """Create the answer `key`, or replace its text and phrasings. Returns its id."""
+        with self.db.atomic():
+            existing = list(self.db["answers"].rows_where("key = ?", [key]))
+            if existing:
+                answer_id = existing[0]["id"]
+                self.db["answers"].update(answer_id, {"answer": answer, "updated_at": now()})
+                self.db.execute("DELETE FROM answer_questions WHERE answer_id = ?", [answer_id])
+            else:
+                answer_id = self.db["answers"].insert(
+                    {"key": key, "answer": answer, "created_at": now(), "updated_at": now()}).last_pk
+            self.db["answer_questions"].insert_all(
+                [{"answer_id": answer_id, "question": q} for q in dict.fromkeys(questions)])
+        return answer_id
+
+    def delete_answer(self, answer_id: int) -> None:
+        with self.db.atomic():
+            self.db.execute("DELETE FROM answer_questions WHERE answer_id = ?", [answer_id])
+            self.db["answers"].delete(answer_id)
+
+    def answer(self, answer_id: int) -> dict:
+        return self.db["answers"].get(answer_id)
+
+    def answers(self) -> list[dict]:
+        rows = list(self.db["answers"].rows_where(order_by="key"))
+        questions: dict[int, list[str]] = {}
+        for q in self.db["answer_questions"].rows_where(order_by="id"):
+            questions.setdefault(q["answer_id"], []).append(q["question"])
+        return [{**r, "questions": questions.get(r["id"], [])} for r in rows]
+
+    def questions(self, answer_id: int | None = None) -> list[dict]:
+        """Question phrasings with their ids (the ids the answer index uses)."""
+        if answer_id is None:
+            return list(self.db["answer_questions"].rows_where(order_by="id"))
+        return list(self.db["answer_questions"].rows_where("answer_id = ?", [answer_id], order_by="id"))
+
+    # --- conversations and messages ---------------------------------------------------
+    def conversation(self, conversation_id: str | None, *, channel: str = "cli") -> dict:
+        """The conversation with this id, created if new (a new id is made when None)."""
+        conversation_id = conversation_id or uuid.uuid4().hex
+        table = self.db["conversations"]
+        rows = list(table.rows_where("id = ?", [conversation_id]))
+        if rows:
+            row = rows[0]
+        else:
+            row = {"id": conversation_id, "channel": channel, "created_at": now(), "updated_at": now(),
+                   "customer_name": None, "owner": "bot", "slots": "{}", "pending_intent": None,
+                   "pending_slot": None}
+            table.insert(row)
+        return {**row, "slots": json.loads(row["slots"] or "{}")}
+
+    def update_conversation(self, conversation_id: str, **changes) -> None:
+        if "slots" in changes:
+            changes["slots"] = json.dumps(changes["slots"])
+        self.db["conversations"].update(conversation_id, {**changes, "updated_at": now()})
+
+    def add_message(self, conversation_id: str, *, role: str, text: str, **fields) -> int:
+        if "trace" in fields and not isinstance(fields["trace"], str):
+            fields["trace"] = json.dumps(fields["trace"])
+        return self.db["messages"].insert({"conversation_id": conversation_id, "created_at": now(),
+                                           "role": role, "text": text, **fields}).last_pk
+
+    def messages(self, conversation_id: str) -> list[dict]:
+        return list(self.db["messages"].rows_where("conversation_id = ?", [conversation_id],
+                                                   order_by="id"))
+
+    def last_bot_message(self, conversation_id: str) -> dict | None:
+        rows = list(self.db["messages"].rows_where("conversation_id = ? AND role = 'bot'",
+                                                   [conversation_id], order_by="id desc", limit=1))
+        return rows[0] if rows else None
+
+    def count_intent_replies(self, conversation_id: str, intent: str) -> int:
+        return self.db.execute(
+            "SELECT count(*) FROM messages WHERE conversation_id = ? AND role = 'bot' AND intent = ?"
+            " AND route = 'template'", [conversation_id, intent]).fetchone()[0]
+
+    def flag_for_inbox(self, message_id: int, *, reason: str) -> None:
+        self.db["messages"].update(message_id, {"inbox": reason, "inbox_status": "open"})
+
+    def inbox(self, *, status: str = "open", limit: int = 200) -> list[dict]:
+        return list(self.db["messages"].rows_where("inbox_status = ?", [status], order_by="id desc",
+                                                   limit=limit))
+
+    # --- model versions ---------------------------------------------------------------
+    def add_model_version(self, row: dict) -> None:
+        row = {**row, "metrics": json.dumps(row.get("metrics") or {}), "is_current": 0}
+        self.db["model_versions"].insert(row)
+
+    def model_versions(self) -> list[dict]:
+        rows = self.db["model_versions"].rows_where(order_by="created_at desc")
+        return [{**r, "metrics": json.loads(r["metrics"] or "{}")} for r in rows]
+
+    def current_model(self) -> dict | None:
+        rows = [r for r in self.model_versions() if r["is_current"]]
+        return rows[0] if rows else None
+
+    def set_current_model(self, version: str) -> None:
+        if not list(self.db["model_versions"].rows_where("id = ?", [version])):
+            raise DataError(f"no model version {version!r}; see `python -m csbot models` for the list")
+        with self.db.atomic():
+            self.db.execute("UPDATE model_versions SET is_current = (id = ?)", [version])
+
+    # --- training jobs ----------------------------------------------------------------
+    def create_job(self, *, kind: str, device: str) -> str:
+        job_id = uuid.uuid4().hex[:12]
+        self.db["jobs"].insert({"id": job_id, "kind": kind, "status": "running", "phase": "queued",
+                                "step": 0, "total": 0, "device": device, "started_at": now(),
+                                "updated_at": now()})
+        return job_id
+
+    def update_job(self, job_id: str, **changes) -> None:
+        self.db["jobs"].update(job_id, {**changes, "updated_at": now()})
+
+    def job(self, job_id: str) -> dict:
+        return self.db["jobs"].get(job_id)

@@ -1,0 +1,354 @@
+"""Training: labelled examples in, a calibrated IntentClassifier and its evaluation out.
+
+The run is a few named phases, one function each, so a progress display can name the phase:
+collect -> split -> fine_tune -> calibrate -> evaluate. Saving, gating and promoting a version
+is the registry's job (registry.py); this module touches no database and no index, and imports
+only torch, transformers and numpy, so it also runs on a bare GPU machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import random
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+import torch
+
+from csbot.errors import TrainingCancelled, TrainingError
+from csbot.intents import IntentClassifier, IntentNet, load_base, pick_device, softmax
+
+PHASES = ("collect", "split", "fine_tune", "calibrate", "evaluate")
+
+
+@dataclass(frozen=True)
+class TrainArgs:
+    """How to fine-tune. Built from Settings by `from_settings`; validated here as well."""
+
+    base_model: str
+    epochs: float = 4.0
+    batch_size: int = 32
+    learning_rate: float = 1e-4
+    head_lr_factor: float = 20.0
+    max_length: int = 64
+    seed: int = 13
+    holdout_fraction: float = 0.1
+    target_precision: float = 0.97
+    label_smoothing: float = 0.1
+    warmup_fraction: float = 0.06
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.epochs <= 0 or self.batch_size < 1 or self.learning_rate <= 0:
+            raise TrainingError(f"epochs, batch_size and learning_rate must be positive; found "
+                                f"{self.epochs}, {self.batch_size}, {self.learning_rate}")
+        if not 0 < self.holdout_fraction < 1:
+            raise TrainingError(f"holdout_fraction must be between 0 and 1; found {self.holdout_fraction}")
+
+    @classmethod
+    def from_settings(cls, settings, **overrides) -> TrainArgs:
+        from csbot.settings import resolve_model_path
+
+        values = dict(base_model=resolve_model_path(settings.base_model), epochs=settings.epochs,
+                      batch_size=settings.batch_size, learning_rate=settings.learning_rate,
+                      max_length=settings.max_length, seed=settings.seed,
+                      holdout_fraction=settings.holdout_fraction,
+                      target_precision=settings.target_precision, device=settings.device)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One report from a running training: which phase, how far, the last loss."""
+
+    phase: str
+    step: int = 0
+    total: int = 0
+    loss: float | None = None
+    elapsed: float = 0.0
+
+
+@dataclass
+class TrainResult:
+    classifier: IntentClassifier
+    metrics: dict
+    train_seconds: float
+    data_hash: str
+    n_train: int
+    n_heldout: int
+    heldout: list[tuple[str, str]] = field(repr=False, default_factory=list)
+
+
+Report = Callable[[Progress], None]
+ShouldStop = Callable[[], bool]
+
+
+# --- phases ---------------------------------------------------------------------------
+def collect(examples: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Clean and de-duplicate (text, intent) pairs; refuse data that cannot train a classifier.
+
+    Example: collect([("hi", "greeting"), ("hi ", "greeting"), ("bye", "thanks")]) -> 2 pairs
+    """
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for text, intent in examples:
+        text, intent = " ".join(str(text).split()), str(intent).strip()
+        if text and intent and (text.lower(), intent) not in seen:
+            seen.add((text.lower(), intent))
+            out.append((text, intent))
+    intents = Counter(intent for _, intent in out)
+    if len(intents) < 2:
+        raise TrainingError(f"training needs examples of at least 2 intents; found {len(intents)} "
+                            f"({len(out)} examples). Import a support log first: python -m csbot import-logs FILE.csv")
+    return out
+
+
+def split(examples: list[tuple[str, str]], *, fraction: float, seed: int
+          ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """Stratified train / held-out split. An intent with one example goes to train only.
+
+    Example: 10 examples of each of 2 intents, fraction 0.2 -> 16 train, 4 held out
+    """
+    by_intent: dict[str, list[tuple[str, str]]] = {}
+    for pair in examples:
+        by_intent.setdefault(pair[1], []).append(pair)
+    rng = random.Random(seed)
+    train, heldout = [], []
+    for intent in sorted(by_intent):
+        pairs = sorted(by_intent[intent])
+        rng.shuffle(pairs)
+        k = 0 if len(pairs) < 2 else max(1, round(len(pairs) * fraction))
+        heldout += pairs[:k]
+        train += pairs[k:]
+    return train, heldout
+
+
+def _batches(texts: list[str], batch_size: int, rng: random.Random) -> list[list[int]]:
+    # Shuffle, then sort within windows of 50 batches by length: little padding, still random.
+    order = list(range(len(texts)))
+    rng.shuffle(order)
+    window = batch_size * 50
+    batches = []
+    for start in range(0, len(order), window):
+        chunk = sorted(order[start:start + window], key=lambda i: len(texts[i]))
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def _embed(net: IntentNet, tokenizer, texts: list[str], *, device: torch.device, max_length: int,
+           batch_size: int = 128) -> torch.Tensor:
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    out = torch.zeros(len(texts), net.head.in_features)
+    net.eval()
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            batch = tokenizer([texts[i] for i in chunk], padding=True, truncation=True,
+                              max_length=max_length, return_tensors="pt").to(device)
+            out[chunk] = net.embed(batch["input_ids"], batch["attention_mask"]).float().cpu()
+    return out
+
+
+def fine_tune(train: list[tuple[str, str]], labels: list[str], args: TrainArgs, *,
+              report: Report | None = None, should_stop: ShouldStop | None = None,
+              started: float | None = None) -> tuple[IntentNet, object, torch.device]:
+    """Fine-tune the whole encoder and a linear head with cross-entropy.
+
+    The head starts at the class centroids of the base model's embeddings (scaled), so the first
+    steps already classify sensibly and few epochs suffice on a CPU.
+    """
+    started = started or time.monotonic()
+    device = pick_device(args.device)
+    torch.manual_seed(args.seed)
+    rng = random.Random(args.seed)
+    net, tokenizer = load_base(args.base_model, len(labels))
+    net.to(device)
+    texts = [t for t, _ in train]
+    targets = torch.tensor([labels.index(i) for _, i in train])
+    with torch.no_grad():
+        embedded = _embed(net, tokenizer, texts, device=device, max_length=args.max_length)
+        centroids = torch.stack([embedded[targets == c].mean(0) for c in range(len(labels))])
+        net.head.weight.copy_(torch.nn.functional.normalize(centroids, dim=-1) * 20.0)
+        net.head.bias.zero_()
+    steps_per_epoch = math.ceil(len(texts) / args.batch_size)
+    total = max(1, int(round(steps_per_epoch * args.epochs)))
+    optimizer = torch.optim.AdamW([
+        {"params": net.encoder.parameters(), "lr": args.learning_rate},
+        {"params": net.head.parameters(), "lr": args.learning_rate * args.head_lr_factor}],
+        weight_decay=0.01)
+    warmup = max(1, int(total * args.warmup_fraction))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / warmup) * max(0.0, (total - s) / total))
+    use_amp = device.type == "cuda"
+    amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
+    step = 0
+    net.train()
+    while step < total:
+        for batch_ids in _batches(texts, args.batch_size, rng):
+            if step >= total:
+                break
+            if should_stop and should_stop():
+                raise TrainingCancelled(f"training cancelled at step {step} of {total}; "
+                                        "the serving model is unchanged")
+            batch = tokenizer([texts[i] for i in batch_ids], padding=True, truncation=True,
+                              max_length=args.max_length, return_tensors="pt").to(device)
+            with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
+                logits = net(batch["input_ids"], batch["attention_mask"])
+            loss = torch.nn.functional.cross_entropy(logits.float(), targets[batch_ids].to(device),
+                                                     label_smoothing=args.label_smoothing)
+            if not torch.isfinite(loss):
+                raise TrainingError(f"loss became {loss.item()} at step {step}; "
+                                    "lower learning_rate and train again")
+            scaler.scale(loss).backward()
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+            scaler.step(optimizer)
+            scaler.update()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+            if report:
+                report(Progress("fine_tune", step, total, float(loss.item()), time.monotonic() - started))
+        net.train()
+    net.eval()
+    return net, tokenizer, device
+
+
+def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
+    """The temperature that minimises held-out negative log-likelihood (grid search, robust on tiny data).
+
+    Example: over-confident logits -> a temperature above 1
+    """
+    if len(targets) == 0:
+        return 1.0
+    best, best_nll = 1.0, math.inf
+    for temperature in np.exp(np.linspace(np.log(0.05), np.log(20.0), 241)):
+        probs = softmax(logits / temperature)
+        nll = -np.log(probs[np.arange(len(targets)), targets] + 1e-12).mean()
+        if nll < best_nll:
+            best, best_nll = float(temperature), nll
+    return best
+
+
+def choose_threshold(confidence: np.ndarray, correct: np.ndarray, *, target_precision: float) -> float:
+    """The lowest confidence at which accepted predictions are still right `target_precision` of the time.
+
+    `correct` is False for out-of-scope examples (any acceptance of those is an error).
+    Example: conf [0.9, 0.8, 0.4], correct [1, 1, 0], target 0.95 -> 0.8
+    """
+    if len(confidence) == 0:
+        return 0.5
+    order = np.argsort(-confidence, kind="stable")
+    hits = np.cumsum(correct[order].astype(float))
+    precision = hits / np.arange(1, len(order) + 1)
+    ok = np.nonzero(precision >= target_precision)[0]
+    if len(ok) == 0:
+        return float(min(1.0, confidence.max() + 1e-6))  # nothing is trustworthy: accept nothing
+    return float(confidence[order[ok[-1]]])
+
+
+def calibrate(classifier: IntentClassifier, heldout: list[tuple[str, str]], *,
+              oos_texts: list[str] = (), target_precision: float) -> tuple[float, float]:
+    """Fit the temperature on held-out in-scope messages, then the acceptance threshold on those
+    plus known out-of-scope messages (e.g. the curated answers' questions)."""
+    texts = [t for t, _ in heldout]
+    targets = np.array([classifier.labels.index(i) for _, i in heldout], dtype=int)
+    logits = classifier.logits(texts) if texts else np.zeros((0, len(classifier.labels)))
+    temperature = fit_temperature(logits, targets)
+    probs = softmax(logits / temperature) if texts else np.zeros((0, len(classifier.labels)))
+    confidence = probs.max(1) if texts else np.zeros(0)
+    correct = probs.argmax(1) == targets if texts else np.zeros(0, dtype=bool)
+    if oos_texts:
+        oos_conf = softmax(classifier.logits(list(oos_texts)) / temperature).max(1)
+        confidence = np.concatenate([confidence, oos_conf])
+        correct = np.concatenate([correct, np.zeros(len(oos_conf), dtype=bool)])
+    threshold = choose_threshold(confidence, correct, target_precision=target_precision)
+    return temperature, threshold
+
+
+def classification_report(true: list[str], pred: list[str], labels: list[str]) -> dict:
+    """Accuracy, macro-F1, per-intent precision/recall/F1/support and the confusion matrix.
+
+    Example: true ["a","b"], pred ["a","a"] -> accuracy 0.5, per_intent["a"]["precision"] 0.5
+    """
+    index = {label: i for i, label in enumerate(labels)}
+    matrix = np.zeros((len(labels), len(labels)), dtype=int)
+    for t, p in zip(true, pred):
+        matrix[index[t], index[p]] += 1
+    per_intent = {}
+    f1s = []
+    for i, label in enumerate(labels):
+        tp = matrix[i, i]
+        predicted, actual = matrix[:, i].sum(), matrix[i, :].sum()
+        precision = tp / predicted if predicted else 0.0
+        recall = tp / actual if actual else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_intent[label] = {"precision": round(float(precision), 4), "recall": round(float(recall), 4),
+                             "f1": round(float(f1), 4), "support": int(actual)}
+        if actual:
+            f1s.append(f1)
+    total = int(matrix.sum())
+    return {"accuracy": round(float(np.trace(matrix) / total), 4) if total else 0.0,
+            "macro_f1": round(float(np.mean(f1s)), 4) if f1s else 0.0,
+            "n": total, "labels": labels, "per_intent": per_intent,
+            "confusion": matrix.tolist()}
+
+
+def evaluate(classifier: IntentClassifier, heldout: list[tuple[str, str]]) -> dict:
+    """The held-out report, plus how much of it the threshold accepts and gets right."""
+    if not heldout:
+        return {"accuracy": None, "macro_f1": None, "n": 0, "note": "no held-out examples"}
+    texts = [t for t, _ in heldout]
+    predictions = classifier.predict(texts)
+    true = [i for _, i in heldout]
+    report = classification_report(true, [p.intent for p in predictions], classifier.labels)
+    accepted = [p.accepted for p in predictions]
+    report["accepted"] = round(float(np.mean(accepted)), 4)
+    right = [p.accepted and p.intent == t for p, t in zip(predictions, true)]
+    report["accepted_precision"] = round(sum(right) / max(1, sum(accepted)), 4)
+    return report
+
+
+def data_hash(examples: list[tuple[str, str]]) -> str:
+    """A fingerprint of the training data, independent of row order."""
+    digest = hashlib.sha256()
+    for text, intent in sorted(examples):
+        digest.update(f"{intent}\t{text}\n".encode("utf-8"))
+    return digest.hexdigest()[:16]
+
+
+def train(examples: Iterable[tuple[str, str]], args: TrainArgs, *, oos_texts: list[str] = (),
+          report: Report | None = None, should_stop: ShouldStop | None = None) -> TrainResult:
+    """Run every phase and return the calibrated classifier with its held-out metrics."""
+    started = time.monotonic()
+    say = report or (lambda progress: None)
+    say(Progress("collect", elapsed=0.0))
+    pairs = collect(examples)
+    say(Progress("split", elapsed=time.monotonic() - started))
+    train_pairs, heldout = split(pairs, fraction=args.holdout_fraction, seed=args.seed)
+    labels = sorted({intent for _, intent in pairs})
+    net, tokenizer, device = fine_tune(train_pairs, labels, args, report=report,
+                                       should_stop=should_stop, started=started)
+    classifier = IntentClassifier(net, tokenizer, labels, max_length=args.max_length, device=device)
+    say(Progress("calibrate", elapsed=time.monotonic() - started))
+    classifier.temperature, classifier.threshold = calibrate(
+        classifier, heldout, oos_texts=list(oos_texts), target_precision=args.target_precision)
+    say(Progress("evaluate", elapsed=time.monotonic() - started))
+    metrics = evaluate(classifier, heldout)
+    seconds = time.monotonic() - started
+    classifier.meta = {
+        "base_model": args.base_model, "data_hash": data_hash(pairs), "metrics": metrics,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "device": device.type, "train_seconds": round(seconds, 1), "n_train": len(train_pairs),
+        "n_heldout": len(heldout), "args": {k: v for k, v in vars(args).items()},
+    }
+    return TrainResult(classifier, metrics, seconds, classifier.meta["data_hash"], len(train_pairs),
+                       len(heldout), heldout)

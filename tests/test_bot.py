@@ -1,0 +1,108 @@
+"""Routing on each branch, with a real (tiny) classifier and the hashing fake of the encoder."""
+
+import copy
+
+import pytest
+
+from csbot.bot import Bot, clean_message
+from csbot.errors import DataError
+from csbot.replies import ReplyBook, load_shop_file, load_templates_file
+from csbot.retrieval import AnswerIndex
+from conftest import DATA
+
+
+@pytest.fixture
+def make_bot(store, encoder, tiny_training):
+    shop = load_shop_file(DATA / "shop.yaml")
+    _, templates = load_templates_file(DATA / "templates.yaml")
+    store.upsert_answer(key="wrap", questions=["Do you offer gift wrapping?", "Can you wrap my present"],
+                        answer="Yes, gift wrapping is £4.50.")
+    store.upsert_answer(key="careers", questions=["Are you hiring new staff?"], answer="See our careers page.")
+    index = AnswerIndex.build(store.questions(), encoder, encoder=encoder.name, dim=encoder.dim)
+
+    def make(threshold: float | None = None, **kwargs) -> Bot:
+        classifier = copy.copy(tiny_training.classifier)
+        classifier.meta = {**classifier.meta, "version": "v-test"}
+        if threshold is not None:
+            classifier.threshold = threshold
+        return Bot(store=store, replies=ReplyBook(templates, shop), classifier=classifier, index=index,
+                   answer_threshold=kwargs.get("answer_threshold", 0.5), answer_override=0.95)
+    return make
+
+
+def test_confident_intent_gets_a_template_reply_with_slots(make_bot):
+    reply = make_bot(threshold=0.0).respond("where is my order BB-123456")
+    assert reply.route == "template" and reply.intent == "order_status"
+    assert "BB-123456" in reply.text and reply.model_version == "v-test"
+    assert reply.confidence is not None and reply.latency_ms > 0
+
+
+def test_missing_order_number_is_asked_for_then_used(make_bot, store):
+    bot = make_bot(threshold=0.0)
+    first = bot.respond("where is my order?")
+    assert first.route == "template" and first.missing_slot == "order_id" and "order number" in first.text
+    second = bot.respond("it's bb 654321", first.conversation_id)
+    assert second.intent == "order_status" and "BB-654321" in second.text and second.missing_slot is None
+    assert store.conversation(first.conversation_id)["pending_intent"] is None
+
+
+def test_unsure_intent_falls_to_a_curated_answer(make_bot):
+    reply = make_bot(threshold=1.01).respond("can you gift wrap my present")
+    assert reply.route == "answer" and reply.text == "Yes, gift wrapping is £4.50."
+    assert reply.hits[0]["question"] == "Can you wrap my present" and not reply.accepted
+
+
+def test_nothing_confident_falls_back_offers_a_person_and_fills_the_inbox(make_bot, store):
+    reply = make_bot(threshold=1.01).respond("my cat ate the invoice, what now")
+    assert reply.route == "fallback" and reply.inbox == "fallback"
+    assert "person" in reply.text and "9 to 5" in reply.text
+    [flagged] = store.inbox()
+    assert flagged["text"] == "my cat ate the invoice, what now" and flagged["role"] == "customer"
+
+
+def test_every_reply_is_stored_with_its_trace(make_bot, store):
+    import json
+
+    reply = make_bot(threshold=0.0).respond("hello")
+    customer, bot = store.messages(reply.conversation_id)
+    assert (customer["role"], bot["role"]) == ("customer", "bot")
+    trace = json.loads(bot["trace"])
+    assert {"intent", "confidence", "hits", "route", "model_version", "latency_ms"} <= set(trace)
+
+
+def test_consecutive_replies_in_a_conversation_differ(make_bot):
+    bot = make_bot(threshold=0.0)
+    first = bot.respond("hello")
+    second = bot.respond("hello", first.conversation_id)
+    assert first.route == second.route == "template" and first.text != second.text
+
+
+def test_no_model_yet_still_answers_from_curated_answers(make_bot):
+    bot = make_bot()
+    bot.set_classifier(None)
+    assert bot.respond("are you hiring new staff").route == "answer"
+    assert bot.respond("where is my order").route == "fallback"
+
+
+def test_human_owned_conversation_keeps_the_bot_quiet(make_bot, store):
+    bot = make_bot(threshold=0.0)
+    first = bot.respond("hello")
+    store.update_conversation(first.conversation_id, owner="human")
+    reply = bot.respond("still there?", first.conversation_id)
+    assert reply.route == "human" and reply.text is None
+    assert [m["role"] for m in store.messages(first.conversation_id)] == ["customer", "bot", "customer"]
+
+
+@pytest.mark.parametrize("message, fragment", [
+    ("", "empty"), ("   \n\t ", "empty"), ("\x00\x01\x02", "empty"), ("x" * 3000, "limit is 2,000"),
+    (b"\xff\xfe\x00", "not UTF-8"), (None, "expected the message as text"),
+])
+def test_bad_messages_get_a_clear_error_and_store_nothing(make_bot, store, message, fragment):
+    with pytest.raises(DataError, match=fragment):
+        make_bot().respond(message)
+    assert store.db["messages"].count == 0
+
+
+def test_clean_message_strips_control_characters():
+    assert clean_message("  where\x00 is\u200b my\torder? ", max_chars=100) == "where is my order?"
+    assert clean_message("where is my order".encode(), max_chars=100) == "where is my order"

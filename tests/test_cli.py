@@ -1,0 +1,145 @@
+"""The CLI end to end, as a user runs it: separate processes on a temporary home."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import DATA
+
+ROOT = Path(__file__).parent.parent
+
+
+def csbot(*args: str, home: Path, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("CSBOT_")}
+    environment.update({"CSBOT_BATCH_SIZE": "8", **(env or {})})
+    return subprocess.run([sys.executable, "-m", "csbot", *args, "--home", str(home)], cwd=ROOT,
+                          input=stdin, capture_output=True, text=True, env=environment, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory) -> Path:
+    """A home initialised from the tiny data and trained for a few steps."""
+    home = tmp_path_factory.mktemp("home")
+    result = csbot("init", "--data", str(DATA), home=home)
+    assert result.returncode == 0, result.stderr
+    assert "3 intents, 24 log messages (24 new), 3 curated answers" in result.stdout
+    trained = csbot("train", "--epochs", "2", "--device", "cpu", home=home)
+    assert trained.returncode == 0, trained.stderr
+    summary = json.loads(trained.stdout)
+    assert summary["promoted"] and summary["device"] == "cpu" and summary["n_train"] + summary["n_heldout"] == 24
+    assert "fine_tune step" in trained.stderr  # progress is reported per step
+    return home
+
+
+def test_init_twice_duplicates_nothing(home):
+    again = csbot("init", "--data", str(DATA), home=home)
+    assert again.returncode == 0 and "(0 new)" in again.stdout
+
+
+def test_ask_prints_the_reply_and_trace_as_json(home):
+    result = csbot("ask", "do you offer gift wrapping?", home=home)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert {"reply", "route", "intent", "confidence", "latency_ms", "hits", "model_version"} <= set(out)
+    assert out["route"] == "answer" and "gift wrapping" in out["reply"]
+
+
+def test_ask_reads_one_message_a_line_from_stdin(home):
+    result = csbot("ask", home=home, stdin="hello\n\nwhere is my order BB-111222\n")
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(lines) == 2 and all(line["route"] in ("template", "answer", "fallback") for line in lines)
+    assert lines[0]["conversation_id"] == lines[1]["conversation_id"]
+
+
+def test_ask_rejects_a_huge_message_without_a_traceback(home):
+    result = csbot("ask", "x" * 100_000, home=home)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "limit is 2,000" in json.loads(result.stdout)["error"]
+
+
+def test_models_promote_and_rollback(home):
+    assert csbot("train", "--epochs", "1", home=home).returncode == 0
+    listing = csbot("models", home=home).stdout.splitlines()
+    assert len(listing) == 2 and sum(line.startswith("*") for line in listing) == 1
+    older = listing[-1].split()[0].lstrip("*")
+    assert csbot("promote", older, home=home).returncode == 0
+    assert csbot("models", home=home).stdout.splitlines()[-1].startswith("*")
+    rolled = csbot("rollback", home=home)
+    assert rolled.returncode == 1 and "oldest version" in rolled.stderr
+    bad = csbot("promote", "v-does-not-exist", home=home)
+    assert bad.returncode == 1 and "no model version" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_a_broken_current_model_is_reported_clearly(home, tmp_path):
+    import shutil
+
+    copy = tmp_path / "home"
+    shutil.copytree(home, copy)
+    for head in (copy / "models").glob("*/head.safetensors"):
+        head.unlink()
+    result = csbot("ask", "hello", home=copy)
+    assert result.returncode == 1 and "incomplete: missing head.safetensors" in result.stderr
+
+
+def test_malformed_import_is_refused_whole(home, tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("text,intent\nfine,greeting\n,greeting\nok,not ok\n")
+    result = csbot("import-logs", str(bad), home=home)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "line 3: text is empty" in result.stderr and "line 4: intent 'not ok'" in result.stderr
+    good = tmp_path / "good.csv"
+    good.write_text("text,intent\nfine,greeting\n")
+    assert "1 new" in csbot("import-logs", str(good), home=home).stdout
+
+
+def test_import_answers_is_searchable_at_once(home, tmp_path):
+    answers = tmp_path / "answers.csv"
+    answers.write_text("key,questions,answer\npets,Are your candles safe for cats? | pet safe candles,"
+                       "Our soy candles are pet-safe when used with care.\n")
+    assert csbot("import-answers", str(answers), home=home).returncode == 0
+    out = json.loads(csbot("ask", "are the candles safe for my cats", home=home).stdout)
+    assert out["route"] == "answer" and "pet-safe" in out["reply"]
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["train", "--epochs", "lots"], "invalid float value"),
+    (["train", "--device", "tpu"], "invalid choice"),
+    (["evaluate", "--train", "x.csv"], "required: --test"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_arguments_exit_non_zero_with_usage(args, fragment, tmp_path):
+    result = csbot(*args, home=tmp_path)
+    assert result.returncode == 2 and fragment in result.stderr and "Traceback" not in result.stderr
+
+
+def test_every_command_has_help(tmp_path):
+    from csbot.cli import build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    for name in commands:
+        result = csbot(name, "--help", home=tmp_path)
+        assert result.returncode == 0 and "usage:" in result.stdout
+
+
+def test_evaluate_reports_in_scope_and_out_of_scope_and_touches_no_home(tmp_path):
+    out = tmp_path / "figures.json"
+    home = tmp_path / "home"
+    result = csbot("evaluate", "--train", str(DATA / "support_log.csv"), "--test", str(DATA / "tiny_test.csv"),
+                   "--epochs", "1", "--json", str(out), home=home)
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(out.read_text())
+    for key in ("accuracy", "macro_f1", "in_scope_accepted", "in_scope_accuracy", "oos_recall",
+                "train_seconds", "n_train", "n_test"):
+        assert key in figures
+    assert (figures["n_train"], figures["n_test"], figures["n_in_scope"], figures["n_out_of_scope"]) == (24, 8, 6, 2)
+    assert 0 <= figures["oos_recall"] <= 1 and figures["in_scope_accuracy"] <= figures["in_scope_accepted"]
+    assert not home.exists()
+
+
+def test_commands_on_an_empty_home_explain_what_to_do(tmp_path):
+    result = csbot("train", home=tmp_path)
+    assert result.returncode == 1 and "at least 2 intents" in result.stderr and "import-logs" in result.stderr

