@@ -146,7 +146,7 @@ class Bot:
             return self._template(Reply(**{**base, "intent": pending, "accepted": True}), cid)
         if hits and hits[0].score >= self.answer_override:
             return self._answer(Reply(**base), hits[0])
-        if prediction and prediction.accepted:
+        if prediction and prediction.accepted and prediction.intent in self.replies.templates:
             return self._template(Reply(**base), cid)
         if hits and hits[0].score >= self.answer_threshold:
             return self._answer(Reply(**base), hits[0])

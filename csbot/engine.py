@@ -99,7 +99,7 @@ class Engine:
         for intent, variants in templates.items():
             self.store.set_intent(intent, description=descriptions[intent], templates=variants)
         new_examples = self.store.add_examples(logs, source="import")
-        self._store_answers(answers)
+        self.store.upsert_answers(answers)
         self.reindex()
         return {"intents": len(templates), "examples": len(logs), "new_examples": new_examples,
                 "answers": len(answers)}
@@ -110,15 +110,9 @@ class Engine:
 
     def import_answers(self, path: Path) -> dict:
         answers = read_answers(path)
-        self._store_answers(answers)
+        self.store.upsert_answers(answers)
         self.reindex()
         return {"rows": len(answers), "answers": len(self.store.answers())}
-
-    def _store_answers(self, answers: list[dict]) -> None:
-        with self.store.db.atomic():
-            for answer in answers:
-                self.store.upsert_answer(key=answer["key"], questions=answer["questions"],
-                                         answer=answer["answer"])
 
     def reindex(self):
         """Rebuild the answer index from the database and save it."""

@@ -10,8 +10,11 @@ weights) live beside the database, not in it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import sqlite3
+import threading
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -60,6 +63,16 @@ def m001_initial(db: Database) -> None:
                        "model_version": str}, pk="id")
 
 
+def serialized(method):
+    """Run a Store method under the store's lock: web handlers share one connection across threads,
+    and a transaction must not interleave with another thread's writes."""
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return locked
+
+
 def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
 
@@ -78,24 +91,28 @@ class Store:
 
     def __init__(self, db: Database):
         self.db = db
+        self._lock = threading.RLock()
         MIGRATIONS.apply(db)
 
     @classmethod
     def open(cls, path: Path) -> Store:
         path.parent.mkdir(parents=True, exist_ok=True)
-        db = Database(path)
+        db = Database(sqlite3.connect(str(path), check_same_thread=False))
         db.enable_wal()
         db.execute("PRAGMA busy_timeout = 5000")
         return cls(db)
 
     # --- shop facts -------------------------------------------------------------------
+    @serialized
     def set_shop(self, facts: dict[str, str]) -> None:
         self.db["shop_facts"].upsert_all([{"key": k, "value": v} for k, v in facts.items()], pk="key")
 
+    @serialized
     def shop(self) -> dict[str, str]:
         return {r["key"]: r["value"] for r in self.db["shop_facts"].rows}
 
     # --- intents and templates --------------------------------------------------------
+    @serialized
     def set_intent(self, name: str, *, description: str, templates: list[str]) -> None:
         """Create or replace an intent and all of its template variants, in one transaction."""
         with self.db.atomic():
@@ -105,9 +122,11 @@ class Store:
                 [{"intent": name, "position": i, "text": t, "updated_at": now()}
                  for i, t in enumerate(templates)])
 
+    @serialized
     def intents(self) -> dict[str, str]:
         return {r["name"]: r["description"] for r in self.db["intents"].rows_where(order_by="name")}
 
+    @serialized
     def templates(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
         for row in self.db["templates"].rows_where(order_by="intent, position"):
@@ -115,6 +134,7 @@ class Store:
         return out
 
     # --- training examples ------------------------------------------------------------
+    @serialized
     def add_examples(self, rows: list[dict], *, source: str) -> int:
         """Insert labelled examples, skipping ones already present. Returns how many were new."""
         before = self.db["examples"].count
@@ -126,10 +146,12 @@ class Store:
             ignore=True)
         return self.db["examples"].count - before
 
+    @serialized
     def examples(self) -> list[tuple[str, str]]:
         return [(r["text"], r["intent"]) for r in self.db["examples"].rows_where(order_by="id")]
 
     # --- curated answers --------------------------------------------------------------
+    @serialized
     def upsert_answer(self, *, key: str, questions: list[str], answer: str) -> int:
         """Create the answer `key`, or replace its text and phrasings. Returns its id."""
         with self.db.atomic():
@@ -145,14 +167,24 @@ class Store:
                 [{"answer_id": answer_id, "question": q} for q in dict.fromkeys(questions)])
         return answer_id
 
+    @serialized
+    def upsert_answers(self, answers: list[dict]) -> None:
+        """Store several answers (dicts with key, questions, answer) in one transaction."""
+        with self.db.atomic():
+            for answer in answers:
+                self.upsert_answer(key=answer["key"], questions=answer["questions"], answer=answer["answer"])
+
+    @serialized
     def delete_answer(self, answer_id: int) -> None:
         with self.db.atomic():
             self.db.execute("DELETE FROM answer_questions WHERE answer_id = ?", [answer_id])
             self.db["answers"].delete(answer_id)
 
+    @serialized
     def answer(self, answer_id: int) -> dict:
         return self.db["answers"].get(answer_id)
 
+    @serialized
     def answers(self) -> list[dict]:
         rows = list(self.db["answers"].rows_where(order_by="key"))
         questions: dict[int, list[str]] = {}
@@ -160,6 +192,7 @@ class Store:
             questions.setdefault(q["answer_id"], []).append(q["question"])
         return [{**r, "questions": questions.get(r["id"], [])} for r in rows]
 
+    @serialized
     def questions(self, answer_id: int | None = None) -> list[dict]:
         """Question phrasings with their ids (the ids the answer index uses)."""
         if answer_id is None:
@@ -167,6 +200,7 @@ class Store:
         return list(self.db["answer_questions"].rows_where("answer_id = ?", [answer_id], order_by="id"))
 
     # --- conversations and messages ---------------------------------------------------
+    @serialized
     def conversation(self, conversation_id: str | None, *, channel: str = "cli") -> dict:
         """The conversation with this id, created if new (a new id is made when None)."""
         conversation_id = conversation_id or uuid.uuid4().hex
@@ -181,51 +215,62 @@ class Store:
             table.insert(row)
         return {**row, "slots": json.loads(row["slots"] or "{}")}
 
+    @serialized
     def update_conversation(self, conversation_id: str, **changes) -> None:
         if "slots" in changes:
             changes["slots"] = json.dumps(changes["slots"])
         self.db["conversations"].update(conversation_id, {**changes, "updated_at": now()})
 
+    @serialized
     def add_message(self, conversation_id: str, *, role: str, text: str, **fields) -> int:
         if "trace" in fields and not isinstance(fields["trace"], str):
             fields["trace"] = json.dumps(fields["trace"])
         return self.db["messages"].insert({"conversation_id": conversation_id, "created_at": now(),
                                            "role": role, "text": text, **fields}).last_pk
 
+    @serialized
     def messages(self, conversation_id: str) -> list[dict]:
         return list(self.db["messages"].rows_where("conversation_id = ?", [conversation_id],
                                                    order_by="id"))
 
+    @serialized
     def last_bot_message(self, conversation_id: str) -> dict | None:
         rows = list(self.db["messages"].rows_where("conversation_id = ? AND role = 'bot'",
                                                    [conversation_id], order_by="id desc", limit=1))
         return rows[0] if rows else None
 
+    @serialized
     def count_intent_replies(self, conversation_id: str, intent: str) -> int:
         return self.db.execute(
             "SELECT count(*) FROM messages WHERE conversation_id = ? AND role = 'bot' AND intent = ?"
             " AND route = 'template'", [conversation_id, intent]).fetchone()[0]
 
+    @serialized
     def flag_for_inbox(self, message_id: int, *, reason: str) -> None:
         self.db["messages"].update(message_id, {"inbox": reason, "inbox_status": "open"})
 
+    @serialized
     def inbox(self, *, status: str = "open", limit: int = 200) -> list[dict]:
         return list(self.db["messages"].rows_where("inbox_status = ?", [status], order_by="id desc",
                                                    limit=limit))
 
     # --- model versions ---------------------------------------------------------------
+    @serialized
     def add_model_version(self, row: dict) -> None:
         row = {**row, "metrics": json.dumps(row.get("metrics") or {}), "is_current": 0}
         self.db["model_versions"].insert(row)
 
+    @serialized
     def model_versions(self) -> list[dict]:
         rows = self.db["model_versions"].rows_where(order_by="created_at desc")
         return [{**r, "metrics": json.loads(r["metrics"] or "{}")} for r in rows]
 
+    @serialized
     def current_model(self) -> dict | None:
         rows = [r for r in self.model_versions() if r["is_current"]]
         return rows[0] if rows else None
 
+    @serialized
     def set_current_model(self, version: str) -> None:
         if not list(self.db["model_versions"].rows_where("id = ?", [version])):
             raise DataError(f"no model version {version!r}; see `python -m csbot models` for the list")
@@ -233,6 +278,7 @@ class Store:
             self.db.execute("UPDATE model_versions SET is_current = (id = ?)", [version])
 
     # --- training jobs ----------------------------------------------------------------
+    @serialized
     def create_job(self, *, kind: str, device: str) -> str:
         job_id = uuid.uuid4().hex[:12]
         self.db["jobs"].insert({"id": job_id, "kind": kind, "status": "running", "phase": "queued",
@@ -240,8 +286,10 @@ class Store:
                                 "updated_at": now()})
         return job_id
 
+    @serialized
     def update_job(self, job_id: str, **changes) -> None:
         self.db["jobs"].update(job_id, {**changes, "updated_at": now()})
 
+    @serialized
     def job(self, job_id: str) -> dict:
         return self.db["jobs"].get(job_id)

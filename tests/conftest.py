@@ -4,8 +4,12 @@ and one tiny classifier fine-tuned for a few real steps (shared by the tests tha
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +20,7 @@ from csbot.settings import load_settings
 from csbot.store import Store
 
 DATA = Path(__file__).parent / "data"
+ROOT = Path(__file__).parent.parent
 PROJECT_DATA = Path(__file__).parent.parent / "data"
 
 
@@ -80,3 +85,28 @@ def tiny_model_dir(tiny_training, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("models") / "v-tiny"
     tiny_training.classifier.meta = {**tiny_training.classifier.meta, "version": "v-tiny"}
     return tiny_training.classifier.save(folder)
+
+
+def csbot(*args: str, home: Path, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m csbot ARGS --home HOME` as a user would, with no CSBOT_* from the outside."""
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("CSBOT_")}
+    environment.update({"CSBOT_BATCH_SIZE": "8", **(env or {})})
+    return subprocess.run([sys.executable, "-m", "csbot", *args, "--home", str(home)], cwd=ROOT,
+                          input=stdin, capture_output=True, text=True, env=environment, timeout=600)
+
+
+@pytest.fixture(scope="session")
+def trained_home(tmp_path_factory) -> Path:
+    """A home initialised from the tiny data and trained for a few steps, through the CLI."""
+    home = tmp_path_factory.mktemp("home")
+    result = csbot("init", "--data", str(DATA), home=home)
+    assert result.returncode == 0, result.stderr
+    assert "3 intents, 24 log messages (24 new), 3 curated answers" in result.stdout
+    trained = csbot("train", "--epochs", "2", "--device", "cpu", home=home)
+    assert trained.returncode == 0, trained.stderr
+    summary = json.loads(trained.stdout)
+    assert summary["promoted"] and summary["device"] == "cpu" and summary["n_train"] + summary["n_heldout"] == 24
+    assert "fine_tune step" in trained.stderr  # progress is reported per step
+    return home
+
+

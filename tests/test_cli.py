@@ -1,38 +1,16 @@
 """The CLI end to end, as a user runs it: separate processes on a temporary home."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import DATA
-
-ROOT = Path(__file__).parent.parent
+from conftest import DATA, csbot
 
 
-def csbot(*args: str, home: Path, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("CSBOT_")}
-    environment.update({"CSBOT_BATCH_SIZE": "8", **(env or {})})
-    return subprocess.run([sys.executable, "-m", "csbot", *args, "--home", str(home)], cwd=ROOT,
-                          input=stdin, capture_output=True, text=True, env=environment, timeout=600)
-
-
-@pytest.fixture(scope="module")
-def home(tmp_path_factory) -> Path:
-    """A home initialised from the tiny data and trained for a few steps."""
-    home = tmp_path_factory.mktemp("home")
-    result = csbot("init", "--data", str(DATA), home=home)
-    assert result.returncode == 0, result.stderr
-    assert "3 intents, 24 log messages (24 new), 3 curated answers" in result.stdout
-    trained = csbot("train", "--epochs", "2", "--device", "cpu", home=home)
-    assert trained.returncode == 0, trained.stderr
-    summary = json.loads(trained.stdout)
-    assert summary["promoted"] and summary["device"] == "cpu" and summary["n_train"] + summary["n_heldout"] == 24
-    assert "fine_tune step" in trained.stderr  # progress is reported per step
-    return home
+@pytest.fixture
+def home(trained_home: Path) -> Path:
+    return trained_home
 
 
 def test_init_twice_duplicates_nothing(home):

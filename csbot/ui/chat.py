@@ -2,10 +2,13 @@
 
 Each browser session keeps its own conversation id in `gr.State`; every message goes through
 `Bot.respond`, exactly as the CLI's. Customer and bot text render as plain text (no markdown,
-no HTML tags), so nothing a customer types can become active content.
+no HTML tags) and are HTML-escaped before they reach the page: the chatbot component still
+renders tags it is given even with markdown off, and customer text must stay text.
 """
 
 from __future__ import annotations
+
+import html
 
 import gradio as gr
 
@@ -13,6 +16,11 @@ from csbot.errors import CsbotError
 
 EXAMPLES = ["Where is my order BB-482913?", "How do I return a rug?", "Do you offer gift wrapping?",
             "Can I pay with Klarna?"]
+
+
+def as_text(role: str, text: str) -> dict:
+    """A chat message whose text shows literally. Example: "<b>hi</b>" shows as <b>hi</b>, not bold."""
+    return {"role": role, "content": html.escape(text, quote=False)}
 
 
 def build_chat(engine, *, title: str | None = None) -> gr.Blocks:
@@ -31,10 +39,10 @@ def build_chat(engine, *, title: str | None = None) -> gr.Blocks:
             try:
                 reply = engine.bot.respond(message, conversation_id, channel="web")
             except CsbotError as exc:
-                return "", history + [{"role": "assistant", "content": f"Sorry, I couldn't read that: {exc}"}], conversation_id
-            history.append({"role": "user", "content": message.strip()})
+                return "", history + [as_text("assistant", f"Sorry, I couldn't read that: {exc}")], conversation_id
+            history.append(as_text("user", message.strip()))
             if reply.text:
-                history.append({"role": "assistant", "content": reply.text})
+                history.append(as_text("assistant", reply.text))
             return "", history, reply.conversation_id
 
         box.submit(send, [box, log, conversation], [box, log, conversation], api_name="send")
