@@ -5,7 +5,7 @@ The order of the routes:
 1. a person owns the conversation -> the bot stays quiet (route "human");
 2. the message supplies the slot the bot just asked for -> finish that intent's reply;
 3. a curated answer matches almost exactly (answer_override) -> that answer;
-4. the classifier accepts an intent (calibrated confidence >= its threshold) -> a template reply;
+4. the classifier accepts an intent (its acceptance score >= the model's threshold) -> a template reply;
 5. a curated answer scores >= answer_threshold -> that answer;
 6. otherwise an honest fallback that offers a person, and the message goes to the staff inbox.
 
@@ -42,6 +42,7 @@ class Reply:
     route: str
     intent: str | None = None
     confidence: float | None = None
+    score: float | None = None
     accepted: bool = False
     threshold: float | None = None
     answer_id: int | None = None
@@ -138,7 +139,7 @@ class Bot:
                     threshold=classifier.threshold if classifier else None)
         if prediction:
             base.update(intent=prediction.intent, confidence=round(prediction.confidence, 4),
-                        accepted=prediction.accepted)
+                        score=round(prediction.score, 4), accepted=prediction.accepted)
         pending, pending_slot = conversation["pending_intent"], conversation["pending_slot"]
         if pending and pending_slot in found and (
                 prediction is None or not prediction.accepted or prediction.intent == pending

@@ -11,11 +11,11 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from csbot.errors import AnswerIndexError, TemplateError
+from csbot.errors import AnswerIndexError, ModelError, TemplateError, TrainingCancelled
 from csbot.importer import read_answers, read_logs
 from csbot.replies import ReplyBook, load_shop_file, load_templates_file
 from csbot.settings import Settings, resolve_model_path
-from csbot.store import Store
+from csbot.store import Store, now
 
 
 class Engine:
@@ -129,22 +129,40 @@ class Engine:
 
     def train(self, *, epochs: float | None = None, device: str | None = None, report=None,
               should_stop=None) -> dict:
-        """Fine-tune on every stored example, save a version, and promote it if the gate passes."""
+        """Fine-tune on every stored example, save a version, and promote it if the gate passes.
+        The run is recorded as a job (phase, step, loss, outcome); a failure leaves the serving model as it was."""
         from csbot import training
+        from csbot.intents import pick_device
 
         args = training.TrainArgs.from_settings(self.settings, epochs=epochs, device=device)
-        oos = [q["question"] for q in self.store.questions()]
-        result = training.train(self.store.examples(), args, oos_texts=oos, report=report,
-                                should_stop=should_stop)
-        registry = self.registry
-        current = registry.load_current()
-        gate = registry.gate(result, current)
-        version = registry.save(result)
-        if gate["passed"]:
-            classifier = registry.promote(version)
-            if self._bot is not None:
-                self._bot.set_classifier(classifier)
-        return {"version": version, "promoted": gate["passed"], "gate": gate,
+        job = self.store.create_job(kind="train", device=pick_device(args.device).type)
+
+        def progress(p) -> None:
+            counts = {"step": p.step, "total": p.total, "loss": p.loss} if p.total else {}
+            self.store.update_job(job, phase=p.phase, **counts)
+            if report:
+                report(p)
+        try:
+            oos = [q["question"] for q in self.store.questions()]
+            result = training.train(self.store.examples(), args, oos_texts=oos, report=progress,
+                                    should_stop=should_stop)
+            registry = self.registry
+            try:
+                current = registry.load_current()
+            except ModelError:
+                current = None  # a broken current model must not block its replacement
+            gate = registry.gate(result, current)
+            version = registry.save(result)
+            if gate["passed"]:
+                classifier = registry.promote(version)
+                if self._bot is not None:
+                    self._bot.set_classifier(classifier)
+        except BaseException as exc:
+            status = "cancelled" if isinstance(exc, TrainingCancelled) else "failed"
+            self.store.update_job(job, status=status, error=f"{type(exc).__name__}: {exc}", finished_at=now())
+            raise
+        self.store.update_job(job, status="done", phase="done", model_version=version, finished_at=now())
+        return {"version": version, "promoted": gate["passed"], "gate": gate, "job": job,
                 "metrics": {k: result.metrics.get(k) for k in ("accuracy", "macro_f1", "accepted",
                                                                 "accepted_precision", "n")},
                 "threshold": round(result.classifier.threshold, 4),

@@ -1,13 +1,21 @@
 """The intent classifier: a fine-tuned sentence encoder with a linear head, and its saved form.
 
 `IntentNet` is the network (transformer, mean pooling, L2 normalisation, linear head).
-`IntentClassifier` wraps it with the tokenizer, the labels and the calibration (temperature and
-acceptance threshold), predicts, and saves/loads a self-describing model version folder:
+`IntentClassifier` wraps it with the tokenizer, the labels and the calibration, predicts, and
+saves/loads a self-describing model version folder:
 
     <version>/encoder/        the fine-tuned transformer and its tokenizer (transformers format)
     <version>/head.safetensors
+    <version>/bank.safetensors  the training messages' embeddings (float16), for the acceptance score
     <version>/labels.json     ["intent_a", "intent_b", ...]
     <version>/meta.json       format, base model, data hash, metrics, temperature, threshold, created-at
+
+Two numbers come out per message. `confidence` is the calibrated probability of the top intent,
+softmax(logits / temperature). `score` decides acceptance: log(confidence) plus `knn_weight` times
+the mean cosine similarity of the message to its `knn_k` nearest training messages. The second
+term is what declines questions outside every intent: such a question can still get a peaked
+softmax, but it sits far from everything the model was trained on. Both come from the one
+encoder pass that classifies the message.
 
 This module does not train (training.py) nor decide routes (bot.py).
 """
@@ -29,7 +37,9 @@ from csbot.errors import ModelError, SettingsError
 
 FORMAT = "csbot-intent-model"
 FORMAT_VERSION = 1
-REQUIRED_FILES = ("meta.json", "labels.json", "head.safetensors", "encoder/config.json")
+REQUIRED_FILES = ("meta.json", "labels.json", "head.safetensors", "bank.safetensors", "encoder/config.json")
+KNN_K = 5
+KNN_WEIGHT = 5.0
 
 
 def pick_device(setting: str) -> torch.device:
@@ -79,6 +89,7 @@ def load_base(name_or_path: str, n_labels: int) -> tuple[IntentNet, object]:
 class Prediction:
     intent: str
     confidence: float
+    score: float
     accepted: bool
 
 
@@ -86,7 +97,8 @@ class IntentClassifier:
     """A fine-tuned network with its labels and calibration, ready to predict."""
 
     def __init__(self, net: IntentNet, tokenizer, labels: list[str], *, temperature: float = 1.0,
-                 threshold: float = 0.5, max_length: int = 64, meta: dict | None = None,
+                 threshold: float = 0.0, max_length: int = 64, bank: np.ndarray | None = None,
+                 knn_k: int = KNN_K, knn_weight: float = KNN_WEIGHT, meta: dict | None = None,
                  device: torch.device | None = None):
         if net.head.out_features != len(labels):
             raise ModelError(f"the head has {net.head.out_features} outputs but there are {len(labels)} labels")
@@ -97,35 +109,55 @@ class IntentClassifier:
         self.temperature = float(temperature)
         self.threshold = float(threshold)
         self.max_length = max_length
+        self.bank = None if bank is None else np.ascontiguousarray(bank, dtype=np.float32)
+        self.knn_k = knn_k
+        self.knn_weight = knn_weight
         self.meta = dict(meta or {})
 
     @property
     def version(self) -> str | None:
         return self.meta.get("version")
 
-    def logits(self, texts: list[str], *, batch_size: int = 128) -> np.ndarray:
-        """Raw logits, batched by length so padding stays small."""
+    def features(self, texts: list[str], *, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
+        """Raw logits and unit-length embeddings, batched by length so padding stays small."""
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        logits = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        embeddings = np.zeros((len(texts), self.net.head.in_features), dtype=np.float32)
         self.net.eval()
         with torch.inference_mode():
             for start in range(0, len(order), batch_size):
                 chunk = order[start:start + batch_size]
                 batch = self.tokenizer([texts[i] for i in chunk], padding=True, truncation=True,
                                        max_length=self.max_length, return_tensors="pt").to(self.device)
-                logits = self.net(batch["input_ids"], batch["attention_mask"])
-                out[chunk] = logits.float().cpu().numpy()
-        return out
+                embedded = self.net.embed(batch["input_ids"], batch["attention_mask"])
+                logits[chunk] = self.net.head(embedded).float().cpu().numpy()
+                embeddings[chunk] = embedded.float().cpu().numpy()
+        return logits, embeddings
+
+    def logits(self, texts: list[str]) -> np.ndarray:
+        return self.features(texts)[0]
 
     def predict_proba(self, texts: list[str]) -> np.ndarray:
         """Calibrated probabilities: softmax(logits / temperature). Example: shape (len(texts), n_labels)."""
         return softmax(self.logits(texts) / self.temperature)
 
+    def scores(self, logits: np.ndarray, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(confidence, acceptance score) per row; see the module docstring."""
+        confidence = softmax(logits / self.temperature).max(1)
+        score = np.log(confidence + 1e-12)
+        if self.bank is not None and len(self.bank) and len(embeddings):
+            similarity = embeddings @ self.bank.T
+            k = min(self.knn_k, similarity.shape[1])
+            nearest = np.partition(similarity, similarity.shape[1] - k, axis=1)[:, -k:]
+            score = score + self.knn_weight * nearest.mean(1)
+        return confidence, score
+
     def predict(self, texts: list[str]) -> list[Prediction]:
-        probs = self.predict_proba(texts)
-        best = probs.argmax(1)
-        return [Prediction(self.labels[b], float(p[b]), bool(p[b] >= self.threshold))
-                for b, p in zip(best, probs)]
+        logits, embeddings = self.features(texts)
+        confidence, score = self.scores(logits, embeddings)
+        best = logits.argmax(1)
+        return [Prediction(self.labels[b], float(c), float(s), bool(s >= self.threshold))
+                for b, c, s in zip(best, confidence, score)]
 
     # --- saving and loading ---------------------------------------------------------
     def save(self, folder: Path) -> Path:
@@ -138,10 +170,14 @@ class IntentClassifier:
         self.tokenizer.save_pretrained(partial / "encoder")
         save_file({k: v.detach().cpu().contiguous() for k, v in self.net.head.state_dict().items()},
                   str(partial / "head.safetensors"))
+        bank = np.zeros((0, self.net.head.in_features), np.float32) if self.bank is None else self.bank
+        save_file({"bank": torch.from_numpy(bank.astype(np.float16))}, str(partial / "bank.safetensors"))
         (partial / "labels.json").write_text(json.dumps(self.labels, indent=1), encoding="utf-8")
         meta = {**self.meta, "format": FORMAT, "format_version": FORMAT_VERSION,
                 "temperature": self.temperature, "threshold": self.threshold,
-                "max_length": self.max_length, "n_labels": len(self.labels)}
+                "max_length": self.max_length, "n_labels": len(self.labels),
+                "acceptance": {"score": "log(confidence) + knn_weight * mean cosine to the knn_k nearest "
+                                        "training messages", "knn_k": self.knn_k, "knn_weight": self.knn_weight}}
         (partial / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
         if folder.exists():
             raise ModelError(f"{folder} already exists; model versions are never overwritten")
@@ -171,14 +207,17 @@ class IntentClassifier:
             encoder = AutoModel.from_pretrained(folder / "encoder")
             tokenizer = AutoTokenizer.from_pretrained(folder / "encoder")
             head = load_file(str(folder / "head.safetensors"))
+            bank = load_file(str(folder / "bank.safetensors"))["bank"].float().numpy()
         except Exception as exc:  # a damaged file can raise almost anything from deep inside
             raise ModelError(f"model folder {folder}: weights do not load ({type(exc).__name__}: {exc})") from None
         net = IntentNet(encoder, len(labels))
         if head.get("weight") is None or tuple(head["weight"].shape) != tuple(net.head.weight.shape):
             raise ModelError(f"model folder {folder}: head.safetensors does not fit {len(labels)} labels")
         net.head.load_state_dict(head)
+        acceptance = meta.get("acceptance", {})
         return cls(net, tokenizer, labels, temperature=meta["temperature"], threshold=meta["threshold"],
-                   max_length=meta.get("max_length", 64), meta=meta, device=device)
+                   max_length=meta.get("max_length", 64), bank=bank, knn_k=acceptance.get("knn_k", KNN_K),
+                   knn_weight=acceptance.get("knn_weight", KNN_WEIGHT), meta=meta, device=device)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from csbot.errors import TrainingCancelled, TrainingError
-from csbot.intents import IntentClassifier, IntentNet, load_base, pick_device, softmax
+from csbot.intents import KNN_WEIGHT, IntentClassifier, IntentNet, load_base, pick_device, softmax
 
 PHASES = ("collect", "split", "fine_tune", "calibrate", "evaluate")
 
@@ -39,7 +39,7 @@ class TrainArgs:
     seed: int = 13
     holdout_fraction: float = 0.1
     target_precision: float = 0.97
-    label_smoothing: float = 0.1
+    label_smoothing: float = 0.0
     warmup_fraction: float = 0.06
     device: str = "auto"
 
@@ -142,20 +142,6 @@ def _batches(texts: list[str], batch_size: int, rng: random.Random) -> list[list
     return batches
 
 
-def _embed(net: IntentNet, tokenizer, texts: list[str], *, device: torch.device, max_length: int,
-           batch_size: int = 128) -> torch.Tensor:
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    out = torch.zeros(len(texts), net.head.in_features)
-    net.eval()
-    with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            chunk = order[start:start + batch_size]
-            batch = tokenizer([texts[i] for i in chunk], padding=True, truncation=True,
-                              max_length=max_length, return_tensors="pt").to(device)
-            out[chunk] = net.embed(batch["input_ids"], batch["attention_mask"]).float().cpu()
-    return out
-
-
 def fine_tune(train: list[tuple[str, str]], labels: list[str], args: TrainArgs, *,
               report: Report | None = None, should_stop: ShouldStop | None = None,
               started: float | None = None) -> tuple[IntentNet, object, torch.device]:
@@ -169,11 +155,11 @@ def fine_tune(train: list[tuple[str, str]], labels: list[str], args: TrainArgs, 
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
     net, tokenizer = load_base(args.base_model, len(labels))
-    net.to(device)
     texts = [t for t, _ in train]
     targets = torch.tensor([labels.index(i) for _, i in train])
     with torch.no_grad():
-        embedded = _embed(net, tokenizer, texts, device=device, max_length=args.max_length)
+        base = IntentClassifier(net, tokenizer, labels, max_length=args.max_length, device=device)
+        embedded = torch.from_numpy(base.features(texts)[1])
         centroids = torch.stack([embedded[targets == c].mean(0) for c in range(len(labels))])
         net.head.weight.copy_(torch.nn.functional.normalize(centroids, dim=-1) * 20.0)
         net.head.bias.zero_()
@@ -238,21 +224,25 @@ def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
     return best
 
 
-def choose_threshold(confidence: np.ndarray, correct: np.ndarray, *, target_precision: float) -> float:
-    """The lowest confidence at which accepted predictions are still right `target_precision` of the time.
+# Used when there is no held-out data to choose from: a 50% probability at 0.5 mean similarity.
+DEFAULT_THRESHOLD = math.log(0.5) + KNN_WEIGHT * 0.5
+
+
+def choose_threshold(score: np.ndarray, correct: np.ndarray, *, target_precision: float) -> float:
+    """The lowest acceptance score at which accepted predictions are still right `target_precision` of the time.
 
     `correct` is False for out-of-scope examples (any acceptance of those is an error).
-    Example: conf [0.9, 0.8, 0.4], correct [1, 1, 0], target 0.95 -> 0.8
+    Example: score [0.9, 0.8, 0.4], correct [1, 1, 0], target 0.95 -> 0.8
     """
-    if len(confidence) == 0:
-        return 0.5
-    order = np.argsort(-confidence, kind="stable")
+    if len(score) == 0:
+        return DEFAULT_THRESHOLD
+    order = np.argsort(-score, kind="stable")
     hits = np.cumsum(correct[order].astype(float))
     precision = hits / np.arange(1, len(order) + 1)
     ok = np.nonzero(precision >= target_precision)[0]
     if len(ok) == 0:
-        return float(min(1.0, confidence.max() + 1e-6))  # nothing is trustworthy: accept nothing
-    return float(confidence[order[ok[-1]]])
+        return float(score.max() + 1e-6)  # nothing is trustworthy: accept nothing
+    return float(score[order[ok[-1]]])
 
 
 def calibrate(classifier: IntentClassifier, heldout: list[tuple[str, str]], *,
@@ -261,17 +251,16 @@ def calibrate(classifier: IntentClassifier, heldout: list[tuple[str, str]], *,
     plus known out-of-scope messages (e.g. the curated answers' questions)."""
     texts = [t for t, _ in heldout]
     targets = np.array([classifier.labels.index(i) for _, i in heldout], dtype=int)
-    logits = classifier.logits(texts) if texts else np.zeros((0, len(classifier.labels)))
-    temperature = fit_temperature(logits, targets)
-    probs = softmax(logits / temperature) if texts else np.zeros((0, len(classifier.labels)))
-    confidence = probs.max(1) if texts else np.zeros(0)
-    correct = probs.argmax(1) == targets if texts else np.zeros(0, dtype=bool)
+    logits, embeddings = classifier.features(texts)
+    classifier.temperature = fit_temperature(logits, targets)
+    _, score = classifier.scores(logits, embeddings)
+    correct = logits.argmax(1) == targets
     if oos_texts:
-        oos_conf = softmax(classifier.logits(list(oos_texts)) / temperature).max(1)
-        confidence = np.concatenate([confidence, oos_conf])
-        correct = np.concatenate([correct, np.zeros(len(oos_conf), dtype=bool)])
-    threshold = choose_threshold(confidence, correct, target_precision=target_precision)
-    return temperature, threshold
+        _, oos_score = classifier.scores(*classifier.features(list(oos_texts)))
+        score = np.concatenate([score, oos_score])
+        correct = np.concatenate([correct, np.zeros(len(oos_score), dtype=bool)])
+    classifier.threshold = choose_threshold(score, correct, target_precision=target_precision)
+    return classifier.temperature, classifier.threshold
 
 
 def classification_report(true: list[str], pred: list[str], labels: list[str]) -> dict:
@@ -339,8 +328,8 @@ def train(examples: Iterable[tuple[str, str]], args: TrainArgs, *, oos_texts: li
                                        should_stop=should_stop, started=started)
     classifier = IntentClassifier(net, tokenizer, labels, max_length=args.max_length, device=device)
     say(Progress("calibrate", elapsed=time.monotonic() - started))
-    classifier.temperature, classifier.threshold = calibrate(
-        classifier, heldout, oos_texts=list(oos_texts), target_precision=args.target_precision)
+    classifier.bank = classifier.features([t for t, _ in train_pairs])[1]
+    calibrate(classifier, heldout, oos_texts=list(oos_texts), target_precision=args.target_precision)
     say(Progress("evaluate", elapsed=time.monotonic() - started))
     metrics = evaluate(classifier, heldout)
     seconds = time.monotonic() - started

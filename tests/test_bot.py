@@ -10,6 +10,8 @@ from csbot.replies import ReplyBook, load_shop_file, load_templates_file
 from csbot.retrieval import AnswerIndex
 from conftest import DATA
 
+ACCEPT_ALL, ACCEPT_NONE = float("-inf"), float("inf")  # thresholds on the acceptance score
+
 
 @pytest.fixture
 def make_bot(store, encoder, tiny_training):
@@ -31,14 +33,14 @@ def make_bot(store, encoder, tiny_training):
 
 
 def test_confident_intent_gets_a_template_reply_with_slots(make_bot):
-    reply = make_bot(threshold=0.0).respond("where is my order BB-123456")
+    reply = make_bot(threshold=ACCEPT_ALL).respond("where is my order BB-123456")
     assert reply.route == "template" and reply.intent == "order_status"
     assert "BB-123456" in reply.text and reply.model_version == "v-test"
     assert reply.confidence is not None and reply.latency_ms > 0
 
 
 def test_missing_order_number_is_asked_for_then_used(make_bot, store):
-    bot = make_bot(threshold=0.0)
+    bot = make_bot(threshold=ACCEPT_ALL)
     first = bot.respond("where is my order?")
     assert first.route == "template" and first.missing_slot == "order_id" and "order number" in first.text
     second = bot.respond("it's bb 654321", first.conversation_id)
@@ -47,13 +49,13 @@ def test_missing_order_number_is_asked_for_then_used(make_bot, store):
 
 
 def test_unsure_intent_falls_to_a_curated_answer(make_bot):
-    reply = make_bot(threshold=1.01).respond("can you gift wrap my present")
+    reply = make_bot(threshold=ACCEPT_NONE).respond("can you gift wrap my present")
     assert reply.route == "answer" and reply.text == "Yes, gift wrapping is £4.50."
     assert reply.hits[0]["question"] == "Can you wrap my present" and not reply.accepted
 
 
 def test_nothing_confident_falls_back_offers_a_person_and_fills_the_inbox(make_bot, store):
-    reply = make_bot(threshold=1.01).respond("my cat ate the invoice, what now")
+    reply = make_bot(threshold=ACCEPT_NONE).respond("my cat ate the invoice, what now")
     assert reply.route == "fallback" and reply.inbox == "fallback"
     assert "person" in reply.text and "9 to 5" in reply.text
     [flagged] = store.inbox()
@@ -63,7 +65,7 @@ def test_nothing_confident_falls_back_offers_a_person_and_fills_the_inbox(make_b
 def test_every_reply_is_stored_with_its_trace(make_bot, store):
     import json
 
-    reply = make_bot(threshold=0.0).respond("hello")
+    reply = make_bot(threshold=ACCEPT_ALL).respond("hello")
     customer, bot = store.messages(reply.conversation_id)
     assert (customer["role"], bot["role"]) == ("customer", "bot")
     trace = json.loads(bot["trace"])
@@ -71,7 +73,7 @@ def test_every_reply_is_stored_with_its_trace(make_bot, store):
 
 
 def test_consecutive_replies_in_a_conversation_differ(make_bot):
-    bot = make_bot(threshold=0.0)
+    bot = make_bot(threshold=ACCEPT_ALL)
     first = bot.respond("hello")
     second = bot.respond("hello", first.conversation_id)
     assert first.route == second.route == "template" and first.text != second.text
@@ -85,7 +87,7 @@ def test_no_model_yet_still_answers_from_curated_answers(make_bot):
 
 
 def test_human_owned_conversation_keeps_the_bot_quiet(make_bot, store):
-    bot = make_bot(threshold=0.0)
+    bot = make_bot(threshold=ACCEPT_ALL)
     first = bot.respond("hello")
     store.update_conversation(first.conversation_id, owner="human")
     reply = bot.respond("still there?", first.conversation_id)

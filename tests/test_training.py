@@ -59,7 +59,8 @@ def test_a_few_real_steps_learn_the_tiny_log(tiny_training):
     assert predicted == ["order_status", "greeting", "return_item"]
     meta = classifier.meta
     assert meta["n_train"] + meta["n_heldout"] == 24 and meta["metrics"]["n"] == meta["n_heldout"]
-    assert 0 < classifier.threshold <= 1 and classifier.temperature > 0
+    assert np.isfinite(classifier.threshold) and classifier.temperature > 0
+    assert classifier.bank.shape == (meta["n_train"], 384)
     assert {"accuracy", "macro_f1", "per_intent", "confusion"} <= set(tiny_training.metrics)
 
 
@@ -86,6 +87,9 @@ def test_save_then_load_predicts_the_same(tiny_training, tiny_model_dir):
     texts = ["where is my order", "hello", "return the lamp"]
     loaded = IntentClassifier.load(tiny_model_dir)
     np.testing.assert_allclose(loaded.predict_proba(texts), tiny_training.classifier.predict_proba(texts), atol=1e-5)
+    before, after = tiny_training.classifier.predict(texts), loaded.predict(texts)
+    assert [p.accepted for p in before] == [p.accepted for p in after]
+    np.testing.assert_allclose([p.score for p in after], [p.score for p in before], atol=1e-2)  # bank is float16
     assert loaded.labels == tiny_training.classifier.labels and loaded.threshold == tiny_training.classifier.threshold
     meta = json.loads((tiny_model_dir / "meta.json").read_text())
     for key in ("format", "format_version", "base_model", "data_hash", "metrics", "threshold", "created_at"):
@@ -110,3 +114,28 @@ def test_loading_refuses_a_broken_folder(tiny_model_dir, tmp_path, damage, messa
     damage(broken)
     with pytest.raises(ModelError, match=message):
         IntentClassifier.load(broken)
+
+
+def test_acceptance_score_rewards_closeness_to_training_messages(tiny_training):
+    import copy
+
+    classifier = copy.copy(tiny_training.classifier)
+    classifier.bank = np.eye(384, dtype=np.float32)[:6]
+    logits = np.array([[5.0, 0.0, 0.0], [5.0, 0.0, 0.0]])
+    near, far = np.eye(384, dtype=np.float32)[0], np.eye(384, dtype=np.float32)[100]
+    confidence, score = classifier.scores(logits, np.stack([near, far]))
+    assert confidence[0] == confidence[1]
+    # k=5 nearest: the near message has similarities [1, 0, 0, 0, 0] -> mean 0.2; the far one 0
+    assert score[0] - score[1] == pytest.approx(classifier.knn_weight * 0.2)
+
+
+def test_known_out_of_scope_messages_raise_the_threshold(tiny_training):
+    import copy
+
+    from csbot.training import calibrate
+
+    classifier = copy.copy(tiny_training.classifier)
+    heldout = tiny_training.heldout
+    _, without = calibrate(classifier, heldout, target_precision=0.97)
+    _, with_oos = calibrate(classifier, heldout, oos_texts=[t for t, _ in heldout] * 3, target_precision=0.97)
+    assert with_oos > without
