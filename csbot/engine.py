@@ -119,7 +119,7 @@ class Engine:
         from csbot.retrieval import AnswerIndex
 
         with self._lock:
-            index = AnswerIndex.build(self.store.questions(), self.encoder,
+            index = AnswerIndex.build(self.store.answers(), self.encoder,
                                       encoder=self.encoder.name, dim=self.encoder.dim)
             index.save(self._index_dir)
             self._index = index

@@ -20,7 +20,7 @@ def make_bot(store, encoder, tiny_training):
     store.upsert_answer(key="wrap", questions=["Do you offer gift wrapping?", "Can you wrap my present"],
                         answer="Yes, gift wrapping is £4.50.")
     store.upsert_answer(key="careers", questions=["Are you hiring new staff?"], answer="See our careers page.")
-    index = AnswerIndex.build(store.questions(), encoder, encoder=encoder.name, dim=encoder.dim)
+    index = AnswerIndex.build(store.answers(), encoder, encoder=encoder.name, dim=encoder.dim)
 
     def make(threshold: float | None = None, **kwargs) -> Bot:
         classifier = copy.copy(tiny_training.classifier)
@@ -51,7 +51,7 @@ def test_missing_order_number_is_asked_for_then_used(make_bot, store):
 def test_unsure_intent_falls_to_a_curated_answer(make_bot):
     reply = make_bot(threshold=ACCEPT_NONE).respond("can you gift wrap my present")
     assert reply.route == "answer" and reply.text == "Yes, gift wrapping is £4.50."
-    assert reply.hits[0]["question"] == "Can you wrap my present" and not reply.accepted
+    assert reply.hits[0]["text"] == "Can you wrap my present" and not reply.accepted
 
 
 def test_nothing_confident_falls_back_offers_a_person_and_fills_the_inbox(make_bot, store):
