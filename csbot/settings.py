@@ -35,6 +35,7 @@ class Settings:
     seed: int = 13
     holdout_fraction: float = 0.1
     target_precision: float = 0.97
+    target_coverage: float = 0.92
     answer_threshold: float = 0.6
     answer_override: float = 0.9
     max_message_chars: int = 2000
@@ -52,6 +53,7 @@ class Settings:
         _check_range("max_length", self.max_length, 8, 512)
         _check_range("holdout_fraction", self.holdout_fraction, 0.05, 0.5)
         _check_range("target_precision", self.target_precision, 0.5, 1.0)
+        _check_range("target_coverage", self.target_coverage, 0.5, 1.0)
         _check_range("answer_threshold", self.answer_threshold, -1.0, 1.0)
         _check_range("answer_override", self.answer_override, self.answer_threshold, 1.01)
         _check_range("max_message_chars", self.max_message_chars, 10, 1_000_000)

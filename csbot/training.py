@@ -39,6 +39,7 @@ class TrainArgs:
     seed: int = 13
     holdout_fraction: float = 0.1
     target_precision: float = 0.97
+    target_coverage: float = 0.92
     label_smoothing: float = 0.0
     warmup_fraction: float = 0.06
     device: str = "auto"
@@ -47,6 +48,9 @@ class TrainArgs:
         if self.epochs <= 0 or self.batch_size < 1 or self.learning_rate <= 0:
             raise TrainingError(f"epochs, batch_size and learning_rate must be positive; found "
                                 f"{self.epochs}, {self.batch_size}, {self.learning_rate}")
+        if not (0 < self.target_precision <= 1 and 0 < self.target_coverage <= 1):
+            raise TrainingError(f"target_precision and target_coverage must be in (0, 1]; found "
+                                f"{self.target_precision}, {self.target_coverage}")
         if not 0 < self.holdout_fraction < 1:
             raise TrainingError(f"holdout_fraction must be between 0 and 1; found {self.holdout_fraction}")
 
@@ -58,7 +62,8 @@ class TrainArgs:
                       batch_size=settings.batch_size, learning_rate=settings.learning_rate,
                       max_length=settings.max_length, seed=settings.seed,
                       holdout_fraction=settings.holdout_fraction,
-                      target_precision=settings.target_precision, device=settings.device)
+                      target_precision=settings.target_precision,
+                      target_coverage=settings.target_coverage, device=settings.device)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -246,20 +251,30 @@ def choose_threshold(score: np.ndarray, correct: np.ndarray, *, target_precision
 
 
 def calibrate(classifier: IntentClassifier, heldout: list[tuple[str, str]], *,
-              oos_texts: list[str] = (), target_precision: float) -> tuple[float, float]:
-    """Fit the temperature on held-out in-scope messages, then the acceptance threshold on those
-    plus known out-of-scope messages (e.g. the curated answers' questions)."""
+              oos_texts: list[str] = (), target_precision: float, target_coverage: float = 1.0
+              ) -> tuple[float, float]:
+    """Fit the temperature on held-out in-scope messages, then the acceptance threshold.
+
+    The threshold is the stricter of two, both read off held-out data: the precision threshold
+    (accepted predictions right `target_precision` of the time, known out-of-scope messages such
+    as the curated answers' questions counting as wrong), and the coverage threshold (it accepts
+    `target_coverage` of the held-out in-scope messages). Without out-of-scope examples the
+    precision rule alone would accept nearly everything from an accurate model, unknown
+    questions included; the coverage rule keeps the least typical messages out.
+    """
     texts = [t for t, _ in heldout]
     targets = np.array([classifier.labels.index(i) for _, i in heldout], dtype=int)
     logits, embeddings = classifier.features(texts)
     classifier.temperature = fit_temperature(logits, targets)
     _, score = classifier.scores(logits, embeddings)
     correct = logits.argmax(1) == targets
+    by_coverage = float(np.quantile(score, 1 - target_coverage)) if len(score) and target_coverage < 1 else -math.inf
     if oos_texts:
         _, oos_score = classifier.scores(*classifier.features(list(oos_texts)))
         score = np.concatenate([score, oos_score])
         correct = np.concatenate([correct, np.zeros(len(oos_score), dtype=bool)])
-    classifier.threshold = choose_threshold(score, correct, target_precision=target_precision)
+    by_precision = choose_threshold(score, correct, target_precision=target_precision)
+    classifier.threshold = max(by_precision, by_coverage)
     return classifier.temperature, classifier.threshold
 
 
@@ -329,7 +344,8 @@ def train(examples: Iterable[tuple[str, str]], args: TrainArgs, *, oos_texts: li
     classifier = IntentClassifier(net, tokenizer, labels, max_length=args.max_length, device=device)
     say(Progress("calibrate", elapsed=time.monotonic() - started))
     classifier.bank = classifier.features([t for t, _ in train_pairs])[1]
-    calibrate(classifier, heldout, oos_texts=list(oos_texts), target_precision=args.target_precision)
+    calibrate(classifier, heldout, oos_texts=list(oos_texts), target_precision=args.target_precision,
+              target_coverage=args.target_coverage)
     say(Progress("evaluate", elapsed=time.monotonic() - started))
     metrics = evaluate(classifier, heldout)
     seconds = time.monotonic() - started

@@ -139,3 +139,15 @@ def test_known_out_of_scope_messages_raise_the_threshold(tiny_training):
     _, without = calibrate(classifier, heldout, target_precision=0.97)
     _, with_oos = calibrate(classifier, heldout, oos_texts=[t for t, _ in heldout] * 3, target_precision=0.97)
     assert with_oos > without
+
+
+def test_coverage_rule_accepts_the_asked_share_of_held_out_messages(tiny_training):
+    import copy
+
+    from csbot.training import calibrate
+
+    classifier = copy.copy(tiny_training.classifier)
+    heldout = tiny_training.heldout
+    calibrate(classifier, heldout, target_precision=0.5, target_coverage=0.5)
+    accepted = [p.accepted for p in classifier.predict([t for t, _ in heldout])]
+    assert 0 < sum(accepted) <= len(heldout) / 2 + 1
