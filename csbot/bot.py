@@ -16,14 +16,13 @@ and store (engine.py wires the real ones).
 from __future__ import annotations
 
 import re
-import threading
 import time
 import unicodedata
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from csbot import entities
-from csbot.errors import DataError
+from csbot.errors import DataError, TemplateError
 from csbot.intents import IntentClassifier
 from csbot.replies import ReplyBook
 from csbot.retrieval import AnswerIndex, Hit
@@ -98,7 +97,6 @@ class Bot:
         self.answer_override = answer_override
         self.max_message_chars = max_message_chars
         self.clock = clock
-        self._lock = threading.Lock()
 
     def set_classifier(self, classifier: IntentClassifier | None) -> None:
         """Serve another model from the next message on (a plain reference swap: no request waits)."""
@@ -126,7 +124,7 @@ class Bot:
         else:
             reply = self._route(text, cid, conversation, slots, found, classifier, index)
         reply.latency_ms = round((self.clock() - started) * 1000, 2)
-        self._record(reply, conversation, message_id)
+        self._record(reply, message_id)
         return reply
 
     def _route(self, text: str, cid: str, conversation: dict, slots: dict, found: dict,
@@ -148,10 +146,13 @@ class Bot:
         if hits and hits[0].score >= self.answer_override:
             return self._answer(Reply(**base), hits[0])
         if prediction and prediction.accepted and prediction.intent in self.replies.templates:
-            return self._template(Reply(**base), cid)
+            try:
+                return self._template(Reply(**base), cid)
+            except TemplateError:  # a template staff broke must not break the chat: fall through
+                base["inbox"] = "template_error"
         if hits and hits[0].score >= self.answer_threshold:
             return self._answer(Reply(**base), hits[0])
-        base.update(text=self.replies.fill(FALLBACK, slots), inbox="fallback")
+        base.update(text=self.replies.fill(FALLBACK, slots), inbox=base.get("inbox") or "fallback")
         return Reply(**base)
 
     def _template(self, reply: Reply, cid: str) -> Reply:
@@ -167,7 +168,7 @@ class Bot:
         reply.text = self.store.answer(hit.answer_id)["answer"]
         return reply
 
-    def _record(self, reply: Reply, conversation: dict, message_id: int) -> None:
+    def _record(self, reply: Reply, message_id: int) -> None:
         cid = reply.conversation_id
         pending = {"pending_intent": reply.intent if reply.missing_slot else None,
                    "pending_slot": reply.missing_slot}

@@ -108,3 +108,13 @@ def test_bad_messages_get_a_clear_error_and_store_nothing(make_bot, store, messa
 def test_clean_message_strips_control_characters():
     assert clean_message("  where\x00 is\u200b my\torder? ", max_chars=100) == "where is my order?"
     assert clean_message("where is my order".encode(), max_chars=100) == "where is my order"
+
+
+def test_a_template_that_cannot_render_falls_back_instead_of_failing(store, encoder, tiny_training):
+    # Every greeting variant needs the customer's name, which is never asked for.
+    bot = Bot(store=store, replies=ReplyBook({"greeting": ["Hi {customer_name}!"], "order_status": ["{order_id}"],
+                                              "return_item": ["ok"]}, {"opening_hours": "9 to 5"}),
+              classifier=copy.copy(tiny_training.classifier), index=None)
+    bot.classifier.threshold = ACCEPT_ALL
+    reply = bot.respond("hello")
+    assert reply.intent == "greeting" and reply.route == "fallback" and reply.inbox == "template_error"
