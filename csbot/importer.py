@@ -16,7 +16,6 @@ from csbot.errors import DataError
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
 MAX_TEXT_CHARS = 5000
-_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$")
 _KEY = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
 
 
@@ -77,9 +76,9 @@ def read_logs(path: Path) -> list[dict]:
             continue
         text = _check_text(row.get("text"), line=line, column="text", problems=problems)
         intent = (row.get(label_column) or "").strip()
-        if not _LABEL.match(intent):
-            problems.append(f"line {line}: {label_column} {intent!r} is not a name "
-                            "(letters, digits, _ . : - ; at most 64)")
+        if not intent or len(intent) > 64 or not intent.isprintable():
+            problems.append(f"line {line}: {label_column} {intent!r:.80} is not an intent name "
+                            "(1 to 64 printable characters)")
         out.append({"text": text, "intent": intent,
                     "agent_reply": " ".join((row.get("agent_reply") or "").split()) or None,
                     "created_at": (row.get("created_at") or "").strip() or None,

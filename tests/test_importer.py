@@ -11,14 +11,16 @@ def write(tmp_path, content, name="f.csv"):
 
 
 def test_reads_a_good_log_and_accepts_category_as_label(tmp_path):
-    rows = read_logs(write(tmp_path, "text,category\n  where is   my order ,order_status\nhi,greeting\n"))
+    rows = read_logs(write(tmp_path, "text,category\n  where is   my order ,order_status\nhi,greeting\n"
+                                     "did my payment revert?,reverted_card_payment?\n"))
+    assert rows[2]["intent"] == "reverted_card_payment?"  # a real BANKING77 label
     assert rows[0]["text"] == "where is my order" and rows[0]["intent"] == "order_status"
     assert rows[1]["agent_reply"] is None
 
 
 @pytest.mark.parametrize("content, expected", [
-    ("text,intent\nhello,\n,greeting\nok,bad label!\n", ["line 2: intent '' ", "line 3: text is empty",
-                                                         "line 4: intent 'bad label!'"]),
+    ("text,intent\nhello,\n,greeting\nok," + "x" * 65 + "\n", ["line 2: intent '' ", "line 3: text is empty",
+                                                               "line 4: intent 'xxx"]),
     ("text,intent\nhi,greeting,extra\n", ["line 2: 3 fields; the header has 2"]),
     ("text,intent\n" + "x" * (MAX_TEXT_CHARS + 1) + ",greeting\n", ["line 2: text has 5,001 characters"]),
 ])
