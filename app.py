@@ -10,7 +10,7 @@ import argparse
 import sys
 
 import csbot  # noqa: F401  (sets the offline environment before gradio is imported)
-from csbot.cli import _progress_printer
+from csbot.cli import progress_printer
 from csbot.engine import Engine
 from csbot.errors import CsbotError
 from csbot.settings import load_settings
@@ -24,7 +24,7 @@ def prepare(engine: Engine) -> None:
               f"{summary['answers']} curated answers", flush=True)
     if engine.store.current_model() is None:
         print("csbot: no model yet, fine-tuning one on the support log (a few minutes on a CPU)...", flush=True)
-        summary = engine.train(report=_progress_printer(sys.stdout))
+        summary = engine.train(report=progress_printer(sys.stdout))
         print(f"csbot: model {summary['version']} ready: held-out accuracy {summary['metrics']['accuracy']}", flush=True)
     engine.bot.warm_up()  # load the weights and warm the kernels before the first customer
 

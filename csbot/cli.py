@@ -28,7 +28,7 @@ def _print_json(obj: object) -> None:
     print(json.dumps(obj, ensure_ascii=False, default=str), flush=True)
 
 
-def _progress_printer(stream=sys.stderr):
+def progress_printer(stream=sys.stderr):
     last = {"phase": None, "t": 0.0}
 
     def report(progress) -> None:
@@ -65,7 +65,7 @@ def cmd_import_answers(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     engine = _engine(args)
-    summary = engine.train(epochs=args.epochs, device=args.device, report=_progress_printer())
+    summary = engine.train(epochs=args.epochs, device=args.device, report=progress_printer())
     _print_json(summary)
     return 0
 
@@ -96,7 +96,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     train_rows, test_rows = read_logs(Path(args.train)), read_logs(Path(args.test))
     train_args = TrainArgs.from_settings(settings, epochs=args.epochs, device=args.device)
-    figures = benchmark.run(train_rows, test_rows, train_args, report=_progress_printer())
+    figures = benchmark.run(train_rows, test_rows, train_args, report=progress_printer())
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(figures, indent=2), encoding="utf-8")
