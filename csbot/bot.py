@@ -87,7 +87,7 @@ class Bot:
     the pair it read at its start."""
 
     def __init__(self, *, store: Store, replies: ReplyBook, classifier: IntentClassifier | None,
-                 index: AnswerIndex | None, answer_threshold: float = 0.6, answer_override: float = 0.9,
+                 index: AnswerIndex | None, answer_threshold: float = 0.6, answer_override: float = 0.75,
                  max_message_chars: int = 2000, clock: Callable[[], float] = time.perf_counter):
         self.store = store
         self.replies = replies

@@ -164,7 +164,7 @@ class Engine:
         self.store.update_job(job, status="done", phase="done", model_version=version, finished_at=now())
         return {"version": version, "promoted": gate["passed"], "gate": gate, "job": job,
                 "metrics": {k: result.metrics.get(k) for k in ("accuracy", "macro_f1", "accepted",
-                                                                "accepted_precision", "n")},
+                                                                "accepted_precision", "known_oos_accepted", "n")},
                 "threshold": round(result.classifier.threshold, 4),
                 "temperature": round(result.classifier.temperature, 4),
                 "train_seconds": round(result.train_seconds, 1), "device": result.classifier.meta["device"],

@@ -37,7 +37,7 @@ class Settings:
     target_precision: float = 0.97
     target_coverage: float = 0.92
     answer_threshold: float = 0.6
-    answer_override: float = 0.9
+    answer_override: float = 0.75
     max_message_chars: int = 2000
     host: str = "127.0.0.1"
     port: int = 7860

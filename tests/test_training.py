@@ -129,16 +129,13 @@ def test_acceptance_score_rewards_closeness_to_training_messages(tiny_training):
     assert score[0] - score[1] == pytest.approx(classifier.knn_weight * 0.2)
 
 
-def test_known_out_of_scope_messages_raise_the_threshold(tiny_training):
-    import copy
+def test_evaluation_reports_known_out_of_scope_acceptance(tiny_training):
+    from csbot.training import evaluate
 
-    from csbot.training import calibrate
-
-    classifier = copy.copy(tiny_training.classifier)
-    heldout = tiny_training.heldout
-    _, without = calibrate(classifier, heldout, target_precision=0.97)
-    _, with_oos = calibrate(classifier, heldout, oos_texts=[t for t, _ in heldout] * 3, target_precision=0.97)
-    assert with_oos > without
+    report = evaluate(tiny_training.classifier, tiny_training.heldout,
+                      oos_texts=["are you hiring?", "do you gift wrap?"])
+    assert report["known_oos_accepted"] in (0.0, 0.5, 1.0)
+    assert evaluate(tiny_training.classifier, tiny_training.heldout)["known_oos_accepted"] is None
 
 
 def test_coverage_rule_accepts_the_asked_share_of_held_out_messages(tiny_training):
