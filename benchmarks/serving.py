@@ -28,10 +28,10 @@ NOVEL = ["my parcel came soaking wet, what now", "can I change the colour of the
          "do your candles contain paraffin", "the code SPRING20 says invalid", "what's the weather"]
 
 
-def timed(command: list[str]) -> float:
+def timed(command: list[str]) -> tuple[float, str]:
     started = time.perf_counter()
-    subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - started
+    done = subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True)
+    return time.perf_counter() - started, done.stdout
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -50,8 +50,10 @@ def main() -> int:
     if home is None:
         tmp = tempfile.TemporaryDirectory()
         home = tmp.name
-        figures["init_seconds"] = round(timed([sys.executable, "-m", "csbot", "init", "--home", home]), 1)
-        figures["train_wall_seconds"] = round(timed([sys.executable, "-m", "csbot", "train", "--home", home]), 1)
+        figures["init_seconds"] = round(timed([sys.executable, "-m", "csbot", "init", "--home", home])[0], 1)
+        seconds, summary = timed([sys.executable, "-m", "csbot", "train", "--home", home])
+        figures["train_wall_seconds"] = round(seconds, 1)
+        figures["train"] = json.loads(summary)
 
     from csbot.engine import Engine
     from csbot.importer import read_answers, read_logs
