@@ -29,7 +29,7 @@ def build_chat(engine, *, title: str | None = None) -> gr.Blocks:
         gr.Markdown(f"## {shop} · customer help\nAsk about orders, delivery, returns, payments or your account.")
         conversation = gr.State(None)
         log = gr.Chatbot(label="Conversation", height=480, render_markdown=False, sanitize_html=True,
-                         allow_tags=False, feedback_options=None)
+                         allow_tags=False, feedback_options=None, buttons=["copy"])  # no share: it reaches out
         box = gr.Textbox(label="Your message", placeholder="Type your question and press Enter",
                          max_lines=6, autofocus=True)
         gr.Examples(EXAMPLES, inputs=box)
