@@ -22,27 +22,29 @@ import torch
 
 from csbot.errors import TrainingCancelled, TrainingError
 from csbot.intents import KNN_WEIGHT, IntentClassifier, IntentNet, load_base, pick_device, softmax
+from csbot.settings import Settings, resolve_model_path
 
 PHASES = ("collect", "split", "fine_tune", "calibrate", "evaluate")
 
 
 @dataclass(frozen=True)
 class TrainArgs:
-    """How to fine-tune. Built from Settings by `from_settings`; validated here as well."""
+    """How to fine-tune. Built from Settings by `from_settings`; validated here as well.
+    Defaults that are also settings come from Settings, so they are written down once."""
 
     base_model: str
-    epochs: float = 4.0
-    batch_size: int = 32
-    learning_rate: float = 1e-4
+    epochs: float = Settings.epochs
+    batch_size: int = Settings.batch_size
+    learning_rate: float = Settings.learning_rate
+    max_length: int = Settings.max_length
+    seed: int = Settings.seed
+    holdout_fraction: float = Settings.holdout_fraction
+    target_precision: float = Settings.target_precision
+    target_coverage: float = Settings.target_coverage
+    device: str = Settings.device
     head_lr_factor: float = 20.0
-    max_length: int = 64
-    seed: int = 13
-    holdout_fraction: float = 0.1
-    target_precision: float = 0.97
-    target_coverage: float = 0.92
     label_smoothing: float = 0.0
     warmup_fraction: float = 0.06
-    device: str = "auto"
 
     def __post_init__(self) -> None:
         if self.epochs <= 0 or self.batch_size < 1 or self.learning_rate <= 0:
@@ -55,9 +57,7 @@ class TrainArgs:
             raise TrainingError(f"holdout_fraction must be between 0 and 1; found {self.holdout_fraction}")
 
     @classmethod
-    def from_settings(cls, settings, **overrides) -> TrainArgs:
-        from csbot.settings import resolve_model_path
-
+    def from_settings(cls, settings: Settings, **overrides) -> TrainArgs:
         values = dict(base_model=resolve_model_path(settings.base_model), epochs=settings.epochs,
                       batch_size=settings.batch_size, learning_rate=settings.learning_rate,
                       max_length=settings.max_length, seed=settings.seed,
