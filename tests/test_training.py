@@ -148,3 +148,14 @@ def test_coverage_rule_accepts_the_asked_share_of_held_out_messages(tiny_trainin
     calibrate(classifier, heldout, target_precision=0.5, target_coverage=0.5)
     accepted = [p.accepted for p in classifier.predict([t for t, _ in heldout])]
     assert 0 < sum(accepted) <= len(heldout) / 2 + 1
+
+
+def test_the_training_path_imports_no_web_index_or_database_code():
+    # A bare GPU machine has torch and transformers only: training must not need the rest.
+    import subprocess
+    import sys
+
+    code = ("import sys, csbot.training, csbot.benchmark; "
+            "print(sorted(m for m in ('gradio', 'faiss', 'sqlite_utils', 'sentence_transformers') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
