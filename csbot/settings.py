@@ -7,7 +7,6 @@ documented in the README; a test checks that. This module does not read any othe
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import tomllib
 from dataclasses import dataclass, fields
@@ -71,9 +70,6 @@ class Settings:
     @property
     def models_dir(self) -> Path:
         return self.home / "models"
-
-    def replace(self, **changes) -> Settings:
-        return dataclasses.replace(self, **changes)
 
 
 def _check_range(name: str, value: float, low: float, high: float) -> None:
