@@ -78,7 +78,7 @@ def load_base(name_or_path: str, n_labels: int) -> tuple[IntentNet, object]:
     """A fresh IntentNet on top of a base encoder, and its tokenizer."""
     try:
         tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-        encoder = AutoModel.from_pretrained(name_or_path)
+        encoder = AutoModel.from_pretrained(name_or_path, dtype=torch.float32)  # fp32 master weights
     except OSError as exc:
         raise SettingsError(f"cannot load base model {name_or_path!r}: {exc}. Set base_model to a local "
                             "folder, or to a hub name with HF_HUB_OFFLINE=0 on a machine with access.") from None
@@ -216,7 +216,7 @@ class IntentClassifier:
             raise ModelError(f"model folder {folder}: labels.json has {len(labels)} labels, "
                              f"meta.json says {meta.get('n_labels')}")
         try:
-            encoder = AutoModel.from_pretrained(folder / "encoder")
+            encoder = AutoModel.from_pretrained(folder / "encoder", dtype=torch.float32)
             tokenizer = AutoTokenizer.from_pretrained(folder / "encoder")
             head = load_file(str(folder / "head.safetensors"))
             bank = load_file(str(folder / "bank.safetensors"))["bank"].float().numpy()
