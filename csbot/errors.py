@@ -45,3 +45,15 @@ class TrainingError(CsbotError):
 
 class TrainingCancelled(TrainingError):
     """A training run was cancelled; the serving model is untouched."""
+
+
+class AccessDenied(CsbotError):
+    """The caller is not logged in, or their role may not do this."""
+
+
+class RateLimited(CsbotError):
+    """Too many requests from one client; try again after `retry_after` seconds."""
+
+    def __init__(self, message: str, *, retry_after: float):
+        self.retry_after = retry_after
+        super().__init__(message)

@@ -63,6 +63,21 @@ def m001_initial(db: Database) -> None:
                        "model_version": str}, pk="id")
 
 
+@MIGRATIONS()
+def m002_web(db: Database) -> None:
+    """Accounts, staff replies and hand-offs, cancellable background jobs, version reports."""
+    db["users"].create({"name": str, "role": str, "password_hash": str, "created_at": str,
+                        "updated_at": str}, pk="name")
+    db["messages"].add_column("author", str)  # the staff member who wrote a role='staff' message
+    db["messages"].create_index(["created_at"])
+    db["conversations"].add_column("handoff_at", str)  # when a person was asked for
+    db["conversations"].create_index(["owner", "updated_at"])
+    for column, kind in (("cancel_requested", int), ("eta_seconds", float), ("elapsed_seconds", float),
+                         ("options", str), ("pid", int)):
+        db["jobs"].add_column(column, kind)
+    db["model_versions"].add_column("comparison", str)  # JSON: the new model against the serving one
+
+
 def serialized(method):
     """Run a Store method under the store's lock: web handlers share one connection across threads,
     and a transaction must not interleave with another thread's writes."""
@@ -246,13 +261,108 @@ class Store:
             " AND route = 'template'", [conversation_id, intent]).fetchone()[0]
 
     @serialized
+    def message(self, message_id: int) -> dict | None:
+        rows = list(self.db["messages"].rows_where("id = ?", [message_id]))
+        return rows[0] if rows else None
+
+    @serialized
+    def messages_after(self, conversation_id: str, after_id: int = 0) -> list[dict]:
+        """The conversation's messages with an id above after_id (what a polling page has not seen)."""
+        return list(self.db["messages"].rows_where("conversation_id = ? AND id > ?", [conversation_id, after_id],
+                                                   order_by="id"))
+
+    @serialized
     def flag_for_inbox(self, message_id: int, *, reason: str) -> None:
         self.db["messages"].update(message_id, {"inbox": reason, "inbox_status": "open"})
 
     @serialized
+    def set_inbox_status(self, message_id: int, status: str) -> None:
+        """Close an inbox item: 'labelled', 'answered' or 'dismissed' (or 'open' to reopen it)."""
+        if status not in ("open", "labelled", "answered", "dismissed"):
+            raise DataError(f"inbox status must be open, labelled, answered or dismissed; found {status!r}")
+        if self.message(message_id) is None:
+            raise DataError(f"no message {message_id}")
+        self.db["messages"].update(message_id, {"inbox_status": status})
+
+    @serialized
     def inbox(self, *, status: str = "open", limit: int = 200) -> list[dict]:
-        return list(self.db["messages"].rows_where("inbox_status = ?", [status], order_by="id desc",
-                                                   limit=limit))
+        """Customer messages waiting for staff, newest first, each with the bot's reply to it
+        (`reply_text`, `reply_route`, `reply_trace` as a dict, `reply_id`, `rating`) when there was one."""
+        rows = self.db.execute(
+            """SELECT m.*, r.id AS reply_id, r.text AS reply_text, r.route AS reply_route, r.trace AS reply_trace,
+                      r.rating AS rating, r.model_version AS model_version_reply
+               FROM messages m LEFT JOIN messages r ON r.id = (
+                   SELECT min(id) FROM messages WHERE conversation_id = m.conversation_id AND id > m.id
+                   AND role = 'bot')
+               WHERE m.inbox_status = ? ORDER BY m.id DESC LIMIT ?""", [status, limit])
+        columns = [c[0] for c in rows.description]
+        out = []
+        for values in rows.fetchall():
+            row = dict(zip(columns, values))
+            row["reply_trace"] = json.loads(row["reply_trace"]) if row["reply_trace"] else {}
+            out.append(row)
+        return out
+
+    @serialized
+    def rate(self, conversation_id: str, message_id: int, rating: int) -> None:
+        """Store a customer's like (1) or dislike (-1) of a bot reply in their own conversation.
+        A dislike sends the customer message it answered to the inbox."""
+        if rating not in (-1, 0, 1):
+            raise DataError(f"a rating is 1 (like), -1 (dislike) or 0 (none); found {rating!r}")
+        message = self.message(message_id)
+        if message is None or message["conversation_id"] != conversation_id or message["role"] != "bot":
+            raise DataError(f"message {message_id} is not a bot reply in this conversation")
+        with self.db.atomic():
+            self.db["messages"].update(message_id, {"rating": rating})
+            if rating == -1:
+                asked = list(self.db["messages"].rows_where(
+                    "conversation_id = ? AND id < ? AND role = 'customer'", [conversation_id, message_id],
+                    order_by="id desc", limit=1))
+                if asked and asked[0]["inbox_status"] in (None, "dismissed"):
+                    self.flag_for_inbox(asked[0]["id"], reason="disliked")
+
+    @serialized
+    def live_conversations(self, *, limit: int = 100) -> list[dict]:
+        """Conversations a person owns or was asked for, most recently active first."""
+        return [{**r, "slots": json.loads(r["slots"] or "{}")} for r in self.db["conversations"].rows_where(
+            "owner = 'human' OR handoff_at IS NOT NULL", order_by="updated_at desc", limit=limit)]
+
+    @serialized
+    def recent_customer_messages(self, limit: int = 500) -> list[str]:
+        return [r["text"] for r in self.db["messages"].rows_where("role = 'customer'", order_by="id desc",
+                                                                  limit=limit)]
+
+    @serialized
+    def query(self, sql: str, params: list | tuple = ()) -> list[dict]:
+        """Rows of a read-only SQL query as dicts (the dashboard's figures)."""
+        cursor = self.db.execute(sql, list(params))
+        columns = [c[0] for c in cursor.description]
+        return [dict(zip(columns, values)) for values in cursor.fetchall()]
+
+    # --- user accounts ----------------------------------------------------------------
+    @serialized
+    def add_user(self, name: str, *, role: str, password_hash: str) -> None:
+        if list(self.db["users"].rows_where("name = ?", [name])):
+            raise DataError(f"there is already a user named {name!r}; pick another name or reset its password")
+        self.db["users"].insert({"name": name, "role": role, "password_hash": password_hash,
+                                 "created_at": now(), "updated_at": now()})
+
+    @serialized
+    def user(self, name: str) -> dict | None:
+        rows = list(self.db["users"].rows_where("name = ?", [name]))
+        return rows[0] if rows else None
+
+    @serialized
+    def users(self) -> list[dict]:
+        """Accounts without their password hashes."""
+        return [{k: v for k, v in r.items() if k != "password_hash"}
+                for r in self.db["users"].rows_where(order_by="name")]
+
+    @serialized
+    def update_user(self, name: str, **changes) -> None:
+        if self.user(name) is None:
+            raise DataError(f"no user named {name!r}")
+        self.db["users"].update(name, {**changes, "updated_at": now()})
 
     # --- model versions ---------------------------------------------------------------
     @serialized
@@ -263,7 +373,12 @@ class Store:
     @serialized
     def model_versions(self) -> list[dict]:
         rows = self.db["model_versions"].rows_where(order_by="created_at desc")
-        return [{**r, "metrics": json.loads(r["metrics"] or "{}")} for r in rows]
+        return [{**r, "metrics": json.loads(r["metrics"] or "{}"),
+                 "comparison": json.loads(r["comparison"]) if r.get("comparison") else None} for r in rows]
+
+    @serialized
+    def set_comparison(self, version: str, comparison: dict) -> None:
+        self.db["model_versions"].update(version, {"comparison": json.dumps(comparison)})
 
     @serialized
     def current_model(self) -> dict | None:
@@ -293,3 +408,11 @@ class Store:
     @serialized
     def job(self, job_id: str) -> dict:
         return self.db["jobs"].get(job_id)
+
+    @serialized
+    def jobs(self, *, kind: str = "train", status: str | None = None, limit: int = 20) -> list[dict]:
+        """Jobs of a kind, newest first (optionally only those with a status, e.g. 'running')."""
+        where, params = "kind = ?", [kind]
+        if status:
+            where, params = where + " AND status = ?", params + [status]
+        return list(self.db["jobs"].rows_where(where, params, order_by="started_at desc", limit=limit))
