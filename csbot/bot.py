@@ -9,6 +9,11 @@ The order of the routes:
 5. a curated answer scores >= answer_threshold -> that answer;
 6. otherwise an honest fallback that offers a person, and the message goes to the staff inbox.
 
+Replies the bot sends with little confidence (a template below `review_confidence`, a curated
+answer below `review_answer_score`) still go out, and the message also lands in the inbox. The
+hand-off intent (`human_agent` in the demo data), the "talk to a person" button and a staff
+member taking over all give the conversation to a person; staff hand it back.
+
 This module does not load anything from disk: it is handed its classifier, index, reply book
 and store (engine.py wires the real ones).
 """
@@ -23,14 +28,17 @@ from dataclasses import asdict, dataclass, field
 
 from csbot import entities
 from csbot.errors import DataError, TemplateError
-from csbot.intents import IntentClassifier
+from csbot.intents import IntentClassifier, Prediction
 from csbot.replies import ReplyBook
 from csbot.retrieval import AnswerIndex, Hit
-from csbot.store import Store
+from csbot.store import Store, now
 
 FALLBACK = ("I'm not sure I understood that, and I'd rather not guess. Would you like to talk to "
             "a person? Our team is available {opening_hours}, and I've passed your question on.")
 HUMAN_HOLD = "Thanks, a member of our team has this conversation and will reply here shortly."
+HANDOFF = ("I've asked a member of our team to join this chat. They'll reply here during our opening "
+           "hours ({opening_hours}); you can keep typing in the meantime.")
+HANDED_BACK = "Our team has handed this chat back to me. Ask me anything, or ask for a person again at any time."
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
 
 
@@ -51,10 +59,12 @@ class Reply:
     slots: dict = field(default_factory=dict)
     inbox: str | None = None
     latency_ms: float = 0.0
+    message_id: int | None = None  # the stored bot reply (what a customer rates)
+    handoff: bool = False  # a person now owns the conversation
 
     def trace(self) -> dict:
         """Everything about how the reply was chosen (stored with the message, shown to staff)."""
-        return {k: v for k, v in asdict(self).items() if k not in ("conversation_id", "text")}
+        return {k: v for k, v in asdict(self).items() if k not in ("conversation_id", "text", "message_id")}
 
 
 def clean_message(text: object, *, max_chars: int) -> str:
@@ -82,13 +92,31 @@ def clean_message(text: object, *, max_chars: int) -> str:
     return text
 
 
+def route_for(prediction: Prediction | None, top_score: float | None, *, templates: dict,
+              answer_threshold: float, answer_override: float) -> str:
+    """The route a fresh conversation's message takes (Bot._route's order without the slot
+    follow-up); the model comparison asks it of recent messages.
+
+    Example: route_for(None, 0.8, templates={}, answer_threshold=0.6, answer_override=0.75) -> "answer"
+    """
+    if top_score is not None and top_score >= answer_override:
+        return "answer"
+    if prediction and prediction.accepted and prediction.intent in templates:
+        return "template"
+    if top_score is not None and top_score >= answer_threshold:
+        return "answer"
+    return "fallback"
+
+
 class Bot:
     """Chooses and records replies. Swap the classifier or index at any time; each respond() uses
     the pair it read at its start."""
 
     def __init__(self, *, store: Store, replies: ReplyBook, classifier: IntentClassifier | None,
                  index: AnswerIndex | None, answer_threshold: float = 0.6, answer_override: float = 0.75,
-                 max_message_chars: int = 2000, clock: Callable[[], float] = time.perf_counter):
+                 max_message_chars: int = 2000, review_confidence: float = 0.5,
+                 review_answer_score: float = 0.65, handoff_intent: str | None = "human_agent",
+                 clock: Callable[[], float] = time.perf_counter):
         self.store = store
         self.replies = replies
         self.classifier = classifier
@@ -96,6 +124,9 @@ class Bot:
         self.answer_threshold = answer_threshold
         self.answer_override = answer_override
         self.max_message_chars = max_message_chars
+        self.review_confidence = review_confidence
+        self.review_answer_score = review_answer_score
+        self.handoff_intent = handoff_intent
         self.clock = clock
 
     def set_classifier(self, classifier: IntentClassifier | None) -> None:
@@ -120,9 +151,10 @@ class Bot:
         found = entities.extract(text)
         slots = {**conversation["slots"], **found}
         if conversation["owner"] == "human":
-            reply = Reply(cid, None, "human", slots=slots, inbox="human")
+            reply = Reply(cid, None, "human", slots=slots, inbox="human", handoff=True)
         else:
             reply = self._route(text, cid, conversation, slots, found, classifier, index)
+            self._review(reply)
         reply.latency_ms = round((self.clock() - started) * 1000, 2)
         self._record(reply, message_id)
         return reply
@@ -168,15 +200,73 @@ class Bot:
         reply.text = self.store.answer(hit.answer_id)["answer"]
         return reply
 
+    def _review(self, reply: Reply) -> None:
+        """Mark what staff should look at, and hand the chat over when the customer asks for a person."""
+        if reply.route == "template" and reply.intent == self.handoff_intent:
+            reply.handoff, reply.inbox = True, "asked_for_person"
+        elif reply.inbox:
+            pass
+        elif reply.route == "template" and (reply.confidence or 0) < self.review_confidence:
+            reply.inbox = "low_confidence"
+        elif reply.route == "answer" and reply.hits and reply.hits[0]["score"] < self.review_answer_score:
+            reply.inbox = "low_confidence"
+
     def _record(self, reply: Reply, message_id: int) -> None:
         cid = reply.conversation_id
-        pending = {"pending_intent": reply.intent if reply.missing_slot else None,
+        changes = {"slots": reply.slots, "pending_intent": reply.intent if reply.missing_slot else None,
                    "pending_slot": reply.missing_slot}
-        self.store.update_conversation(cid, slots=reply.slots, **pending)
+        if reply.handoff and reply.route != "human":
+            changes.update(owner="human", handoff_at=now())
+        self.store.update_conversation(cid, **changes)
         if reply.inbox:
             self.store.flag_for_inbox(message_id, reason=reply.inbox)
         if reply.text is not None:
-            self.store.add_message(cid, role="bot", text=reply.text, route=reply.route,
-                                   intent=reply.intent, confidence=reply.confidence,
-                                   answer_id=reply.answer_id, model_version=reply.model_version,
-                                   latency_ms=reply.latency_ms, trace=reply.trace())
+            reply.message_id = self.store.add_message(
+                cid, role="bot", text=reply.text, route=reply.route, intent=reply.intent,
+                confidence=reply.confidence, answer_id=reply.answer_id, model_version=reply.model_version,
+                latency_ms=reply.latency_ms, trace=reply.trace())
+
+    # --- people -----------------------------------------------------------------------------
+    def hand_off(self, conversation_id: str) -> Reply:
+        """The customer asked for a person: a person owns the chat from now on, and it shows in
+        the staff inbox (its last customer message, or the hand-off itself when there is none)."""
+        conversation = self.store.conversation(conversation_id, channel="web")
+        cid = conversation["id"]
+        if conversation["owner"] == "human":
+            return Reply(cid, None, "human", handoff=True)
+        asked = [m for m in self.store.messages(cid) if m["role"] == "customer"]
+        if asked:
+            self.store.flag_for_inbox(asked[-1]["id"], reason="asked_for_person")
+        else:
+            self.store.flag_for_inbox(self.store.add_message(cid, role="customer", text="(asked for a person)"),
+                                      reason="asked_for_person")
+        self.store.update_conversation(cid, owner="human", handoff_at=now(), pending_intent=None,
+                                       pending_slot=None)
+        text = self.replies.fill(HANDOFF, conversation["slots"])
+        message_id = self.store.add_message(cid, role="bot", text=text, route="handoff")
+        return Reply(cid, text, "handoff", handoff=True, message_id=message_id)
+
+    def take_over(self, conversation_id: str, *, author: str) -> None:
+        """A staff member takes the conversation: the bot stays quiet until it is handed back."""
+        self._existing(conversation_id)
+        self.store.update_conversation(conversation_id, owner="human", handoff_at=now())
+        self.store.add_message(conversation_id, role="system", text=f"{author} joined the chat", author=author)
+
+    def staff_reply(self, conversation_id: str, text: object, *, author: str) -> int:
+        """A staff member's message to the customer; taking part in a chat takes it over."""
+        text = clean_message(text, max_chars=self.max_message_chars)
+        conversation = self._existing(conversation_id)
+        if conversation["owner"] != "human":
+            self.take_over(conversation_id, author=author)
+        return self.store.add_message(conversation_id, role="staff", text=text, author=author)
+
+    def hand_back(self, conversation_id: str, *, author: str) -> None:
+        """Give the conversation back to the bot; the customer is told."""
+        self._existing(conversation_id)
+        self.store.update_conversation(conversation_id, owner="bot", handoff_at=None)
+        self.store.add_message(conversation_id, role="bot", text=HANDED_BACK, route="handback", author=author)
+
+    def _existing(self, conversation_id: str) -> dict:
+        if not conversation_id or not self.store.messages(conversation_id):
+            raise DataError(f"no conversation {conversation_id!r}; pick one from the list")
+        return self.store.conversation(conversation_id)

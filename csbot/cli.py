@@ -64,8 +64,16 @@ def cmd_import_answers(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.background:  # started by the web app: leave the chat its CPU share
+        import os
+
+        import torch
+
+        os.nice(10)
+        torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
     engine = _engine(args)
-    summary = engine.train(epochs=args.epochs, device=args.device, report=progress_printer())
+    summary = engine.train(epochs=args.epochs, device=args.device, report=progress_printer(),
+                           job=args.job, promote=not args.no_promote)
     _print_json(summary)
     return 0
 
@@ -154,6 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
         p = add(name, func, text)
         p.add_argument("--epochs", type=float, help="passes over the training data (default: setting epochs)")
         p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="where to train (default: setting device)")
+        if name == "train":
+            p.add_argument("--job", help=argparse.SUPPRESS)  # report into this job row (the web app's runs)
+            p.add_argument("--no-promote", action="store_true", help="save the version without promoting it")
+            p.add_argument("--background", action="store_true",
+                           help="run at low priority on one core fewer (how the web app starts it)")
     p.add_argument("--train", required=True, help="CSV with text and intent (or category)")
     p.add_argument("--test", required=True, help="CSV with text and intent (or category)")
     p.add_argument("--json", help="write the figures to this file")

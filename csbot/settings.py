@@ -38,6 +38,12 @@ class Settings:
     answer_threshold: float = 0.6
     answer_override: float = 0.75
     max_message_chars: int = 2000
+    review_confidence: float = 0.5
+    review_answer_score: float = 0.65
+    handoff_intent: str = "human_agent"
+    chat_per_minute: int = 20
+    chat_ip_per_minute: int = 240
+    login_per_minute: int = 10
     host: str = "127.0.0.1"
     port: int = 7860
 
@@ -56,6 +62,10 @@ class Settings:
         _check_range("answer_threshold", self.answer_threshold, -1.0, 1.0)
         _check_range("answer_override", self.answer_override, self.answer_threshold, 1.01)
         _check_range("max_message_chars", self.max_message_chars, 10, 1_000_000)
+        _check_range("review_confidence", self.review_confidence, 0.0, 1.0)
+        _check_range("review_answer_score", self.review_answer_score, -1.0, 1.01)
+        for name in ("chat_per_minute", "chat_ip_per_minute", "login_per_minute"):
+            _check_range(name, getattr(self, name), 0, 1_000_000)  # 0 turns the limit off
         _check_range("port", self.port, 1, 65535)
 
     # Where things live under home. Derived, so they can never disagree with `home`.

@@ -1,0 +1,153 @@
+"""The admin dashboard's figures: customer messages per day, how they were answered, ratings,
+the busiest intents and the questions the bot could not answer, each as a pandas DataFrame
+(or a small dict) over a window of whole UTC days.
+
+The window is the `days` calendar days ending on `now`'s UTC date, today included; a message
+counts by its `created_at`, which the store always writes as ISO-8601 UTC text, so day bounds
+are plain string comparisons that the `created_at` index serves. Counting runs in SQL; only
+the text normalisation of `top_unanswered` runs in Python, over fallback questions alone.
+
+This module reads through `Store.query` and writes nothing; it draws no charts (the UI does).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import datetime, timedelta, timezone
+
+import pandas as pd
+
+from csbot.errors import DataError
+from csbot.store import Store
+
+ROUTES = ("template", "answer", "fallback", "person")
+
+# Each customer message with the route of the bot's reply to it. The reply is the first bot
+# message after it, in its conversation and before the customer's next message, that answers
+# (template, answer, fallback): 'handoff' and 'handback' notices are bot rows that answer nothing.
+# No such reply means the bot stayed quiet because a person had the conversation: 'person'.
+# The subquery walks the (conversation_id, id) index from the message onwards, a few rows each.
+_ASKED = """
+WITH asked AS (
+    SELECT m.id, m.text, m.created_at, coalesce((
+        SELECT CASE WHEN n.role = 'bot' THEN n.route END FROM messages n
+        WHERE n.conversation_id = m.conversation_id AND n.id > m.id
+          AND (n.role = 'customer' OR (n.role = 'bot' AND n.route IN ('template', 'answer', 'fallback')))
+        ORDER BY n.id LIMIT 1), 'person') AS route
+    FROM messages m
+    WHERE m.role = 'customer' AND m.created_at >= ? AND m.created_at < ?)
+"""
+
+
+def window(*, days: int = 30, now: datetime | None = None) -> tuple[str, str]:
+    """The window's bounds as text: its first day, and the day after its last (exclusive).
+
+    A naive `now` is taken to be UTC.
+    Example: window(days=3, now=datetime(2026, 11, 28, 18, 31, tzinfo=timezone.utc))
+             -> ("2026-11-26", "2026-11-29")
+    """
+    if days < 1:
+        raise DataError(f"the dashboard window must be at least 1 day; found days={days}")
+    now = now or datetime.now(timezone.utc)
+    today = (now.replace(tzinfo=timezone.utc) if now.tzinfo is None else now.astimezone(timezone.utc)).date()
+    return (today - timedelta(days=days - 1)).isoformat(), (today + timedelta(days=1)).isoformat()
+
+
+def normalise(text: str) -> str:
+    """The grouping key of a question: casefolded, whitespace collapsed, trailing punctuation gone.
+
+    Example: normalise("  Where is   my ORDER?! ") -> "where is my order"
+    """
+    key = " ".join(text.casefold().split())
+    while key and (unicodedata.category(key[-1]).startswith("P") or key[-1].isspace()):
+        key = key[:-1]
+    return key or " ".join(text.casefold().split())  # "???" stays its own group, not ""
+
+
+def messages_per_day(store: Store, *, days: int = 30, now: datetime | None = None) -> pd.DataFrame:
+    """Customer messages per UTC day, every day of the window present (zeros filled), oldest first.
+
+    Example: days=3, one message on the 27th -> day ["2026-11-26", "2026-11-27", "2026-11-28"], messages [0, 1, 0]
+    """
+    start, end = window(days=days, now=now)
+    rows = store.query("SELECT substr(created_at, 1, 10) AS day, count(*) AS messages FROM messages"
+                       " WHERE role = 'customer' AND created_at >= ? AND created_at < ? GROUP BY day",
+                       [start, end])
+    counts = {r["day"]: r["messages"] for r in rows}
+    first = datetime.fromisoformat(start).date()
+    all_days = [(first + timedelta(days=i)).isoformat() for i in range(days)]
+    return pd.DataFrame({"day": all_days, "messages": [int(counts.get(d, 0)) for d in all_days]})
+
+
+def route_shares(store: Store, *, days: int = 30, now: datetime | None = None) -> pd.DataFrame:
+    """How the window's customer messages were answered: template, answer, fallback, or person.
+
+    Example: 3 answered by templates, 1 by a person -> messages [3, 0, 0, 1], share [0.75, 0, 0, 0.25]
+    """
+    rows = store.query(_ASKED + "SELECT route, count(*) AS messages FROM asked GROUP BY route",
+                       window(days=days, now=now))
+    counts = {r["route"]: r["messages"] for r in rows}
+    messages = [int(counts.get(route, 0)) for route in ROUTES]
+    total = sum(messages)
+    return pd.DataFrame({"route": list(ROUTES), "messages": messages,
+                         "share": [m / total if total else 0.0 for m in messages]})
+
+
+def ratings(store: Store, *, days: int = 30, now: datetime | None = None) -> dict:
+    """Likes and dislikes of the window's bot replies; like_ratio is None when nobody rated.
+
+    Example: 3 likes, 1 dislike -> {"likes": 3, "dislikes": 1, "like_ratio": 0.75}
+    """
+    row = store.query("SELECT coalesce(sum(rating = 1), 0) AS likes, coalesce(sum(rating = -1), 0) AS dislikes"
+                      " FROM messages WHERE role = 'bot' AND created_at >= ? AND created_at < ?",
+                      window(days=days, now=now))[0]
+    likes, dislikes = int(row["likes"]), int(row["dislikes"])
+    rated = likes + dislikes
+    return {"likes": likes, "dislikes": dislikes, "like_ratio": likes / rated if rated else None}
+
+
+def top_intents(store: Store, *, days: int = 30, now: datetime | None = None, n: int = 10) -> pd.DataFrame:
+    """The intents the bot answered most with a template in the window, most first (ties by name).
+
+    Example: 5 order_status replies, 2 returns -> intent ["order_status", "returns"], messages [5, 2]
+    """
+    rows = store.query("SELECT intent, count(*) AS messages FROM messages WHERE role = 'bot'"
+                       " AND route = 'template' AND intent IS NOT NULL AND created_at >= ? AND created_at < ?"
+                       " GROUP BY intent ORDER BY messages DESC, intent LIMIT ?",
+                       [*window(days=days, now=now), n])
+    return pd.DataFrame(rows, columns=["intent", "messages"]).astype({"messages": "int64"})
+
+
+def top_unanswered(store: Store, *, days: int = 30, now: datetime | None = None, n: int = 10) -> pd.DataFrame:
+    """The questions the bot answered with its fallback most often in the window. Wordings that
+    differ only in case, spacing or trailing punctuation count as one question, shown as its
+    most recent wording; most frequent first, then most recent.
+
+    Example: "Do you ship to Mars?", "do you  ship to mars" -> question ["do you  ship to mars"], times [2]
+    """
+    rows = store.query(_ASKED + "SELECT id, text FROM asked WHERE route = 'fallback' ORDER BY id",
+                       window(days=days, now=now))
+    groups: dict[str, list] = {}  # key -> [times, latest id, latest wording]
+    for row in rows:  # ascending id, so the last wording seen is the most recent
+        group = groups.setdefault(normalise(row["text"] or ""), [0, 0, ""])
+        group[0] += 1
+        group[1], group[2] = row["id"], row["text"]
+    ranked = sorted(groups.values(), key=lambda g: (-g[0], -g[1]))[:n]
+    return pd.DataFrame({"question": [g[2] for g in ranked], "times": [g[0] for g in ranked]},
+                        columns=["question", "times"]).astype({"times": "int64"})
+
+
+def summary(store: Store, *, days: int = 30, now: datetime | None = None) -> dict:
+    """Every figure over one window (one clock reading, so they agree), for one dashboard refresh.
+
+    Example: summary(store, days=7) -> {"start": "2026-11-22", "end": "2026-11-28", "days": 7,
+             "messages_per_day": DataFrame, "route_shares": DataFrame, "ratings": {...},
+             "top_intents": DataFrame, "top_unanswered": DataFrame}
+    """
+    now = now or datetime.now(timezone.utc)
+    start, after = window(days=days, now=now)
+    figures = dict(days=days, now=now)
+    return {"start": start, "end": (datetime.fromisoformat(after) - timedelta(days=1)).date().isoformat(),
+            "days": days, "messages_per_day": messages_per_day(store, **figures),
+            "route_shares": route_shares(store, **figures), "ratings": ratings(store, **figures),
+            "top_intents": top_intents(store, **figures), "top_unanswered": top_unanswered(store, **figures)}

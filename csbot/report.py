@@ -1,0 +1,118 @@
+"""A model version's evaluation report for the admin page: the per-intent table (worst first),
+a confusion-matrix picture, and one summary row per version.
+
+It reads the `metrics` dicts that training.evaluate wrote and store.model_versions returns.
+It does not evaluate anything, nor touch the store or the disk. Pictures are drawn with
+matplotlib's Agg canvas on a bare `Figure`, never through pyplot: pyplot keeps a global registry
+of figures that is not thread-safe and leaks figures that nobody closes, and web handlers run in threads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import PowerNorm
+from matplotlib.figure import Figure
+from PIL import Image
+
+from csbot.errors import DataError
+
+MAX_ANNOTATED = 20  # above this many labels, counts in cells would overlap; the colours tell the story
+
+
+def per_intent_table(metrics: dict) -> pd.DataFrame:
+    """One row per intent, the worst F1 first (ties: the larger support first, then by name).
+
+    Example: {"per_intent": {"a": {"precision": 1, "recall": 1, "f1": 1, "support": 3},
+                             "b": {"precision": 0.5, "recall": 1, "f1": 0.67, "support": 1}}}
+             -> intent ["b", "a"]
+    """
+    columns = ["intent", "precision", "recall", "f1", "support"]
+    rows = [{"intent": intent, **{c: values.get(c) for c in columns[1:]}}
+            for intent, values in (metrics.get("per_intent") or {}).items()]
+    table = pd.DataFrame(rows, columns=columns).astype(
+        {"precision": "float64", "recall": "float64", "f1": "float64", "support": "int64"})
+    return table.sort_values(["f1", "support", "intent"], ascending=[True, False, True],
+                             kind="stable").reset_index(drop=True)
+
+
+def _checked(labels: list[str], matrix: list[list[int]]) -> np.ndarray:
+    n = len(labels)
+    if n == 0:
+        raise DataError("the confusion matrix has no labels; evaluate on at least one held-out example")
+    shapes = [len(row) for row in matrix]
+    if len(matrix) != n or any(s != n for s in shapes):
+        raise DataError(f"the confusion matrix must be {n} x {n} to match its {n} labels; found {len(matrix)} "
+                        f"rows of lengths {sorted(set(shapes))}; pass the labels and matrix of the same report")
+    counts = np.asarray(matrix, dtype=float)
+    if (counts < 0).any():
+        raise DataError("the confusion matrix holds negative counts; pass the counts from the evaluation report")
+    return counts
+
+
+def confusion_image(labels: list[str], matrix: list[list[int]], *, title: str = "") -> Image.Image:
+    """The confusion matrix as an RGB picture: rows are the true intent, columns the predicted one.
+
+    A cell's colour is its share of its row (of the messages truly of that intent, how many went
+    where) on a square-root scale, so a 3% confusion is visible beside a 97% diagonal, and a
+    rare intent's errors show as clearly as a common one's. Counts are written in the cells
+    when there are at most 20 labels. The figure and font sizes grow with the label count.
+    Example: confusion_image(["a", "b"], [[3, 1], [0, 2]]).size -> (450, 400); 80 labels -> about (1900, 1830)
+    """
+    counts = _checked(labels, matrix)
+    n = len(labels)
+    totals = counts.sum(axis=1, keepdims=True)
+    shares = np.divide(counts, totals, out=np.zeros_like(counts), where=totals > 0)
+    longest = max(len(str(label)) for label in labels)
+    font = float(np.clip(11 - n / 10, 5, 10))
+    # cells of about 0.28 in (0.2 in past 40 labels), plus room for the longest label on two sides
+    cells = n * (0.28 if n <= 40 else 0.2)
+    margin = 1.2 + longest * font / 72 * 0.62
+    fig = Figure(figsize=(max(4.5, cells + margin + 1.2), max(4.0, cells + margin + (0.4 if title else 0))),
+                 dpi=100, layout="constrained")
+    try:
+        canvas = FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        image = ax.imshow(shares, cmap="Blues", norm=PowerNorm(gamma=0.5, vmin=0, vmax=1), aspect="equal",
+                          interpolation="nearest")
+        ax.set_xticks(range(n), [str(label) for label in labels], rotation=90, fontsize=font)
+        ax.set_yticks(range(n), [str(label) for label in labels], fontsize=font)
+        ax.set_xlabel("predicted intent", fontsize=font + 1)
+        ax.set_ylabel("true intent", fontsize=font + 1)
+        if title:
+            ax.set_title(title, fontsize=font + 2)
+        if n <= MAX_ANNOTATED:
+            for (i, j), count in np.ndenumerate(counts):
+                if count:  # blank zeros keep the few errors easy to spot
+                    ax.text(j, i, f"{count:g}", ha="center", va="center", fontsize=font,
+                            color="white" if shares[i, j] > 0.35 else "black")  # dark cells on the sqrt scale
+        bar = fig.colorbar(image, ax=ax, shrink=0.8)
+        bar.set_label("share of the true intent's messages", fontsize=font)
+        bar.ax.tick_params(labelsize=font)
+        canvas.draw()
+        width, height = canvas.get_width_height()
+        return Image.frombuffer("RGBA", (width, height), canvas.buffer_rgba(), "raw", "RGBA", 0, 1).convert("RGB")
+    finally:
+        fig.clear()  # drop the artists now rather than whenever the collector gets to them
+
+
+def summary_rows(versions: list[dict]) -> pd.DataFrame:
+    """One row per model version from store.model_versions(), in the order given (newest first).
+
+    Metrics a version lacks (e.g. it had no held-out examples) are left empty (NaN).
+    Example: [{"id": "v1", "created_at": "2026-11-28T18:31:19.123+00:00", "is_current": 1,
+               "metrics": {"accuracy": 0.9}, ...}] -> version "v1", created "2026-11-28 18:31", current True
+    """
+    columns = ["version", "created", "current", "accuracy", "macro_f1", "accepted", "accepted_precision",
+               "threshold", "device", "train_seconds"]
+    rows = []
+    for v in versions:
+        metrics = v.get("metrics") or {}
+        rows.append({"version": v["id"], "created": (v.get("created_at") or "")[:16].replace("T", " "),
+                     "current": bool(v.get("is_current")),
+                     **{k: metrics.get(k) for k in ("accuracy", "macro_f1", "accepted", "accepted_precision")},
+                     "threshold": v.get("threshold"), "device": v.get("device"),
+                     "train_seconds": v.get("train_seconds")})
+    numeric = ["accuracy", "macro_f1", "accepted", "accepted_precision", "threshold", "train_seconds"]
+    return pd.DataFrame(rows, columns=columns).astype({**{c: "float64" for c in numeric}, "current": "bool"})

@@ -1,0 +1,79 @@
+import math
+
+import pytest
+
+from csbot.errors import DataError
+from csbot.report import confusion_image, per_intent_table, summary_rows
+
+
+def metrics_of(**per_intent) -> dict:
+    return {"per_intent": {name: dict(zip(("precision", "recall", "f1", "support"), values))
+                           for name, values in per_intent.items()}}
+
+
+def test_per_intent_table_puts_the_worst_first():
+    table = per_intent_table(metrics_of(greeting=(1.0, 1.0, 1.0, 5), refund=(0.5, 1.0, 0.6667, 2),
+                                        delivery=(0.0, 0.0, 0.0, 1), returns=(0.0, 0.0, 0.0, 4)))
+    assert list(table.columns) == ["intent", "precision", "recall", "f1", "support"]
+    # equal F1: the intent with more messages at stake first
+    assert table["intent"].tolist() == ["returns", "delivery", "refund", "greeting"]
+    assert table.loc[2, "f1"] == pytest.approx(0.6667) and table["support"].tolist() == [4, 1, 2, 5]
+
+
+def test_per_intent_table_of_a_report_without_held_out_examples():
+    table = per_intent_table({"accuracy": None, "macro_f1": None, "n": 0, "note": "no held-out examples"})
+    assert table.empty and list(table.columns) == ["intent", "precision", "recall", "f1", "support"]
+
+
+def test_confusion_image_is_an_rgb_picture_that_grows_with_the_labels():
+    small = confusion_image(["a", "b", "c"], [[5, 1, 0], [0, 4, 0], [2, 0, 3]], title="v1")
+    assert small.mode == "RGB" and small.size[0] >= 400 and small.size[1] >= 300
+    n = 30
+    big = confusion_image([f"intent_{i}" for i in range(n)],
+                          [[9 if i == j else int(j == (i + 1) % n) for j in range(n)] for i in range(n)])
+    assert big.size[0] > small.size[0] * 1.5 and big.size[1] > small.size[1] * 1.5
+    assert len(small.getcolors(maxcolors=1 << 20)) > 2  # drawn, not blank
+
+
+def test_counts_are_written_only_in_small_matrices():
+    # row-normalised colours are the same for 5 and 50; only the written counts tell them apart
+    labels = ["a", "b"]
+    assert confusion_image(labels, [[5, 0], [0, 5]]).tobytes() != confusion_image(labels, [[50, 0], [0, 50]]).tobytes()
+    labels = [f"i{k}" for k in range(21)]
+    few = [[5 * (i == j) for j in range(21)] for i in range(21)]
+    many = [[50 * (i == j) for j in range(21)] for i in range(21)]
+    assert confusion_image(labels, few).tobytes() == confusion_image(labels, many).tobytes()
+
+
+@pytest.mark.parametrize("labels, matrix", [
+    (["a", "b"], [[1, 0], [0]]),            # ragged
+    (["a", "b"], [[1, 0, 0], [0, 1, 0]]),   # not square
+    (["a", "b", "c"], [[1, 0], [0, 1]]),    # square, but not the labels' size
+    ([], []),
+    (["a"], [[-1]]),
+])
+def test_confusion_image_rejects_a_bad_matrix(labels, matrix):
+    with pytest.raises(DataError):
+        confusion_image(labels, matrix)
+
+
+def test_summary_rows_from_the_store(store):
+    store.add_model_version({"id": "v1", "path": "/m/v1", "created_at": "2026-11-27T09:05:00.000+00:00",
+                             "metrics": {"accuracy": 0.8, "macro_f1": 0.75, "accepted": 0.9,
+                                         "accepted_precision": 0.95}, "threshold": 0.4, "device": "cpu",
+                             "train_seconds": 12.5})
+    store.add_model_version({"id": "v2", "path": "/m/v2", "created_at": "2026-11-28T18:31:19.123+00:00",
+                             "metrics": {"accuracy": None, "n": 0, "note": "no held-out examples"},
+                             "threshold": 0.5, "device": "cuda", "train_seconds": 3.0})
+    store.set_current_model("v1")
+    table = summary_rows(store.model_versions())
+    assert list(table.columns) == ["version", "created", "current", "accuracy", "macro_f1", "accepted",
+                                   "accepted_precision", "threshold", "device", "train_seconds"]
+    assert table["version"].tolist() == ["v2", "v1"]  # newest first, as the store returns them
+    assert table["created"].tolist() == ["2026-11-28 18:31", "2026-11-27 09:05"]
+    assert table["current"].tolist() == [False, True]
+    v1 = table.iloc[1]
+    assert (v1["accuracy"], v1["macro_f1"], v1["accepted"], v1["accepted_precision"]) == (0.8, 0.75, 0.9, 0.95)
+    assert (v1["threshold"], v1["device"], v1["train_seconds"]) == (0.4, "cpu", 12.5)
+    assert math.isnan(table.iloc[0]["accuracy"]) and math.isnan(table.iloc[0]["macro_f1"])
+    assert summary_rows([]).empty
