@@ -1,0 +1,141 @@
+"""Background retraining for the web app: one training run at a time, in a child process.
+
+`Retrainer.start` records a job row and starts `python -m csbot train --job ID --no-promote
+--background` on the same home. The child reports phase, step, loss, elapsed time and an
+estimate of the time left into that row (engine.py), and the admin page polls it, so a reload
+or a second admin sees the same run. A child process rather than a thread because training
+would otherwise share the server's PyTorch thread pool and slow every chat reply; the child runs
+at low priority on one core fewer, and a crash in it cannot take the server down.
+
+Cancelling sets `cancel_requested` on the row; the child stops at its next step (and is
+killed if it has not stopped after `grace_seconds`). When the child exits, a watcher thread
+records a crash as a failed job and, if asked, promotes the new version in this process.
+
+This module does not train (training.py) nor decide what is served (registry.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime
+
+from csbot.errors import TrainingError
+from csbot.settings import PROJECT_ROOT
+from csbot.store import now
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Retrainer:
+    """Starts, watches and cancels the web app's training runs."""
+
+    def __init__(self, engine, *, python: str = sys.executable, grace_seconds: float = 30.0,
+                 clock: Callable[[], datetime] | None = None):
+        self.engine = engine
+        self.store = engine.store
+        self.python = python
+        self.grace_seconds = grace_seconds
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen | None = None
+        self.recover()
+
+    def recover(self) -> None:
+        """Mark runs whose process is gone (the server or machine stopped mid-run) as interrupted."""
+        for job in self.store.jobs(status="running"):
+            if not _alive(job.get("pid")):
+                self.store.update_job(job["id"], status="interrupted", finished_at=now(), eta_seconds=None,
+                                      error="the training process stopped before it finished (server restart?)")
+
+    def running(self) -> dict | None:
+        jobs = self.store.jobs(status="running", limit=1)
+        return jobs[0] if jobs else None
+
+    def start(self, *, user: str, epochs: float | None = None, promote_if_better: bool = False) -> str:
+        """Start a training run in the background. Returns its job id; refuses while one runs."""
+        from csbot.intents import pick_device
+
+        with self._lock:
+            self.recover()
+            busy = self.running()
+            if busy:
+                raise TrainingError(f"a training run ({busy['id']}) is already running, started by "
+                                    f"{json.loads(busy.get('options') or '{}').get('user', '?')}; wait for it "
+                                    "or cancel it")
+            if not self.store.examples():
+                raise TrainingError("there are no training examples; import a support log first")
+            options = {"user": user, "epochs": epochs, "promote_if_better": promote_if_better}
+            job = self.store.create_job(kind="train", device=pick_device(self.engine.settings.device).type)
+            self.store.update_job(job, options=json.dumps(options), phase="starting")
+            command = [self.python, "-m", "csbot", "train", "--job", job, "--no-promote", "--background",
+                       "--home", str(self.engine.settings.home)]
+            if epochs:
+                command += ["--epochs", str(epochs)]
+            log = self.engine.settings.home / "logs" / f"train-{job}.log"
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with open(log, "wb") as out:
+                # Its own session, so a Ctrl-C meant for the server does not kill it mid-save.
+                self._process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                                 stdin=subprocess.DEVNULL, start_new_session=True)
+            self.store.update_job(job, pid=self._process.pid)
+            threading.Thread(target=self._watch, args=(job, self._process, log, options), daemon=True,
+                             name=f"train-{job}").start()
+            return job
+
+    def cancel(self, job_id: str | None = None) -> str:
+        """Ask the running job to stop; it stops at its next step. Returns the job id."""
+        job = self.store.job(job_id) if job_id else self.running()
+        if not job or job["status"] != "running":
+            raise TrainingError("no training run is running, so there is nothing to cancel")
+        self.store.update_job(job["id"], cancel_requested=1, phase=f"{job['phase']} (cancelling)")
+        return job["id"]
+
+    def status(self, job_id: str | None = None) -> dict | None:
+        """The job (the latest when no id is given) with its options decoded, or None."""
+        if job_id:
+            job = self.store.job(job_id)
+        else:
+            jobs = self.store.jobs(limit=1)
+            job = jobs[0] if jobs else None
+        if job is None:
+            return None
+        return {**job, "options": json.loads(job.get("options") or "{}")}
+
+    def _watch(self, job_id: str, process: subprocess.Popen, log, options: dict) -> None:
+        deadline = None
+        while process.poll() is None:
+            time.sleep(0.5)
+            if self.store.job(job_id).get("cancel_requested"):
+                deadline = deadline or time.monotonic() + self.grace_seconds
+                if time.monotonic() > deadline:
+                    process.kill()
+        job = self.store.job(job_id)
+        if job["status"] == "running":  # the child died without recording why
+            tail = log.read_text(encoding="utf-8", errors="replace")[-600:] if log.exists() else ""
+            status = "cancelled" if job.get("cancel_requested") else "failed"
+            self.store.update_job(job_id, status=status, finished_at=now(), eta_seconds=None,
+                                  error=f"training process exited with code {process.returncode}: {tail.strip()}")
+            return
+        if job["status"] == "done" and options.get("promote_if_better"):
+            versions = {v["id"]: v for v in self.store.model_versions()}
+            version = versions.get(job["model_version"])
+            if version and (version.get("comparison") or {}).get("gate", {}).get("passed"):
+                try:
+                    self.engine.promote(version["id"])
+                except Exception as exc:  # the current model keeps serving; say why on the job
+                    self.store.update_job(job_id, error=f"not promoted: {type(exc).__name__}: {exc}")
