@@ -7,6 +7,7 @@ progress line), then serves the customer chat. Nothing here reaches the internet
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 import csbot  # noqa: F401  (sets the offline environment before gradio is imported)
@@ -29,8 +30,25 @@ def prepare(engine: Engine) -> None:
     engine.bot.warm_up()  # load the weights and warm the kernels before the first customer
 
 
+def open_accounts(engine: Engine, environ=os.environ):
+    """The accounts, with a first admin made when there is none (its password printed once)."""
+    from csbot.auth import Accounts
+
+    accounts = Accounts(engine.store)
+    password = accounts.ensure_first_admin(environ)
+    if password is not None:
+        name = next(u["name"] for u in accounts.list() if u["role"] == "admin")
+        if environ.get("CSBOT_ADMIN_PASSWORD"):
+            print(f"csbot: created the admin account {name!r} with the password from CSBOT_ADMIN_PASSWORD", flush=True)
+        else:
+            print(f"csbot: created the admin account {name!r} with the password {password}\n"
+                  "       It is shown only this once: log in at /admin and keep it safe "
+                  "(or reset it with `python -m csbot user reset`).", flush=True)
+    return accounts
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Run the csbot web app.")
+    parser = argparse.ArgumentParser(description="Run the csbot web app: chat at /, staff at /staff, admin at /admin.")
     parser.add_argument("--host", help="interface to listen on (default CSBOT_HOST or 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default CSBOT_PORT or 7860)")
     parser.add_argument("--home", help="csbot home folder (default CSBOT_HOME or the project folder)")
@@ -39,15 +57,19 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(home=args.home, host=args.host, port=args.port)
         engine = Engine(settings)
         prepare(engine)
+        accounts = open_accounts(engine)
     except CsbotError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    from csbot.ui.chat import build_chat
+    import uvicorn
 
-    page = build_chat(engine)
-    page.queue(default_concurrency_limit=8, max_size=256)
-    page.launch(server_name=settings.host, server_port=settings.port, share=False, show_error=False,
-                enable_monitoring=False, footer_links=[], max_file_size="1mb")
+    from csbot.jobs import Retrainer
+    from csbot.server import create_app
+
+    app = create_app(engine, accounts=accounts, retrainer=Retrainer(engine))
+    print(f"csbot: serving on http://{settings.host}:{settings.port}/ (staff: /staff, admin: /admin, "
+          "API: POST /api/chat)", flush=True)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
     return 0
 
 

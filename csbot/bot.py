@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from csbot import entities
+from csbot.batching import MicroBatcher
 from csbot.errors import DataError, TemplateError
 from csbot.intents import IntentClassifier, Prediction
 from csbot.replies import ReplyBook
@@ -109,8 +110,8 @@ def route_for(prediction: Prediction | None, top_score: float | None, *, templat
 
 
 class Bot:
-    """Chooses and records replies. Swap the classifier or index at any time; each respond() uses
-    the pair it read at its start."""
+    """Chooses and records replies. Swap the classifier or index at any time: each batch of
+    messages (batching.py) is understood by the pair in place when its pass starts."""
 
     def __init__(self, *, store: Store, replies: ReplyBook, classifier: IntentClassifier | None,
                  index: AnswerIndex | None, answer_threshold: float = 0.6, answer_override: float = 0.75,
@@ -128,6 +129,8 @@ class Bot:
         self.review_answer_score = review_answer_score
         self.handoff_intent = handoff_intent
         self.clock = clock
+        # Concurrent messages share encoder passes (batching.py); a lone message goes straight through.
+        self._understand = MicroBatcher(self._understand_batch, name="bot-understand")
 
     def set_classifier(self, classifier: IntentClassifier | None) -> None:
         """Serve another model from the next message on (a plain reference swap: no request waits)."""
@@ -140,11 +143,17 @@ class Bot:
         if self.index is not None:
             self.index.search("hello")
 
+    def _understand_batch(self, texts: list[str]) -> list[tuple]:
+        """The classifier's prediction and the answer hits for each text, from the models in place now."""
+        classifier, index = self.classifier, self.index
+        predictions = classifier.predict(texts) if classifier else [None] * len(texts)
+        hits = index.search_many(texts, k=3) if index is not None and len(index) else [[] for _ in texts]
+        return [(p, h, classifier) for p, h in zip(predictions, hits)]
+
     def respond(self, message: object, conversation_id: str | None = None, *,
                 channel: str = "cli") -> Reply:
         started = self.clock()
         text = clean_message(message, max_chars=self.max_message_chars)
-        classifier, index = self.classifier, self.index
         conversation = self.store.conversation(conversation_id, channel=channel)
         cid = conversation["id"]
         message_id = self.store.add_message(cid, role="customer", text=text)
@@ -153,16 +162,14 @@ class Bot:
         if conversation["owner"] == "human":
             reply = Reply(cid, None, "human", slots=slots, inbox="human", handoff=True)
         else:
-            reply = self._route(text, cid, conversation, slots, found, classifier, index)
+            reply = self._route(text, cid, conversation, slots, found, *self._understand(text))
             self._review(reply)
         reply.latency_ms = round((self.clock() - started) * 1000, 2)
         self._record(reply, message_id)
         return reply
 
     def _route(self, text: str, cid: str, conversation: dict, slots: dict, found: dict,
-               classifier: IntentClassifier | None, index: AnswerIndex | None) -> Reply:
-        prediction = classifier.predict([text])[0] if classifier else None
-        hits: list[Hit] = index.search(text, k=3) if index is not None and len(index) else []
+               prediction: Prediction | None, hits: list[Hit], classifier: IntentClassifier | None) -> Reply:
         base = dict(conversation_id=cid, text=None, route="fallback", slots=slots,
                     hits=[asdict(h) for h in hits],
                     model_version=classifier.version if classifier else None,

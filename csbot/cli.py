@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from csbot.errors import CsbotError
+from csbot.errors import CsbotError, DataError
 from csbot.settings import load_settings
 
 
@@ -138,6 +138,37 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def _password(args: argparse.Namespace) -> str:
+    if sys.stdin.isatty():
+        import getpass
+
+        first, second = getpass.getpass("password: "), getpass.getpass("again: ")
+        if first != second:
+            raise DataError("the two passwords differ; nothing was changed")
+        return first
+    return sys.stdin.readline().rstrip("\n")  # scripts pipe it in, so it never shows in `ps`
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    from csbot.auth import Accounts
+    from csbot.store import Store
+
+    accounts = Accounts(Store.open(_settings(args).db_path))
+    if args.action == "list":
+        for user in accounts.list():
+            print(f"{user['name']}\t{user['role']}\tcreated {user['created_at']}")
+        return 0
+    if not args.name:
+        raise DataError(f"`user {args.action}` needs a user name")
+    if args.action == "add":
+        accounts.create(args.name, _password(args), role=args.role)
+        print(f"created {args.role} account {args.name!r}")
+    else:
+        accounts.reset_password(args.name, _password(args))
+        print(f"new password set for {args.name!r}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--home", default=argparse.SUPPRESS,
@@ -178,6 +209,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("promote", cmd_promote, "make a model version the current one")
     p.add_argument("version")
     add("rollback", cmd_rollback, "go back to the version before the current one")
+    p = add("user", cmd_user, "web app accounts: list, add NAME --role staff|admin, reset NAME "
+                              "(the password is asked for, or read from one line of stdin)")
+    p.add_argument("action", choices=["list", "add", "reset"])
+    p.add_argument("name", nargs="?")
+    p.add_argument("--role", choices=["staff", "admin"], default="staff")
     return parser
 
 

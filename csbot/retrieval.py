@@ -91,19 +91,26 @@ class AnswerIndex:
 
         Example: search("can you gift wrap it?") -> [Hit(answer_id=2, text="Do you offer gift wrapping?", score=0.83), ...]
         """
-        vector = self._vectors([text])
+        return self.search_many([text], k=k)[0]
+
+    def search_many(self, texts: list[str], *, k: int = 3) -> list[list[Hit]]:
+        """`search` for several texts with one encoder pass (the web server batches messages)."""
+        vectors = self._vectors(texts)
         with self._lock:
             if self._index.ntotal == 0:
-                return []
-            scores, ids = self._index.search(vector, min(self._index.ntotal, k * 8))
-            hits: dict[int, Hit] = {}
-            for score, vid in zip(scores[0], ids[0]):
-                if vid < 0 or int(vid) not in self._texts:
-                    continue
-                answer_id, matched = self._texts[int(vid)]
-                if answer_id not in hits:
-                    hits[answer_id] = Hit(answer_id, matched, round(float(score), 4))
-        return sorted(hits.values(), key=lambda h: -h.score)[:k]
+                return [[] for _ in texts]
+            scores, ids = self._index.search(vectors, min(self._index.ntotal, k * 8))
+            out = []
+            for row_scores, row_ids in zip(scores, ids):
+                hits: dict[int, Hit] = {}
+                for score, vid in zip(row_scores, row_ids):
+                    if vid < 0 or int(vid) not in self._texts:
+                        continue
+                    answer_id, matched = self._texts[int(vid)]
+                    if answer_id not in hits:
+                        hits[answer_id] = Hit(answer_id, matched, round(float(score), 4))
+                out.append(sorted(hits.values(), key=lambda h: -h.score)[:k])
+        return out
 
     def _vectors(self, texts: list[str]) -> np.ndarray:
         vectors = np.ascontiguousarray(self.encode(texts), dtype=np.float32)

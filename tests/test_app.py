@@ -1,13 +1,18 @@
-"""app.py in a real browser: Debian's Chromium driven by Playwright against the real server."""
+"""app.py in a real browser: Debian's Chromium driven by Playwright against the real server,
+started on a free port on a copy of the CLI-trained tiny home. Customers at /, staff at /staff,
+admins at /admin, and what anonymous visitors and staff accounts may not do."""
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -18,6 +23,8 @@ from conftest import ROOT
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-dev-shm-usage"]
+ADMIN_PASSWORD = "admin-browser-test-pw"
+STAFF = ("sam", "sam-browser-test-pw")
 
 
 def free_port() -> int:
@@ -26,24 +33,55 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+@dataclass
+class Server:
+    url: str
+    home: Path
+    output: Path
+
+    def store(self):
+        from csbot.store import Store
+
+        return Store.open(self.home / "csbot.db")
+
+    def chat(self, message: str, conversation_id: str | None = None) -> tuple[dict, float]:
+        """POST /api/chat; returns the JSON reply and the seconds it took."""
+        body = json.dumps({"conversation_id": conversation_id, "message": message}).encode()
+        request = urllib.request.Request(f"{self.url}/api/chat", data=body, headers={"content-type": "application/json"})
+        started = time.monotonic()
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.loads(response.read()), time.monotonic() - started
+
+
 @pytest.fixture(scope="module")
-def server(trained_home: Path):
+def server(trained_home: Path, tmp_path_factory):
+    from csbot.auth import Accounts
+    from csbot.store import Store
+
+    home = tmp_path_factory.mktemp("web") / "home"
+    shutil.copytree(trained_home, home)
+    # A retrain from the admin page must stay short: 24 messages, a few steps.
+    (home / "csbot.toml").write_text("[csbot]\nepochs = 2\nbatch_size = 8\n")
+    Accounts(Store.open(home / "csbot.db")).create(STAFF[0], STAFF[1], role="staff")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("CSBOT_")}
-    process = subprocess.Popen([sys.executable, "app.py", "--home", str(trained_home), "--port", str(port)],
-                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    env["CSBOT_ADMIN_PASSWORD"] = ADMIN_PASSWORD
+    output = home / "server.log"
+    with open(output, "w") as log:
+        process = subprocess.Popen([sys.executable, "app.py", "--home", str(home), "--port", str(port)],
+                                   cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
-    while True:  # "Running on" is printed before the server answers: poll the API instead
+    while True:  # "serving on" is printed before the server answers: poll it instead
         try:
-            urllib.request.urlopen(f"{url}/gradio_api/info", timeout=2)
+            urllib.request.urlopen(f"{url}/api/health", timeout=2)
             break
         except OSError:
             if process.poll() is not None or time.monotonic() > deadline:
                 process.kill()
-                pytest.fail(f"app.py did not start:\n{process.stdout.read()}")
+                pytest.fail(f"app.py did not start:\n{output.read_text()}")
             time.sleep(0.5)
-    yield url
+    yield Server(url, home, output)
     process.terminate()
     process.wait(timeout=20)
 
@@ -64,20 +102,48 @@ def send(page, text: str) -> None:
     box.press("Enter")
 
 
-def test_customer_gets_a_curated_answer_and_a_fallback(server, browser):
+def log_in(page, url: str, name: str, password: str) -> None:
+    page.goto(url)
+    page.get_by_label("username").fill(name)
+    page.get_by_label("password").fill(password)
+    page.get_by_role("button", name="Login").click()
+
+
+def test_first_admin_is_made_from_the_environment_and_no_password_is_printed(server):
+    log = server.output.read_text()
+    assert "created the admin account 'admin' with the password from CSBOT_ADMIN_PASSWORD" in log
+    assert ADMIN_PASSWORD not in log
+
+
+def test_customer_gets_a_template_reply_rates_it_and_is_offered_a_person(server, browser):
     page = browser.new_page()
-    page.goto(server)
-    send(page, "Do you offer gift wrapping?")
-    expect(page.get_by_test_id("bot").last).to_contain_text("gift wrapping is £4.50", timeout=30_000)
+    page.goto(server.url)
+    send(page, "how do I return the mugs I bought")
+    expect(page.get_by_test_id("bot").last).to_contain_text("within 30 days", timeout=30_000)
+    page.get_by_label("Like").last.click()
+    store = server.store()
+    [conversation] = [c for c in store.db["conversations"].rows if store.messages(c["id"])
+                      and store.messages(c["id"])[0]["text"] == "how do I return the mugs I bought"]
+    reply = store.messages(conversation["id"])[1]
+    assert reply["route"] == "template" and reply["intent"] == "return_item"
+    deadline = time.monotonic() + 10
+    while store.message(reply["id"])["rating"] != 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert store.message(reply["id"])["rating"] == 1
+
     send(page, "my cat ate the invoice, what now")
     expect(page.get_by_test_id("bot").last).to_contain_text("talk to a person", timeout=30_000)
-    expect(page.get_by_test_id("user")).to_have_count(2)
+    page.get_by_role("button", name="Talk to a person").click()
+    expect(page.get_by_test_id("bot").last).to_contain_text("asked a member of our team", timeout=30_000)
+    assert store.conversation(conversation["id"])["owner"] == "human"
+    page.reload()  # the conversation lives in the browser: it survives a reload
+    expect(page.get_by_test_id("user")).to_have_count(2, timeout=30_000)
     page.close()
 
 
 def test_customer_html_is_shown_as_text(server, browser):
     page = browser.new_page()
-    page.goto(server)
+    page.goto(server.url)
     hostile = '<img src=x onerror="document.title=\'pwned\'"><b>bold</b> [link](javascript:alert(1))'
     send(page, hostile)
     expect(page.get_by_test_id("user").last).to_contain_text("<b>bold</b>", timeout=30_000)
@@ -88,10 +154,30 @@ def test_customer_html_is_shown_as_text(server, browser):
 
 def test_each_browser_session_has_its_own_conversation(server, browser):
     first, second = browser.new_page(), browser.new_page()
-    first.goto(server)
-    second.goto(server)
+    first.goto(server.url)
+    second.goto(server.url)
     send(first, "hello there")
     expect(first.get_by_test_id("bot").last).to_be_visible(timeout=30_000)
+    second.reload()
+    expect(second.get_by_label("Your message")).to_be_visible()
     expect(second.get_by_test_id("user")).to_have_count(0)
     first.close()
     second.close()
+
+
+@pytest.mark.parametrize("path", ["/staff/", "/admin/"])
+def test_anonymous_visitors_get_a_login_form_not_the_page(server, browser, path):
+    page = browser.new_page()
+    page.goto(server.url + path)
+    expect(page.get_by_role("button", name="Login")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("Inbox")).to_have_count(0)
+    expect(page.get_by_text("Retrain")).to_have_count(0)
+    page.close()
+
+
+def test_a_staff_account_cannot_log_in_to_admin(server, browser):
+    page = browser.new_page()
+    log_in(page, server.url + "/admin/", *STAFF)
+    expect(page.get_by_text("Incorrect Credentials", exact=False)).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("Retrain")).to_have_count(0)
+    page.close()

@@ -133,3 +133,19 @@ def test_training_runs_are_recorded_as_jobs(home):
     jobs = list(Store.open(home / "csbot.db").db["jobs"].rows)
     assert jobs and all(job["status"] == "done" and job["model_version"] for job in jobs)
     assert all(job["step"] == job["total"] > 0 for job in jobs)
+
+
+def test_user_accounts_from_the_command_line(tmp_path):
+    from csbot.auth import Accounts
+    from csbot.store import Store
+
+    added = csbot("user", "add", "sam", "--role", "staff", home=tmp_path, stdin="sam-secret-pw-1\n")
+    assert added.returncode == 0 and "created staff account 'sam'" in added.stdout
+    weak = csbot("user", "add", "kim", home=tmp_path, stdin="short\n")
+    assert weak.returncode == 1 and "password" in weak.stderr and "Traceback" not in weak.stderr
+    reset = csbot("user", "reset", "sam", home=tmp_path, stdin="another-secret-2\n")
+    assert reset.returncode == 0
+    listed = csbot("user", "list", home=tmp_path)
+    assert listed.stdout.startswith("sam\tstaff") and "kim" not in listed.stdout
+    accounts = Accounts(Store.open(tmp_path / "csbot.db"))
+    assert accounts.check("sam", "another-secret-2") and not accounts.check("sam", "sam-secret-pw-1")

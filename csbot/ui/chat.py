@@ -1,21 +1,37 @@
-"""The customer chat page: a message box, the conversation, example questions.
+"""The customer chat page at `/`: the conversation, a message box, example questions, like /
+dislike on each bot reply, and a "Talk to a person" button.
 
-Each browser session keeps its own conversation id in `gr.State`; every message goes through
-`Bot.respond`, exactly as the CLI's. Customer and bot text render as plain text (no markdown,
-no HTML tags) and are HTML-escaped before they reach the page: the chatbot component still
-renders tags it is given even with markdown off, and customer text must stay text.
+The conversation id lives in the browser (`gr.BrowserState`, i.e. localStorage), so a reload
+shows the same conversation and two browsers never share one. The transcript is always read back
+from the store, so staff replies (picked up by a 2-second `gr.Timer`) and bot replies show the
+same way. Customer and bot text render as plain text: no markdown, no HTML tags, and escaped
+before it reaches the page (the chatbot component still renders tags it is given even with
+markdown off, and customer text must stay text).
+
+Every event here is public: it only ever touches the conversation whose id the browser holds.
+Messages are rate-limited per conversation and per client address with a polite reply.
+This module holds no routing logic: `Bot.respond` decides, exactly as for the CLI and the API.
 """
 
-from __future__ import annotations
-
 import html
+import re
 
 import gradio as gr
 
-from csbot.errors import CsbotError
+from csbot.errors import CsbotError, DataError, RateLimited
 
 EXAMPLES = ["Where is my order BB-482913?", "How do I return a rug?", "Do you offer gift wrapping?",
             "Can I pay with Klarna?"]
+POLL_SECONDS = 2.0
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def valid_id(conversation_id: object) -> str | None:
+    """The browser's stored conversation id if it looks like one of ours, else None (a new one).
+
+    Example: valid_id("3f2a...") -> "3f2a..."; valid_id("<script>") -> None
+    """
+    return conversation_id if isinstance(conversation_id, str) and _ID.fullmatch(conversation_id) else None
 
 
 def as_text(role: str, text: str) -> dict:
@@ -23,27 +39,122 @@ def as_text(role: str, text: str) -> dict:
     return {"role": role, "content": html.escape(text, quote=False)}
 
 
-def build_chat(engine, *, title: str | None = None) -> gr.Blocks:
+def transcript(messages: list[dict]) -> tuple[list[dict], list[int | None]]:
+    """Stored messages -> the chatbot's history and, per history entry, the id a like refers to.
+
+    Example: [{"id": 1, "role": "customer", "text": "hi"}, {"id": 2, "role": "bot", "text": "Hello!"}]
+             -> ([user "hi", assistant "Hello!"], [None, 2])
+    """
+    history, ids = [], []
+    for m in messages:
+        if m["role"] == "customer":
+            history.append(as_text("user", m["text"]))
+            ids.append(None)
+        elif m["role"] == "bot":
+            history.append(as_text("assistant", m["text"]))
+            ids.append(m["id"])
+        elif m["role"] == "staff":
+            history.append(as_text("assistant", f"{m.get('author') or 'Our team'} (our team): {m['text']}"))
+            ids.append(None)
+        elif m["role"] == "system":
+            history.append(as_text("assistant", f"· {m['text']} ·"))
+            ids.append(None)
+    return history, ids
+
+
+class ChatPage:
+    """The page's handlers, bound to the engine and the chat limits (server.ChatLimits)."""
+
+    def __init__(self, engine, limits):
+        self.engine = engine
+        self.limits = limits
+
+    def _show(self, conversation_id: str | None):
+        conversation_id = valid_id(conversation_id)
+        messages = self.engine.store.messages(conversation_id) if conversation_id else []
+        history, ids = transcript(messages)
+        return history, ids, (messages[-1]["id"] if messages else 0)
+
+    def restore(self, conversation_id: str | None):
+        history, ids, last = self._show(conversation_id)
+        return history, ids, last, gr.update(visible=self._can_hand_off(conversation_id))
+
+    def send(self, message: str, conversation_id: str | None, request: gr.Request):
+        conversation_id = valid_id(conversation_id)
+        try:
+            self.limits.check(conversation_id or request.session_hash, _client(request))
+            reply = self.engine.bot.respond(message, conversation_id, channel="web")
+        except RateLimited as exc:
+            history, ids, last = self._show(conversation_id)
+            return (message, history + [as_text("assistant", str(exc))], ids + [None], last, conversation_id,
+                    gr.update())
+        except DataError as exc:
+            history, ids, last = self._show(conversation_id)
+            return (message if len(message or "") <= 10_000 else "",
+                    history + [as_text("assistant", f"Sorry, I couldn't read that: {exc}")], ids + [None], last,
+                    conversation_id, gr.update())
+        if conversation_id is None:
+            self.limits.started(reply.conversation_id)
+        history, ids, last = self._show(reply.conversation_id)
+        return "", history, ids, last, reply.conversation_id, gr.update(visible=not reply.handoff)
+
+    def rate(self, data: gr.LikeData, ids: list, conversation_id: str | None):
+        index = data.index if isinstance(data.index, int) else data.index[0]
+        conversation_id = valid_id(conversation_id)
+        if not conversation_id or index >= len(ids) or ids[index] is None:
+            return
+        try:
+            self.engine.store.rate(conversation_id, ids[index], 1 if data.liked else -1 if data.liked is False else 0)
+        except CsbotError:
+            pass  # not a rateable reply of this conversation: nothing to store
+
+    def hand_off(self, conversation_id: str | None):
+        reply = self.engine.bot.hand_off(valid_id(conversation_id))
+        history, ids, last = self._show(reply.conversation_id)
+        return history, ids, last, reply.conversation_id, gr.update(visible=False)
+
+    def poll(self, conversation_id: str | None, last: int):
+        """New messages since `last` (a staff reply, a hand-back) -> the whole transcript; else no change."""
+        conversation_id = valid_id(conversation_id)
+        if not conversation_id or not self.engine.store.messages_after(conversation_id, last or 0):
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        history, ids, newest = self._show(conversation_id)
+        return history, ids, newest, gr.update(visible=self._can_hand_off(conversation_id))
+
+    def _can_hand_off(self, conversation_id: str | None) -> bool:
+        conversation_id = valid_id(conversation_id)
+        if not conversation_id or not self.engine.store.messages_after(conversation_id, 0):
+            return True  # no conversation yet (and don't create one just by looking)
+        return self.engine.store.conversation(conversation_id)["owner"] != "human"
+
+
+def _client(request: gr.Request) -> str:
+    return getattr(getattr(request, "client", None), "host", None) or "unknown"
+
+
+def build_chat(engine, limits, *, title: str | None = None) -> gr.Blocks:
     shop = engine.store.shop().get("shop_name", "our shop")
-    with gr.Blocks(title=title or f"{shop} · help") as page:
-        gr.Markdown(f"## {shop} · customer help\nAsk about orders, delivery, returns, payments or your account.")
-        conversation = gr.State(None)
+    page = ChatPage(engine, limits)
+    with gr.Blocks(title=title or f"{shop} · help") as blocks:
+        gr.Markdown(f"## {html.escape(shop)} · customer help\n"
+                    "Ask about orders, delivery, returns, payments or your account.")
+        conversation = gr.BrowserState(None, storage_key="csbot-conversation")
+        ids, last = gr.State([]), gr.State(0)
         log = gr.Chatbot(label="Conversation", height=480, render_markdown=False, sanitize_html=True,
-                         allow_tags=False, feedback_options=None, buttons=["copy"])  # no share: it reaches out
-        box = gr.Textbox(label="Your message", placeholder="Type your question and press Enter",
-                         max_lines=6, autofocus=True)
+                         allow_tags=False, buttons=["copy"])  # no share button: it uploads outside
+        with gr.Row():
+            box = gr.Textbox(label="Your message", placeholder="Type your question and press Enter",
+                             max_lines=6, autofocus=True, scale=5)
+            send = gr.Button("Send", variant="primary", scale=1)
+        person = gr.Button("Talk to a person", size="sm")
         gr.Examples(EXAMPLES, inputs=box)
 
-        def send(message: str, history: list, conversation_id: str | None):
-            history = list(history or [])
-            try:
-                reply = engine.bot.respond(message, conversation_id, channel="web")
-            except CsbotError as exc:
-                return "", history + [as_text("assistant", f"Sorry, I couldn't read that: {exc}")], conversation_id
-            history.append(as_text("user", message.strip()))
-            if reply.text:
-                history.append(as_text("assistant", reply.text))
-            return "", history, reply.conversation_id
-
-        box.submit(send, [box, log, conversation], [box, log, conversation], api_name="send")
-    return page
+        outputs = [box, log, ids, last, conversation, person]
+        box.submit(page.send, [box, conversation], outputs, api_name="send")
+        send.click(page.send, [box, conversation], outputs, api_name=False)
+        log.like(page.rate, [ids, conversation], None, api_name="rate")
+        person.click(page.hand_off, [conversation], [log, ids, last, conversation, person], api_name="hand_off")
+        blocks.load(page.restore, [conversation], [log, ids, last, person], api_name="restore")
+        gr.Timer(POLL_SECONDS).tick(page.poll, [conversation, last], [log, ids, last, person], api_name="poll",
+                                    show_progress="hidden")
+    return blocks

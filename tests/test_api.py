@@ -1,0 +1,137 @@
+"""The HTTP edge: POST /api/chat (good and bad input), the chat and login limits, and that the
+staff and admin apps refuse anonymous callers. In-process through FastAPI's TestClient, on a
+copy of the CLI-trained tiny home, with the real encoder and model."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from fastapi.testclient import TestClient
+
+from csbot.auth import Accounts
+from csbot.engine import Engine
+from csbot.jobs import Retrainer
+from csbot.server import ChatLimits, create_app
+from csbot.settings import load_settings
+
+ADMIN_PASSWORD = "admin-password-for-tests"
+
+
+@pytest.fixture(scope="module")
+def engine(trained_home, tmp_path_factory):
+    home = tmp_path_factory.mktemp("api") / "home"
+    shutil.copytree(trained_home, home)
+    engine = Engine(load_settings(home=home, environ={}))
+    Accounts(engine.store).ensure_first_admin({"CSBOT_ADMIN_PASSWORD": ADMIN_PASSWORD})
+    return engine
+
+
+def make_client(engine, **limits) -> TestClient:
+    limits = ChatLimits(per_conversation=limits.get("per_conversation", 1000), per_client=limits.get("per_client", 1000))
+    app = create_app(engine, accounts=Accounts(engine.store), retrainer=Retrainer(engine), limits=limits)
+    return TestClient(app)
+
+
+@pytest.fixture(scope="module")
+def client(engine):
+    with make_client(engine) as client:
+        yield client
+
+
+def stored(engine) -> int:
+    return engine.store.query("SELECT count(*) AS n FROM messages")[0]["n"]
+
+
+def test_a_conversation_over_the_api(client, engine):
+    first = client.post("/api/chat", json={"message": "Do you offer gift wrapping?"})
+    assert first.status_code == 200, first.text
+    body = first.json()
+    assert body["route"] == "answer" and "gift wrapping" in body["reply"] and body["conversation_id"]
+    second = client.post("/api/chat", json={"conversation_id": body["conversation_id"], "message": "thanks, bye"})
+    assert second.status_code == 200 and second.json()["conversation_id"] == body["conversation_id"]
+    roles = [m["role"] for m in engine.store.messages(body["conversation_id"])]
+    assert roles == ["customer", "bot", "customer", "bot"]
+    assert engine.store.messages(body["conversation_id"])[1]["id"] == body["message_id"]
+
+
+@pytest.mark.parametrize("body, fragment", [
+    (json.dumps({"message": ""}), "empty"),
+    (json.dumps({"message": "   \n\t "}), "empty"),
+    (json.dumps({"message": "x" * 100_000}), "limit is 2,000"),
+    (json.dumps({"message": "\x00\x01\x02\x7f"}), "empty"),
+    ("{not json", "did not parse"),
+    (b"\xff\xfe\x00binary\x80junk", "UTF-8"),
+    (json.dumps(["where is my order"]), "JSON object"),
+    (json.dumps({"text": "hello"}), "unknown fields"),
+    (json.dumps({}), "message must be a string"),
+    (json.dumps({"message": 42}), "message must be a string"),
+    (json.dumps({"message": "hi", "conversation_id": "<script>"}), "conversation_id"),
+    ("x" * 300_000, "limit is 262,144"),
+])
+def test_bad_input_gets_a_clear_4xx_json_error_and_stores_nothing(client, engine, body, fragment):
+    before = stored(engine)
+    response = client.post("/api/chat", content=body, headers={"content-type": "application/json"})
+    assert 400 <= response.status_code < 500, response.text
+    assert fragment in response.json()["error"]
+    assert stored(engine) == before
+
+
+def test_an_unknown_conversation_is_a_404_not_a_new_one(client, engine):
+    before = stored(engine)
+    response = client.post("/api/chat", json={"conversation_id": "nosuchconversation", "message": "hi"})
+    assert response.status_code == 404 and "null to start" in response.json()["error"]
+    assert stored(engine) == before
+
+
+def test_control_characters_inside_a_message_are_stripped_and_it_is_answered(client, engine):
+    response = client.post("/api/chat", json={"message": "do you offer\x00 gift\u200b wrapping?\x07"})
+    assert response.status_code == 200
+    [customer, _] = engine.store.messages(response.json()["conversation_id"])
+    assert customer["text"] == "do you offer gift wrapping?"
+
+
+def test_messages_beyond_the_conversation_limit_get_a_polite_429(engine):
+    with make_client(engine, per_conversation=2) as client:
+        cid = client.post("/api/chat", json={"message": "hello"}).json()["conversation_id"]
+        assert client.post("/api/chat", json={"conversation_id": cid, "message": "hello again"}).status_code == 200
+        before = stored(engine)
+        limited = client.post("/api/chat", json={"conversation_id": cid, "message": "and again"})
+        assert limited.status_code == 429 and "please wait" in limited.json()["error"].lower()
+        assert int(limited.headers["retry-after"]) >= 1 and stored(engine) == before
+        # another conversation from the same client is not held back by this one's limit
+        assert client.post("/api/chat", json={"message": "hi"}).status_code == 200
+
+
+def test_login_attempts_are_rate_limited_per_client(engine):
+    with make_client(engine) as client:
+        statuses = [client.post("/staff/login", data={"username": "admin", "password": "wrong"}).status_code
+                    for _ in range(engine.settings.login_per_minute + 1)]
+    assert 429 not in statuses[:-1] and statuses[-1] == 429
+
+
+@pytest.mark.parametrize("path", ["/staff", "/admin"])
+def test_staff_and_admin_apps_refuse_anonymous_callers(client, path):
+    config = client.get(f"{path}/config")
+    assert config.status_code == 401
+    info = client.get(f"{path}/gradio_api/info")
+    assert info.status_code == 401
+    call = client.post(f"{path}/gradio_api/call/inbox", json={"data": []})
+    assert call.status_code in (401, 403, 404) and "inbox" not in call.text.lower().replace("/inbox", "")
+
+
+def test_admin_app_refuses_a_staff_login_and_accepts_an_admin(engine, client):
+    accounts = Accounts(engine.store)
+    if accounts.role("sam") is None:
+        accounts.create("sam", "sam-staff-password", role="staff")
+    refused = client.post("/admin/login", data={"username": "sam", "password": "sam-staff-password"})
+    assert refused.status_code == 400
+    assert client.post("/staff/login", data={"username": "sam", "password": "sam-staff-password"}).status_code == 200
+    assert client.post("/admin/login", data={"username": "admin", "password": ADMIN_PASSWORD}).status_code == 200
+    assert client.get("/admin/config").status_code == 200
+
+
+def test_health_names_the_serving_model(client, engine):
+    health = client.get("/api/health").json()
+    assert health["status"] == "ok" and health["model_version"] == engine.store.current_model()["id"]
