@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -181,3 +182,86 @@ def test_a_staff_account_cannot_log_in_to_admin(server, browser):
     expect(page.get_by_text("Incorrect Credentials", exact=False)).to_be_visible(timeout=30_000)
     expect(page.get_by_text("Retrain")).to_have_count(0)
     page.close()
+
+
+def test_admin_retrains_watches_progress_reads_the_report_and_promotes_while_the_chat_answers(server, browser):
+    page = browser.new_page()
+    log_in(page, server.url + "/admin/", "admin", ADMIN_PASSWORD)
+    status = page.locator("#training-status")
+    expect(page.get_by_role("button", name="Start training")).to_be_visible(timeout=30_000)
+    before = server.store().current_model()["id"]
+    page.get_by_role("button", name="Start training").click()
+    expect(status).to_contain_text("running", timeout=30_000)
+    # the chat keeps answering while the child process trains
+    answered = []
+    while server.store().jobs(limit=1)[0]["status"] == "running" and len(answered) < 20:
+        reply, seconds = server.chat("Do you offer gift wrapping?")
+        answered.append((reply["route"], seconds))
+    assert answered and all(route == "answer" for route, _ in answered)
+    expect(status).to_contain_text("New version", timeout=180_000)
+    job = server.store().jobs(limit=1)[0]
+    assert job["status"] == "done" and job["step"] == job["total"] > 0
+    expect(status).to_contain_text(f"step {job['total']} / {job['total']}")
+    page.get_by_role("button", name=f"Show the report of {job['model_version']}").click()
+    expect(page.get_by_role("heading", name=job["model_version"])).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("Gate: ")).to_be_visible()
+    expect(page.get_by_role("tabpanel").locator("img").first).to_be_visible()
+    assert server.store().current_model()["id"] == before  # waits for an admin: not promoted by itself
+    page.get_by_role("button", name="Promote this version").click()
+    deadline = time.monotonic() + 30
+    while server.store().current_model()["id"] != job["model_version"] and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert server.store().current_model()["id"] == job["model_version"]
+    health = json.loads(urllib.request.urlopen(f"{server.url}/api/health").read())
+    assert health["model_version"] == job["model_version"]  # swapped in the running server
+    reply, _ = server.chat("Do you offer gift wrapping?")
+    assert reply["route"] == "answer"
+    page.close()
+
+
+def test_staff_answer_an_unknown_question_from_the_inbox_and_the_next_customer_gets_it(server, browser):
+    customer = browser.new_page()
+    customer.goto(server.url)
+    send(customer, "do you sell gift cards for birthdays")
+    expect(customer.get_by_test_id("bot").last).to_contain_text("talk to a person", timeout=30_000)
+
+    staff = browser.new_page()
+    log_in(staff, server.url + "/staff/", *STAFF)
+    staff.get_by_role("gridcell", name="do you sell gift cards for birthdays").click()
+    expect(staff.get_by_label("New answer key")).to_have_value(re.compile("gift_cards"), timeout=30_000)
+    staff.get_by_label("New answer key").fill("gift_cards")
+    staff.get_by_label("New answer text").fill("Yes: Bramble & Birch gift cards come in any amount from £10.")
+    staff.get_by_role("button", name="Save as a new answer").click()
+    expect(staff.get_by_text("Saved answer gift_cards")).to_be_visible(timeout=30_000)
+
+    other = browser.new_page()  # the very next customer, no retraining in between
+    other.goto(server.url)
+    send(other, "Do you sell gift cards?")
+    expect(other.get_by_test_id("bot").last).to_contain_text("gift cards come in any amount", timeout=30_000)
+    for page in (customer, staff, other):
+        page.close()
+
+
+def test_staff_take_over_a_handed_off_chat_and_the_customer_sees_the_reply_without_reloading(server, browser):
+    customer = browser.new_page()
+    customer.goto(server.url)
+    send(customer, "hello, live chat test here")
+    expect(customer.get_by_test_id("bot").last).to_be_visible(timeout=30_000)
+    customer.get_by_role("button", name="Talk to a person").click()
+    expect(customer.get_by_test_id("bot").last).to_contain_text("asked a member of our team", timeout=30_000)
+    [cid] = [r["conversation_id"] for r in server.store().query(
+        "SELECT conversation_id FROM messages WHERE text = 'hello, live chat test here'")]
+
+    staff = browser.new_page()
+    log_in(staff, server.url + "/staff/", *STAFF)
+    staff.get_by_role("tab", name="Live conversations").click()
+    staff.get_by_role("gridcell", name=cid).click()
+    staff.get_by_label("Your reply to the customer").fill("Hi, Sam from the team here. How can I help?")
+    staff.get_by_role("button", name="Send", exact=True).click()
+    expect(customer.get_by_test_id("bot").last).to_contain_text("Sam from the team here", timeout=15_000)
+    send(customer, "my parcel is late")  # a person owns the chat: the bot stays quiet
+    expect(staff.get_by_test_id("user").last).to_contain_text("my parcel is late", timeout=15_000)
+    staff.get_by_role("button", name="Hand back to bot").click()
+    expect(customer.get_by_test_id("bot").last).to_contain_text("handed this chat back", timeout=15_000)
+    for page in (customer, staff):
+        page.close()

@@ -1,0 +1,290 @@
+"""The staff page, served in-process behind Gradio's login: its endpoints through gradio_client as a
+logged-in staff member (and refused to strangers), and the page itself in Debian's Chromium."""
+
+from __future__ import annotations
+
+import html
+import inspect
+import socket
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import gradio as gr
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError, AuthenticationError
+from playwright.sync_api import expect, sync_playwright
+
+from conftest import DATA, HashingEncoder
+from csbot.auth import Accounts
+from csbot.engine import Engine
+from csbot.settings import load_settings
+from csbot.store import Store
+from csbot.ui.common import guarded
+from csbot.ui.staff import build_staff
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-dev-shm-usage"]
+PASSWORD = "a long staff password"
+API_NAMES = {"inbox", "open_item", "label", "attach_answer", "new_answer", "dismiss", "take_over", "live",
+             "open_conversation", "take_over_conversation", "staff_reply", "hand_back", "answers", "open_answer",
+             "blank_answer", "save_answer", "delete_answer", "template_intents", "templates", "preview_template",
+             "save_templates", "import_preview", "import_logs"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    """A real engine on a file database (Gradio's worker threads share it), two accounts, the page served."""
+    home = tmp_path_factory.mktemp("staff")
+    settings = load_settings(home=home / "home", environ={}, data_dir=str(DATA))
+    engine = Engine(settings, store=Store.open(home / "csbot.db"), encoder=HashingEncoder())
+    engine.load_defaults(DATA)
+    accounts = Accounts(engine.store)
+    accounts.create("sam", PASSWORD, role="staff")
+    accounts.create("ada", PASSWORD, role="admin")
+    page = build_staff(engine, accounts)
+    page.queue()
+    _, url, _ = page.launch(prevent_thread_lock=True, auth=accounts.check, server_name="127.0.0.1",
+                            server_port=free_port(), quiet=True)
+    yield engine, page, url
+    page.close()
+
+
+@pytest.fixture(scope="module")
+def sam(site) -> Client:
+    return Client(site[2], auth=("sam", PASSWORD), verbose=False)
+
+
+def flagged(engine: Engine, text: str) -> int:
+    """A customer message that lands in the inbox (no words in common with any answer: a fallback)."""
+    reply = engine.bot.respond(text, channel="web")
+    assert reply.inbox == "fallback", reply
+    return next(i["id"] for i in engine.store.inbox() if i["text"] == text)
+
+
+def open_ids(table: dict) -> list[int]:
+    return [int(row[0]) for row in table["data"]]
+
+
+def test_every_event_is_guarded_named_and_sees_the_request(site):
+    probe = guarded(None, "staff")(lambda request: None)
+    fns = list(site[1].fns.values())
+    assert {f.api_name for f in fns} == API_NAMES
+    for f in fns:
+        assert f.fn.__code__ is probe.__code__, f"{f.api_name} is not wrapped in guarded()"
+        assert inspect.signature(f.fn).parameters["request"].annotation is gr.Request, f.api_name
+
+
+def test_strangers_cannot_connect_or_call(site):
+    url = site[2]
+    with pytest.raises(AuthenticationError):
+        Client(url, verbose=False)
+    with pytest.raises(Exception, match="(?i)login|auth|credentials|401"):
+        Client(url, auth=("sam", "not the password!"), verbose=False)
+    request = urllib.request.Request(f"{url}gradio_api/call/dismiss", data=b'{"data": [1]}',
+                                     headers={"Content-Type": "application/json"}, method="POST")
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code in (401, 403)
+
+
+def test_inbox_lists_open_items_with_their_trace(site, sam):
+    engine = site[0]
+    message_id = flagged(engine, "my cat ate the invoice")
+    table, *_ = sam.predict(api_name="/inbox")
+    row = next(r for r in table["data"] if int(r[0]) == message_id)
+    assert row[2:5] == ["fallback", "my cat ate the invoice", "fallback"]
+
+
+def test_label_stores_a_training_example_by_its_author(site, sam):
+    engine = site[0]
+    message_id = flagged(engine, "zebra parcel question please")
+    table, selected, note, *_ = sam.predict(message_id, "order_status", api_name="/label")
+    assert ("zebra parcel question please", "order_status") in engine.store.examples()
+    assert engine.store.query("SELECT source FROM examples WHERE text = ?",
+                              ["zebra parcel question please"]) == [{"source": "staff:sam"}]
+    assert message_id not in open_ids(table) and selected is None and "Labelled" in note
+    with pytest.raises(AppError, match="not in the list of choices"):
+        sam.predict(flagged(engine, "quokka question"), "nonsense", api_name="/label")
+
+
+def test_a_new_answer_is_used_at_once(site, sam):
+    engine = site[0]
+    message_id = flagged(engine, "are there vouchers for birthdays")
+    table, *_ = sam.predict(message_id, "vouchers", "Yes: vouchers from £10 at the till.", api_name="/new_answer")
+    assert message_id not in open_ids(table)
+    assert engine.store.message(message_id)["inbox_status"] == "answered"
+    reply = engine.bot.respond("any vouchers for birthdays?")
+    assert (reply.route, reply.text) == ("answer", "Yes: vouchers from £10 at the till.")
+    with pytest.raises(AppError, match="already an answer 'vouchers'"):  # no silent overwrite
+        sam.predict(flagged(engine, "llama question"), "vouchers", "Other text", api_name="/new_answer")
+
+
+def test_attach_adds_the_wording_to_an_answer(site, sam):
+    engine = site[0]
+    message_id = flagged(engine, "pretty paper around the teapot")
+    wrapping = next(a for a in engine.store.answers() if a["key"] == "gift_wrapping")
+    table, *_ = sam.predict(message_id, wrapping["id"], api_name="/attach_answer")
+    assert message_id not in open_ids(table)
+    assert "pretty paper around the teapot" in [q["question"] for q in engine.store.questions(wrapping["id"])]
+    assert engine.bot.respond("pretty paper around the teapot").answer_id == wrapping["id"]
+
+
+def test_dismiss_closes_the_item(site, sam):
+    engine = site[0]
+    message_id = flagged(engine, "blorp")
+    table, *_ = sam.predict(message_id, api_name="/dismiss")
+    assert message_id not in open_ids(table)
+    assert engine.store.message(message_id)["inbox_status"] == "dismissed"
+
+
+def test_live_conversation_take_over_reply_and_hand_back(site):
+    engine = site[0]
+    ada = Client(site[2], auth=("ada", PASSWORD), verbose=False)  # an admin may do what staff may
+    cid = engine.bot.respond("hello, a question about my sofa", channel="web").conversation_id
+    table, log = ada.predict(cid, "Hi, Ada here <b>now</b>", api_name="/staff_reply")[1:]
+    assert engine.store.conversation(cid)["owner"] == "human"
+    assert cid in [row[0] for row in table["data"]]
+    assert log[-1]["content"][0]["text"] == "ada (staff): Hi, Ada here &lt;b&gt;now&lt;/b&gt;"
+    assert engine.bot.respond("thanks, it is the blue one", cid).route == "human"
+    table, log = ada.predict(cid, api_name="/live")  # what the page's timer polls
+    assert log[-1] == {"role": "user", "metadata": None, "options": None,
+                       "content": [{"type": "text", "text": "thanks, it is the blue one"}]}
+    ada.predict(cid, api_name="/hand_back")
+    assert engine.store.conversation(cid)["owner"] == "bot"
+    assert engine.bot.respond("and delivery?", cid).route != "human"
+
+
+def test_templates_preview_and_refuse_a_broken_one(site, sam):
+    engine = site[0]
+    before = engine.store.templates()["greeting"]
+    preview = sam.predict("greeting", "Hello from {shop_name}\nHi {nope}", api_name="/preview_template")
+    assert preview.splitlines()[0] == "1. Hello from Test Shop"
+    assert preview.splitlines()[1].startswith("2. ✗ unknown slot {nope}; known slots:")
+    with pytest.raises(AppError, match=r"variant 2: unknown slot \{nope\}"):
+        sam.predict("greeting", "Hello from {shop_name}\nHi {nope}", api_name="/save_templates")
+    assert engine.store.templates()["greeting"] == before
+    assert "2 variant(s)" in sam.predict("greeting", "Hi!\nHello from {shop_name}", api_name="/save_templates")
+    assert engine.store.templates()["greeting"] == ["Hi!", "Hello from {shop_name}"]
+    about, variants, _ = sam.predict("greeting", api_name="/templates")
+    assert variants == "Hi!\nHello from {shop_name}"
+
+
+def test_import_previews_problems_and_imports_a_clean_log(site, sam, tmp_path: Path):
+    engine = site[0]
+    broken = tmp_path / "broken.csv"
+    broken.write_text("text,intent\nwhere is my rug,order_status\n,order_status\nhi there,\n", encoding="utf-8")
+    status, counts, rows, _ = sam.predict(handle_file(str(broken)), api_name="/import_preview")
+    status = html.unescape(status)  # the page shows it escaped, as Markdown
+    assert status.startswith("**broken.csv: 2 problem(s)")  # the upload's name, not the server's temp path
+    assert "- line 3: text is empty" in status and "- line 4: intent '' is not an intent name" in status
+    assert rows["data"] == [] and counts["data"] == []
+    with pytest.raises(AppError, match="line 3: text is empty"):  # the import checks again
+        sam.predict(handle_file(str(broken)), api_name="/import_logs")
+
+    clean = tmp_path / "clean.csv"
+    clean.write_text("text,intent\nwhere is my rug,order_status\nhow do I send the lamp back,return_item\n"
+                     "is the rug shipped,order_status\n", encoding="utf-8")
+    status, counts, rows, _ = sam.predict(handle_file(str(clean)), api_name="/import_preview")
+    assert "3 rows, no problems" in status and len(rows["data"]) == 3
+    assert counts["data"] == [["order_status", "2", "yes"], ["return_item", "1", "yes"]]
+    assert "3 new examples" in sam.predict(handle_file(str(clean)), api_name="/import_logs")
+    assert ("how do I send the lamp back", "return_item") in engine.store.examples()
+
+
+def test_answers_tab_saves_searches_and_deletes(site, sam):
+    engine = site[0]
+    table, choices, answer_id, key, questions, text, note = sam.predict(
+        None, "opening_hours", "When are you open?\nWhat are your hours", "9 to 5, Monday to Friday.", "",
+        api_name="/save_answer")
+    assert key["value"] == "opening_hours" and questions == "When are you open?\nWhat are your hours"
+    assert ["opening_hours", answer_id] in choices["choices"]  # the inbox can attach to it now
+    assert engine.bot.respond("what are your hours").text == "9 to 5, Monday to Friday."
+    assert [r[1] for r in sam.predict("HOURS", api_name="/answers")["data"]] == ["opening_hours"]
+    with pytest.raises(AppError, match="already an answer 'opening_hours'"):
+        sam.predict(None, "opening_hours", "x", "y", "", api_name="/save_answer")
+    table = sam.predict(answer_id, "", api_name="/delete_answer")[0]
+    assert "opening_hours" not in [r[1] for r in table["data"]]
+    assert engine.bot.respond("what are your hours").answer_id != answer_id
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `bash .ci/setup` (it installs Debian's chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def log_in(browser, url: str):
+    page = browser.new_page()
+    page.goto(url)
+    page.get_by_label("username").fill("sam")
+    page.get_by_label("password").fill(PASSWORD)
+    page.get_by_role("button", name="Login").click()
+    return page
+
+
+def test_staff_see_hostile_text_literally_and_answer_it(site, browser):
+    engine, _, url = site
+    hostile = '<img src=x onerror="document.title=\'pwned\'"><b>bold</b> [link](javascript:alert(1)) wombat'
+    message_id = flagged(engine, hostile)
+    page = log_in(browser, url)
+    cell = page.get_by_role("gridcell", name="wombat")
+    expect(cell).to_have_text(hostile, timeout=20_000)
+
+    cell.click()
+    expect(page.get_by_text(f"Message {message_id} ·")).to_be_visible()
+    expect(page.locator("blockquote")).to_have_text(hostile)
+    assert page.locator("img[src='x'], a[href^='javascript']").count() == 0
+    assert page.locator("b", has_text="bold").count() == 0
+    expect(page.get_by_label("New answer key")).to_have_value("img_src_x_onerror_document_title")
+    page.get_by_label("New answer key").fill("wombat_answer")
+    page.get_by_label("New answer text").fill("We do not sell wombats.")
+    page.get_by_role("button", name="Save as a new answer").click()
+    expect(page.get_by_text("Saved answer wombat_answer")).to_be_visible()
+    expect(page.get_by_role("gridcell", name="wombat")).to_have_count(0)
+    assert engine.store.message(message_id)["inbox_status"] == "answered"
+    assert page.title() != "pwned"
+    page.close()
+
+
+def test_take_over_shows_new_customer_messages_and_import_needs_a_clean_file(site, browser, tmp_path: Path):
+    engine, _, url = site
+    message_id = flagged(engine, "numbat enquiry")
+    cid = engine.store.message(message_id)["conversation_id"]
+    page = log_in(browser, url)
+    page.get_by_role("gridcell", name="numbat enquiry").click()
+    expect(page.get_by_text(f"Message {message_id} ·")).to_be_visible(timeout=20_000)
+    page.get_by_role("button", name="Take over the conversation").click()
+    transcript = page.get_by_label("chatbot conversation")
+    expect(transcript).to_contain_text("sam joined the chat")
+    engine.bot.respond("<i>still</i> there?", cid)
+    expect(page.get_by_test_id("user").last).to_have_text("<i>still</i> there?", timeout=10_000)  # the timer
+    page.get_by_label("Your reply to the customer").fill("Yes, Sam here.")
+    page.get_by_role("button", name="Send").click()
+    expect(transcript).to_contain_text("sam (staff): Yes, Sam here.")
+
+    page.get_by_role("tab", name="Import").click()
+    broken, clean = tmp_path / "broken.csv", tmp_path / "clean.csv"
+    broken.write_text("text,intent\nwhere is my rug,order_status\n,order_status\n", encoding="utf-8")
+    clean.write_text("text,intent\nwhere is my rug,order_status\n", encoding="utf-8")
+    upload, button = page.locator("#log-upload"), page.get_by_role("button", name="Import", exact=True)
+    upload.locator("input[type=file]").set_input_files(str(broken))
+    expect(page.get_by_text("line 3: text is empty")).to_be_visible()
+    expect(button).to_be_disabled()
+    upload.get_by_label("Clear").click()
+    upload.locator("input[type=file]").set_input_files(str(clean))
+    expect(page.get_by_text("1 rows, no problems")).to_be_visible()
+    expect(button).to_be_enabled()
+    page.close()
