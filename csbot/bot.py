@@ -244,8 +244,9 @@ class Bot:
         asked = [m for m in self.store.messages(cid) if m["role"] == "customer"]
         if asked:
             self.store.flag_for_inbox(asked[-1]["id"], reason="asked_for_person")
-        else:
-            self.store.flag_for_inbox(self.store.add_message(cid, role="customer", text="(asked for a person)"),
+        else:  # a system note, so the dashboard does not count it as something the customer wrote
+            self.store.flag_for_inbox(self.store.add_message(cid, role="system", text="the customer asked for a "
+                                                             "person before writing anything"),
                                       reason="asked_for_person")
         self.store.update_conversation(cid, owner="human", handoff_at=now(), pending_intent=None,
                                        pending_slot=None)

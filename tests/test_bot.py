@@ -118,3 +118,67 @@ def test_a_template_that_cannot_render_falls_back_instead_of_failing(store, enco
     bot.classifier.threshold = ACCEPT_ALL
     reply = bot.respond("hello")
     assert reply.intent == "greeting" and reply.route == "fallback" and reply.inbox == "template_error"
+
+
+def test_asking_for_a_person_hands_the_chat_over_and_the_bot_stays_quiet(make_bot, store):
+    bot = make_bot(threshold=ACCEPT_ALL)
+    first = bot.respond("where is my order BB-123456")
+    handed = bot.hand_off(first.conversation_id)
+    assert handed.route == "handoff" and handed.handoff and "team" in handed.text
+    assert store.conversation(first.conversation_id)["owner"] == "human"
+    [item] = store.inbox()
+    assert item["inbox"] == "asked_for_person" and item["text"] == "where is my order BB-123456"
+    quiet = bot.respond("hello? anyone?", first.conversation_id)
+    assert quiet.route == "human" and quiet.text is None and quiet.message_id is None
+    assert [m["role"] for m in store.messages(first.conversation_id)][-1] == "customer"
+
+
+def test_a_hand_off_before_any_message_is_a_system_note_in_the_inbox(make_bot, store):
+    handed = make_bot().hand_off(None)
+    [note] = [m for m in store.messages(handed.conversation_id) if m["role"] == "system"]
+    assert note["inbox"] == "asked_for_person" and store.inbox()[0]["id"] == note["id"]
+
+
+def test_staff_reply_takes_over_and_hand_back_returns_the_chat_to_the_bot(make_bot, store):
+    bot = make_bot(threshold=ACCEPT_ALL)
+    cid = bot.respond("hello").conversation_id
+    bot.staff_reply(cid, "Hi, Sam here", author="sam")
+    assert store.conversation(cid)["owner"] == "human"
+    assert [(m["role"], m["author"]) for m in store.messages(cid)][-2:] == [("system", "sam"), ("staff", "sam")]
+    assert bot.respond("thanks Sam", cid).route == "human"
+    [item] = store.inbox()
+    assert item["text"] == "thanks Sam" and item["reply_id"] is None  # no bot reply while a person had it
+    bot.hand_back(cid, author="sam")
+    assert store.conversation(cid)["owner"] == "bot" and bot.respond("where is my order BB-123456", cid).route == "template"
+    with pytest.raises(DataError, match="no conversation"):
+        bot.staff_reply("nosuchconversation", "hello", author="sam")
+
+
+def test_the_hand_off_intent_hands_over_by_itself(make_bot, store):
+    bot = make_bot(threshold=ACCEPT_ALL)
+    bot.handoff_intent = "greeting"  # the tiny data has no human_agent intent
+    reply = bot.respond("hello")
+    assert reply.route == "template" and reply.handoff and reply.inbox == "asked_for_person"
+    assert store.conversation(reply.conversation_id)["owner"] == "human"
+
+
+def test_confident_enough_to_answer_but_not_sure_goes_to_the_inbox_too(make_bot, store):
+    bot = make_bot(threshold=ACCEPT_ALL)
+    bot.review_confidence = 1.01  # every template reply counts as unsure
+    reply = bot.respond("where is my order BB-123456")
+    assert reply.route == "template" and reply.text and reply.inbox == "low_confidence"
+    assert store.inbox()[0]["inbox"] == "low_confidence" and store.inbox()[0]["reply_route"] == "template"
+
+
+def test_route_for_mirrors_the_routing_order():
+    from csbot.bot import route_for
+    from csbot.intents import Prediction
+
+    sure = Prediction(intent="greeting", confidence=0.9, score=5.0, accepted=True)
+    unsure = Prediction(intent="greeting", confidence=0.3, score=1.0, accepted=False)
+    common = dict(templates={"greeting": ["Hi"]}, answer_threshold=0.6, answer_override=0.75)
+    assert route_for(sure, 0.8, **common) == "answer"
+    assert route_for(sure, 0.7, **common) == "template"
+    assert route_for(unsure, 0.7, **common) == "answer"
+    assert route_for(unsure, 0.5, **common) == "fallback"
+    assert route_for(None, None, **common) == "fallback"

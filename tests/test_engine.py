@@ -50,3 +50,49 @@ def test_a_missing_or_damaged_index_is_rebuilt_from_the_database(engine, data_di
     (settings.indexes_dir / "answers" / "CURRENT").unlink()
     fresh = Engine(settings, encoder=HashingEncoder())
     assert len(fresh.index) == len(engine.index) > 0
+
+
+def test_curation_is_live_at_once_and_refuses_bad_input(engine, data_dir):
+    engine.load_defaults(data_dir)
+    with pytest.raises(DataError) as refused:
+        engine.save_answer(key="Bad Key!", questions=[], answer="")
+    assert len(refused.value.problems) == 3 and engine.store.answers()[0]["key"] != "Bad Key!"
+    answer_id = engine.save_answer(key="gift_cards", questions=["do you sell gift cards"], answer="Yes, from £10.")
+    assert engine.index.search("do you sell gift cards")[0].answer_id == answer_id
+    engine.attach_question(answer_id, "voucher for a birthday present")
+    assert engine.index.search("voucher for a birthday present")[0].answer_id == answer_id
+    engine.delete_answer(answer_id)
+    assert all(hit.answer_id != answer_id for hit in engine.index.search("do you sell gift cards"))
+    with pytest.raises(DataError, match="no curated answer"):
+        engine.attach_question(answer_id, "anything")
+
+
+def test_a_broken_template_is_refused_and_the_old_ones_stay(engine, data_dir):
+    engine.load_defaults(data_dir)
+    before = engine.store.templates()["greeting"]
+    with pytest.raises(TemplateError, match="unknown slot"):
+        engine.set_templates("greeting", ["Hello {nobody}"])
+    assert engine.store.templates()["greeting"] == before
+    engine.set_templates("greeting", ["Welcome to {shop_name}!"])
+    assert engine.store.templates()["greeting"] == ["Welcome to {shop_name}!"]
+
+
+def test_a_labelled_message_becomes_a_staff_training_example(engine, data_dir):
+    engine.load_defaults(data_dir)
+    cid = engine.store.conversation(None)["id"]
+    message = engine.store.add_message(cid, role="customer", text="parcel went to my neighbour")
+    engine.store.flag_for_inbox(message, reason="fallback")
+    with pytest.raises(DataError, match="no intent 'nope'"):
+        engine.label(message, "nope", author="sam")
+    engine.label(message, "order_status", author="sam")
+    assert ("parcel went to my neighbour", "order_status") in engine.store.examples()
+    assert engine.store.inbox() == [] and engine.store.message(message)["inbox_status"] == "labelled"
+
+
+def test_a_training_run_the_server_lost_is_marked_interrupted(engine):
+    from csbot.jobs import Retrainer
+
+    job = engine.store.create_job(kind="train", device="cpu")
+    engine.store.update_job(job, pid=2 ** 22 + 12345)  # no such process
+    Retrainer(engine)
+    assert engine.store.job(job)["status"] == "interrupted" and "stopped" in engine.store.job(job)["error"]

@@ -61,3 +61,43 @@ def test_memory_store_is_independent():
     a, b = Store(Database(memory=True)), Store(Database(memory=True))
     a.set_shop({"shop_name": "A"})
     assert b.shop() == {}
+
+
+def test_a_rating_is_stored_only_on_a_bot_reply_of_that_conversation_and_a_dislike_fills_the_inbox(store):
+    cid = store.conversation(None)["id"]
+    asked = store.add_message(cid, role="customer", text="where is my order")
+    reply = store.add_message(cid, role="bot", text="On its way", route="template")
+    other = store.conversation(None)["id"]
+    with pytest.raises(DataError, match="not a bot reply in this conversation"):
+        store.rate(other, reply, 1)
+    with pytest.raises(DataError, match="not a bot reply"):
+        store.rate(cid, asked, 1)
+    with pytest.raises(DataError, match="rating is 1"):
+        store.rate(cid, reply, 5)
+    store.rate(cid, reply, -1)
+    assert store.message(reply)["rating"] == -1
+    [item] = store.inbox()
+    assert item["id"] == asked and item["inbox"] == "disliked" and item["reply_id"] == reply
+
+
+def test_inbox_items_close_with_a_known_status(store):
+    cid = store.conversation(None)["id"]
+    message = store.add_message(cid, role="customer", text="??")
+    store.flag_for_inbox(message, reason="fallback")
+    with pytest.raises(DataError, match="inbox status must be"):
+        store.set_inbox_status(message, "gone")
+    store.set_inbox_status(message, "dismissed")
+    assert store.inbox() == [] and store.inbox(status="dismissed")[0]["id"] == message
+
+
+def test_a_missing_answer_is_a_clear_error(store):
+    with pytest.raises(DataError, match="no curated answer 99"):
+        store.answer(99)
+
+
+def test_users_are_listed_without_password_hashes(store):
+    store.add_user("sam", role="staff", password_hash="scrypt$x")
+    with pytest.raises(DataError, match="already a user named 'sam'"):
+        store.add_user("sam", role="admin", password_hash="scrypt$y")
+    assert store.users()[0]["name"] == "sam" and "password_hash" not in store.users()[0]
+    assert store.user("sam")["password_hash"] == "scrypt$x" and store.user("kim") is None
