@@ -181,7 +181,10 @@ class Bot:
         if pending and pending_slot in found and (
                 prediction is None or not prediction.accepted or prediction.intent == pending
                 or len(text.split()) <= 6):
-            return self._template(Reply(**{**base, "intent": pending, "accepted": True}), cid)
+            try:
+                return self._template(Reply(**{**base, "intent": pending, "accepted": True}), cid)
+            except TemplateError:  # its template was broken since the question: route the message afresh
+                base["inbox"] = "template_error"
         if hits and hits[0].score >= self.answer_override:
             return self._answer(Reply(**base), hits[0])
         if prediction and prediction.accepted and prediction.intent in self.replies.templates:
@@ -203,8 +206,12 @@ class Bot:
         return reply
 
     def _answer(self, reply: Reply, hit: Hit) -> Reply:
-        reply.route, reply.answer_id = "answer", hit.answer_id
-        reply.text = self.store.answer(hit.answer_id)["answer"]
+        try:
+            text = self.store.answer(hit.answer_id)["answer"]
+        except DataError:  # deleted by staff a moment ago: fall back honestly
+            reply.text, reply.inbox = self.replies.fill(FALLBACK, reply.slots), "fallback"
+            return reply
+        reply.route, reply.answer_id, reply.text = "answer", hit.answer_id, text
         return reply
 
     def _review(self, reply: Reply) -> None:

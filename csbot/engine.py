@@ -8,6 +8,7 @@ delegates.
 
 from __future__ import annotations
 
+import os
 import re
 import threading
 import time
@@ -150,8 +151,7 @@ class Engine:
         device_name = pick_device(args.device).type
         if job is None:
             job = self.store.create_job(kind="train", device=device_name)
-        else:
-            self.store.update_job(job, device=device_name, phase="starting")
+        self.store.update_job(job, device=device_name, phase="starting", pid=os.getpid())
         started, tuning = time.monotonic(), {}
 
         def progress(p) -> None:
@@ -219,8 +219,9 @@ class Engine:
             problems.append(f"the key must be 1-64 letters, digits, '_' or '-'; found {key!r}")
         if not answer or len(answer) > 4000:
             problems.append(f"the answer must be 1-4,000 characters; found {len(answer):,}")
-        if not questions or any(len(q) > 500 for q in questions):
-            problems.append("give at least one question phrasing, each up to 500 characters")
+        limit = self.settings.max_message_chars  # any customer message can become a phrasing
+        if not questions or any(len(q) > limit for q in questions):
+            problems.append(f"give at least one question phrasing, each up to {limit:,} characters")
         if problems:
             raise DataError("the answer was not saved", problems=problems)
         with self._lock:
@@ -231,15 +232,16 @@ class Engine:
 
     def delete_answer(self, answer_id: int) -> None:
         with self._lock:
+            self.index.remove_answer(answer_id)  # unsearchable first, so no reply can pick a deleted answer
             self.store.delete_answer(answer_id)
-            self.index.remove_answer(answer_id)
             self.index.save(self._index_dir)
 
     def attach_question(self, answer_id: int, question: str) -> None:
         """Add a customer's wording to an existing answer's phrasings."""
-        existing = self.store.answer(answer_id)
-        phrasings = [q["question"] for q in self.store.questions(answer_id)]
-        self.save_answer(key=existing["key"], questions=[*phrasings, question], answer=existing["answer"])
+        with self._lock:  # read and write together: two staff attaching at once must both count
+            existing = self.store.answer(answer_id)
+            phrasings = [q["question"] for q in self.store.questions(answer_id)]
+            self.save_answer(key=existing["key"], questions=[*phrasings, question], answer=existing["answer"])
 
     def set_templates(self, intent: str, variants: list[str]) -> None:
         """Replace an intent's reply variants; a variant that does not render is refused and the old ones stay."""
@@ -291,12 +293,14 @@ class Engine:
                 "against": current.version, "examples": examples}
 
     def promote(self, version: str) -> None:
-        classifier = self.registry.promote(version)
-        if self._bot is not None:
-            self._bot.set_classifier(classifier)
+        with self._lock:  # the store's current version and the served one change together
+            classifier = self.registry.promote(version)
+            if self._bot is not None:
+                self._bot.set_classifier(classifier)
 
     def rollback(self) -> str:
-        version, classifier = self.registry.rollback()
-        if self._bot is not None:
-            self._bot.set_classifier(classifier)
-        return version
+        with self._lock:
+            version, classifier = self.registry.rollback()
+            if self._bot is not None:
+                self._bot.set_classifier(classifier)
+            return version

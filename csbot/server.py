@@ -72,6 +72,8 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
 
     @app.middleware("http")
     async def limit_logins(request: Request, call_next):
+        if request.method == "POST" and request.url.path.startswith("/gradio_api/upload"):
+            return _error(403, "the chat page takes no file uploads")  # only /staff has an upload (import)
         if request.method == "POST" and request.url.path.rstrip("/").endswith("/login"):
             wait = logins.hit(request.client.host if request.client else "unknown")
             if wait:
@@ -81,10 +83,16 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
 
     @app.post("/api/chat")
     async def api_chat(request: Request):
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            return _error(413, f"the request body has {len(body):,} bytes; the limit is {MAX_BODY_BYTES:,}. "
-                               "Send one message of up to a few thousand characters.")
+        too_big = _error(413, f"the request body is over the limit of {MAX_BODY_BYTES:,} bytes. "
+                              "Send one message of up to a few thousand characters.")
+        if int(request.headers.get("content-length") or 0) > MAX_BODY_BYTES:
+            return too_big
+        body = bytearray()
+        async for chunk in request.stream():  # never hold more than the limit in memory
+            body += chunk
+            if len(body) > MAX_BODY_BYTES:
+                return too_big
+        body = bytes(body)
         try:
             payload = json.loads(body.decode("utf-8"))
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -98,14 +106,19 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
         if cid is not None and not (isinstance(cid, str) and _ID.fullmatch(cid)):
             return _error(400, "conversation_id must be the id a previous reply returned (letters, digits, - "
                                "and _), or null to start a conversation")
-        if cid is not None and not engine.store.messages_after(cid, 0):
-            return _error(404, f"no conversation {cid!r}; send null to start a new one")
         if not isinstance(payload.get("message"), str):
             return _error(400, "message must be a string with the customer's text")
         client = request.client.host if request.client else "unknown"
-        try:
+
+        def answer():  # in a worker thread: the store and the model must not block the event loop
+            if cid is not None and not engine.store.messages_after(cid, 0):
+                return None
             limits.check(cid, client)
-            reply = await run_in_threadpool(engine.bot.respond, payload["message"], cid, channel="api")
+            return engine.bot.respond(payload["message"], cid, channel="api")
+        try:
+            reply = await run_in_threadpool(answer)
+            if reply is None:
+                return _error(404, f"no conversation {cid!r}; send null to start a new one")
         except RateLimited as exc:
             return JSONResponse({"error": str(exc), "retry_after": exc.retry_after}, status_code=429,
                                 headers={"Retry-After": str(int(exc.retry_after))})
@@ -126,13 +139,18 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
         return {"status": "ok", "model_version": classifier.version if classifier else None,
                 "training": {"job": job["id"], "phase": job["phase"]} if job else None}
 
-    def admin_login(name: str, password: str) -> bool:
-        return accounts.check(name, password) and accounts.role(name) == "admin"
+    # Gradio awaits an async auth function; a plain one would run scrypt on the event loop and
+    # stall every page and the API for each login attempt.
+    async def staff_login(name: str, password: str) -> bool:
+        return await run_in_threadpool(accounts.check, name, password)
 
-    quiet = dict(show_error=False, enable_monitoring=False, max_file_size="5mb")
+    async def admin_login(name: str, password: str) -> bool:
+        return await run_in_threadpool(lambda: accounts.check(name, password) and accounts.role(name) == "admin")
+
+    quiet = dict(show_error=False, enable_monitoring=False, run_history=False, max_file_size="5mb")
     staff = build_staff(engine, accounts)
     staff.queue(default_concurrency_limit=4, max_size=64)
-    gr.mount_gradio_app(app, staff, path="/staff", auth=accounts.check, footer_links=[],
+    gr.mount_gradio_app(app, staff, path="/staff", auth=staff_login, footer_links=[],
                         auth_message="csbot staff: log in with your staff or admin account", **quiet)
     admin = build_admin(engine, accounts, retrainer)
     admin.queue(default_concurrency_limit=2, max_size=32)

@@ -194,9 +194,10 @@ class Store:
 
     @serialized
     def delete_answer(self, answer_id: int) -> None:
+        self.answer(answer_id)  # DataError when it is already gone (a double click, two staff)
         with self.db.atomic():
             self.db.execute("DELETE FROM answer_questions WHERE answer_id = ?", [answer_id])
-            self.db["answers"].delete(answer_id)
+            self.db.execute("DELETE FROM answers WHERE id = ?", [answer_id])
 
     @serialized
     def answer(self, answer_id: int) -> dict:

@@ -68,7 +68,7 @@ def test_a_conversation_over_the_api(client, engine):
     (json.dumps({}), "message must be a string"),
     (json.dumps({"message": 42}), "message must be a string"),
     (json.dumps({"message": "hi", "conversation_id": "<script>"}), "conversation_id"),
-    ("x" * 300_000, "limit is 262,144"),
+    ("x" * 300_000, "limit of 262,144 bytes"),
 ])
 def test_bad_input_gets_a_clear_4xx_json_error_and_stores_nothing(client, engine, body, fragment):
     before = stored(engine)
@@ -135,3 +135,18 @@ def test_admin_app_refuses_a_staff_login_and_accepts_an_admin(engine, client):
 def test_health_names_the_serving_model(client, engine):
     health = client.get("/api/health").json()
     assert health["status"] == "ok" and health["model_version"] == engine.store.current_model()["id"]
+
+
+def test_the_chat_app_takes_no_uploads(client):
+    response = client.post("/gradio_api/upload", files={"files": ("x.txt", b"hello")})
+    assert response.status_code == 403 and "no file uploads" in response.json()["error"]
+
+
+def test_a_streamed_body_over_the_limit_is_refused_without_a_content_length(client, engine):
+    before = stored(engine)
+
+    def chunks():
+        for _ in range(40):
+            yield b"x" * 10_000
+    response = client.post("/api/chat", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413 and stored(engine) == before

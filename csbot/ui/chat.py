@@ -93,22 +93,31 @@ class ChatPage:
             return (message if len(message or "") <= 10_000 else "",
                     history + [as_text("assistant", f"Sorry, I couldn't read that: {exc}")], ids + [None], last,
                     conversation_id, gr.update())
+        except CsbotError:  # something on our side (a model, a template): say so politely, keep the page
+            history, ids, last = self._show(conversation_id)
+            return ("", history + [as_text("assistant", "Sorry, something went wrong on our side. Please try "
+                                                        "again, or ask for a person.")], ids + [None], last,
+                    conversation_id, gr.update())
         if conversation_id is None:
             self.limits.started(reply.conversation_id)
         history, ids, last = self._show(reply.conversation_id)
         return "", history, ids, last, reply.conversation_id, gr.update(visible=not reply.handoff)
 
     def rate(self, data: gr.LikeData, ids: list, conversation_id: str | None):
-        index = data.index if isinstance(data.index, int) else data.index[0]
+        index = data.index[0] if isinstance(data.index, (list, tuple)) and data.index else data.index
         conversation_id = valid_id(conversation_id)
-        if not conversation_id or index >= len(ids) or ids[index] is None:
+        if not conversation_id or not isinstance(index, int) or not 0 <= index < len(ids) or ids[index] is None:
             return
         try:
             self.engine.store.rate(conversation_id, ids[index], 1 if data.liked else -1 if data.liked is False else 0)
         except CsbotError:
             pass  # not a rateable reply of this conversation: nothing to store
 
-    def hand_off(self, conversation_id: str | None):
+    def hand_off(self, conversation_id: str | None, request: gr.Request):
+        try:
+            self.limits.check(valid_id(conversation_id) or request.session_hash, _client(request))
+        except RateLimited as exc:
+            raise gr.Error(str(exc)) from None
         reply = self.engine.bot.hand_off(valid_id(conversation_id))
         history, ids, last = self._show(reply.conversation_id)
         return history, ids, last, reply.conversation_id, gr.update(visible=False)
