@@ -5,7 +5,7 @@
 estimate of the time left into that row (engine.py), and the admin page polls it, so a reload
 or a second admin sees the same run. A child process rather than a thread because training
 would otherwise share the server's PyTorch thread pool and slow every chat reply; the child runs
-at low priority on one core fewer, and a crash in it cannot take the server down.
+at idle CPU priority on one core fewer, and a crash in it cannot take the server down.
 
 Cancelling sets `cancel_requested` on the row; the child stops at its next step (and is
 killed if it has not stopped after `grace_seconds`). When the child exits, a watcher thread
