@@ -97,6 +97,17 @@ def suggest_key(text: str) -> str:
     return "_".join(re.findall(r"[a-z0-9]+", text.lower())[:6])[:64] or "answer"
 
 
+def picked_id(evt) -> int:
+    """The id in the first cell of the clicked table row, or a DataError saying to pick a row.
+
+    Example: a click on the row ["42", "2026-11-28 10:00", ...] -> 42; a click on an empty table -> DataError
+    """
+    try:
+        return int(evt.row_value[0])
+    except (TypeError, ValueError, IndexError):
+        raise DataError("pick a row of the table (that one has no id)") from None
+
+
 def live_rows(conversations: list[dict], transcripts: dict[str, list[dict]]) -> list[list[str]]:
     """One row per live conversation with its last message.
 
@@ -317,7 +328,7 @@ def build_staff(engine, accounts) -> gr.Blocks:
 
         @staff
         def open_item(evt: gr.SelectData, request: gr.Request, *, user):
-            message_id = int(evt.row_value[0])
+            message_id = picked_id(evt)
             item = next((i for i in store.inbox() if i["id"] == message_id), None)
             if item is None:
                 return inbox_view(f"Message {message_id} was handled meanwhile.")
@@ -450,7 +461,7 @@ def build_staff(engine, accounts) -> gr.Blocks:
 
         @staff
         def open_answer(evt: gr.SelectData, request: gr.Request, *, user):
-            return editor(store.answer(int(evt.row_value[0])))
+            return editor(store.answer(picked_id(evt)))
 
         @staff
         def blank_answer(request: gr.Request, *, user):
