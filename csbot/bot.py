@@ -246,7 +246,7 @@ class Bot:
         the staff inbox (its last customer message, or the hand-off itself when there is none)."""
         conversation = self.store.conversation(conversation_id, channel="web")
         cid = conversation["id"]
-        if conversation["owner"] == "human":
+        if not self.store.claim_for_person(cid):
             return Reply(cid, None, "human", handoff=True)
         asked = [m for m in self.store.messages(cid) if m["role"] == "customer"]
         if asked:
@@ -255,8 +255,6 @@ class Bot:
             self.store.flag_for_inbox(self.store.add_message(cid, role="system", text="the customer asked for a "
                                                              "person before writing anything"),
                                       reason="asked_for_person")
-        self.store.update_conversation(cid, owner="human", handoff_at=now(), pending_intent=None,
-                                       pending_slot=None)
         text = self.replies.fill(HANDOFF, conversation["slots"])
         message_id = self.store.add_message(cid, role="bot", text=text, route="handoff")
         return Reply(cid, text, "handoff", handoff=True, message_id=message_id)
@@ -264,8 +262,10 @@ class Bot:
     def take_over(self, conversation_id: str, *, author: str) -> None:
         """A staff member takes the conversation: the bot stays quiet until it is handed back."""
         self._existing(conversation_id)
-        self.store.update_conversation(conversation_id, owner="human", handoff_at=now())
-        self.store.add_message(conversation_id, role="system", text=f"{author} joined the chat", author=author)
+        claimed = self.store.claim_for_person(conversation_id)  # one step: two clicks hand it over once
+        joined = any(m["author"] == author for m in self.store.messages(conversation_id))
+        if claimed or not joined:
+            self.store.add_message(conversation_id, role="system", text=f"{author} joined the chat", author=author)
 
     def staff_reply(self, conversation_id: str, text: object, *, author: str) -> int:
         """A staff member's message to the customer; taking part in a chat takes it over."""

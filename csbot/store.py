@@ -238,6 +238,16 @@ class Store:
         return {**row, "slots": json.loads(row["slots"] or "{}")}
 
     @serialized
+    def claim_for_person(self, conversation_id: str) -> bool:
+        """Give a bot-owned conversation to a person, in one step; False when a person had it already
+        (so a double click or two staff at once hand it over only once)."""
+        cursor = self.db.execute("UPDATE conversations SET owner = 'human', handoff_at = ?, updated_at = ?, "
+                                 "pending_intent = NULL, pending_slot = NULL WHERE id = ? AND owner != 'human'",
+                                 [now(), now(), conversation_id])
+        self.db.conn.commit()
+        return cursor.rowcount == 1
+
+    @serialized
     def update_conversation(self, conversation_id: str, **changes) -> None:
         if "slots" in changes:
             changes["slots"] = json.dumps(changes["slots"])

@@ -182,3 +182,13 @@ def test_route_for_mirrors_the_routing_order():
     assert route_for(unsure, 0.7, **common) == "answer"
     assert route_for(unsure, 0.5, **common) == "fallback"
     assert route_for(None, None, **common) == "fallback"
+
+
+def test_a_double_click_hands_over_once(make_bot, store):
+    bot = make_bot(threshold=ACCEPT_ALL)
+    cid = bot.respond("hello").conversation_id
+    assert bot.hand_off(cid).route == "handoff" and bot.hand_off(cid).route == "human"
+    bot.take_over(cid, author="sam")
+    bot.take_over(cid, author="sam")
+    roles = [m["role"] for m in store.messages(cid)]
+    assert roles.count("system") == 1 and [m["route"] for m in store.messages(cid)].count("handoff") == 1
