@@ -1,7 +1,7 @@
 """The web server: one FastAPI app holding the three pages and the JSON chat API.
 
     /            the customer chat (no login)                      ui/chat.py
-    /staff       support staff: inbox, live chats, answers, ...    ui/staff.py  (login: staff or admin)
+    /staff       support staff: inbox, live chats, answers, ...    ui/staff/    (login: staff or admin)
     /admin       admins: retraining, reports, versions, users      ui/admin.py  (login: admin)
     POST /api/chat   {"conversation_id": ..., "message": ...} -> the reply and its route as JSON
     GET  /api/health the serving model and whether a training run is going
