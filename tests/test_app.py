@@ -265,3 +265,19 @@ def test_staff_take_over_a_handed_off_chat_and_the_customer_sees_the_reply_witho
     expect(customer.get_by_test_id("bot").last).to_contain_text("handed this chat back", timeout=15_000)
     for page in (customer, staff):
         page.close()
+
+
+def test_the_pages_make_no_outside_request(server, browser):
+    page = browser.new_page()
+    outside = []
+    page.on("request", lambda request: outside.append(request.url)
+            if not request.url.startswith((server.url, "data:", "blob:")) else None)
+    page.goto(server.url)
+    send(page, "hello")
+    expect(page.get_by_test_id("bot").last).to_be_visible(timeout=30_000)
+    log_in(page, server.url + "/admin/", "admin", ADMIN_PASSWORD)
+    expect(page.get_by_role("button", name="Start training")).to_be_visible(timeout=30_000)
+    page.get_by_role("tab", name="Dashboard").click()
+    page.wait_for_load_state("networkidle")
+    assert outside == []
+    page.close()
