@@ -1,5 +1,6 @@
 """Shared fixtures: tiny real data, an in-memory store, a hashing fake of the sentence encoder,
-and one tiny classifier fine-tuned for a few real steps (shared by the tests that need a model)."""
+one tiny classifier fine-tuned for a few real steps (shared by the tests that need a model), a
+fake clock, and Debian's Chromium for the browser tests."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from playwright.sync_api import sync_playwright
 from sqlite_utils import Database
 
 from csbot.settings import load_settings
@@ -22,6 +25,9 @@ from csbot.store import Store
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).parent.parent
 PROJECT_DATA = Path(__file__).parent.parent / "data"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-dev-shm-usage"]
 
 
 class HashingEncoder:
@@ -110,3 +116,32 @@ def trained_home(tmp_path_factory) -> Path:
     return home
 
 
+
+
+class FakeClock:
+    def __init__(self, now: float = 1000.0):
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: run `bash .ci/setup` (it installs Debian's chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

@@ -11,18 +11,16 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import time
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 from PIL import Image
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from conftest import DATA, HashingEncoder
+from conftest import DATA, HashingEncoder, free_port
 from csbot.auth import Accounts
 from csbot.engine import Engine
 from csbot.jobs import Retrainer
@@ -30,9 +28,6 @@ from csbot.settings import load_settings
 from csbot.store import Store
 from csbot.ui import admin as page
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-dev-shm-usage"]
 
 ADMIN_PW, STAFF_PW = "ada's long password", "sam's long password"
 ENDPOINTS = {  # every endpoint of the page, with arguments a caller might send
@@ -41,12 +36,6 @@ ENDPOINTS = {  # every endpoint of the page, with arguments a caller might send
     "/open_new_report": (), "/dashboard": (30,), "/users": (),
     "/create_user": ("eve", "admin", "eve's long password", "eve's long password"),
     "/reset_password": ("ada", "a new long password", "a new long password")}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def save_version(engine, result, created_at: str) -> str:
@@ -94,16 +83,6 @@ def site(tmp_path_factory, tiny_training):
 @pytest.fixture(scope="module")
 def admin(site) -> Client:
     return Client(site.url, auth=("ada", ADMIN_PW), verbose=False)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `bash .ci/setup` (it installs Debian's chromium)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def wait_for(client: Client, pattern: str, *, timeout: float = 120) -> str:

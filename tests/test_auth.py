@@ -17,19 +17,6 @@ from csbot.errors import AccessDenied, DataError
 PASSWORD = "correct horse battery"
 
 
-class FakeClock:
-    def __init__(self, now: float = 1000.0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
 @pytest.fixture
 def accounts(store, clock) -> Accounts:
     return Accounts(store, clock=clock, max_failures=3, lockout_seconds=60.0)

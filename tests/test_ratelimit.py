@@ -9,19 +9,6 @@ import pytest
 from csbot.ratelimit import RateLimiter
 
 
-class FakeClock:
-    def __init__(self, now: float = 1000.0):
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
 def test_docstring_example(clock):
     limiter = RateLimiter(2, 60, clock=clock)
     assert [limiter.hit("a"), limiter.hit("a"), limiter.hit("a")] == [0.0, 0.0, 60.0]

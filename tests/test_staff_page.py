@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html
 import inspect
-import socket
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -14,9 +13,9 @@ import gradio as gr
 import pytest
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError, AuthenticationError
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
-from conftest import DATA, HashingEncoder
+from conftest import DATA, HashingEncoder, free_port
 from csbot.auth import Accounts
 from csbot.engine import Engine
 from csbot.settings import load_settings
@@ -24,20 +23,11 @@ from csbot.store import Store
 from csbot.ui.common import guarded
 from csbot.ui.staff import build_staff
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-dev-shm-usage"]
 PASSWORD = "a long staff password"
 API_NAMES = {"inbox", "open_item", "label", "attach_answer", "new_answer", "dismiss", "take_over", "live",
              "open_conversation", "take_over_conversation", "staff_reply", "hand_back", "answers", "open_answer",
              "blank_answer", "save_answer", "delete_answer", "template_intents", "templates", "preview_template",
              "save_templates", "import_preview", "import_logs"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -214,16 +204,6 @@ def test_answers_tab_saves_searches_and_deletes(site, sam):
     table = sam.predict(answer_id, "", api_name="/delete_answer")[0]
     assert "opening_hours" not in [r[1] for r in table["data"]]
     assert engine.bot.respond("what are your hours").answer_id != answer_id
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: run `bash .ci/setup` (it installs Debian's chromium)")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 def log_in(browser, url: str):
