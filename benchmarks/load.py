@@ -45,6 +45,8 @@ sys.path.insert(0, str(ROOT))
 import csbot  # noqa: E402  (sets the offline environment the server inherits)
 import httpx  # noqa: E402
 
+from csbot.jobs import process_alive  # noqa: E402
+
 CONVERSATION_LENGTH = (3, 6)  # a client starts a new conversation every 3-6 messages
 
 
@@ -344,27 +346,17 @@ class Retrain:
                 cancelled = True
             except Exception:
                 pass
-        if not cancelled and pid and _alive(pid):  # no server to cancel through (Ctrl-C reached it too)
+        if not cancelled and pid and process_alive(pid):  # no server to cancel through (Ctrl-C reached it too)
             os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + (40 if cancelled else 20)  # the server kills it after a 30 s grace
-        while pid and _alive(pid) and time.monotonic() < deadline:
+        while pid and process_alive(pid) and time.monotonic() < deadline:
             time.sleep(0.5)
-        if pid and _alive(pid):
+        if pid and process_alive(pid):
             os.kill(pid, signal.SIGKILL)
 
     def gone(self) -> bool:
         """The fallback child exited (it cannot be seen in /api/health before it makes its job row)."""
         return self.child is not None and self.child.poll() is not None
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def wait_for_fine_tune(url: str, *, timeout: float, gone=lambda: False) -> dict:

@@ -279,7 +279,7 @@ class Engine:
 
         book, thresholds = self.reply_book(), dict(answer_threshold=self.settings.answer_threshold,
                                                    answer_override=self.settings.answer_override)
-        tops = [hits[0].score if hits else None for hits in (self.index.search(t, k=1) for t in texts)]
+        tops = [hits[0].score if hits else None for hits in self.index.search_many(texts, k=1)]
         old, new_p = current.predict(texts), new.predict(texts)
         examples, intent_changed, route_changed = [], 0, 0
         for text, top, a, b in zip(texts, tops, old, new_p):

@@ -30,7 +30,8 @@ from csbot.settings import PROJECT_ROOT
 from csbot.store import now
 
 
-def _alive(pid: int | None) -> bool:
+def process_alive(pid: int | None) -> bool:
+    """Whether a process with this id exists (one of another user's counts). Example: process_alive(None) -> False"""
     if not pid:
         return False
     try:
@@ -58,7 +59,7 @@ class Retrainer:
     def recover(self) -> None:
         """Mark runs whose process is gone (the server or machine stopped mid-run) as interrupted."""
         for job in self.store.jobs(status="running"):
-            if not _alive(job.get("pid")):
+            if not process_alive(job.get("pid")):
                 self.store.update_job(job["id"], status="interrupted", finished_at=now(), eta_seconds=None,
                                       error="the training process stopped before it finished (server restart?)")
 

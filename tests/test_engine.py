@@ -96,3 +96,21 @@ def test_a_training_run_the_server_lost_is_marked_interrupted(engine):
     engine.store.update_job(job, pid=2 ** 22 + 12345)  # no such process
     Retrainer(engine)
     assert engine.store.job(job)["status"] == "interrupted" and "stopped" in engine.store.job(job)["error"]
+
+
+def test_compare_counts_recent_messages_whose_intent_or_route_would_change(engine, data_dir, tiny_training):
+    import copy
+
+    engine.load_defaults(data_dir)
+    current = tiny_training.classifier
+    cid = engine.store.conversation(None)["id"]
+    for text in ("where is my order BB-100200", "i want to return the mugs", "hello", "Do you offer gift wrapping?"):
+        engine.store.add_message(cid, role="customer", text=text)
+    assert engine.compare(current, current) | {"examples": []} == {
+        "messages": 4, "intent_changed": 0, "route_changed": 0, "against": current.version, "examples": []}
+    declines = copy.copy(current)
+    declines.threshold = float("inf")  # accepts nothing: every template route becomes another route
+    templated = sum(p.accepted for p in current.predict(engine.store.recent_customer_messages()))
+    changed = engine.compare(declines, current)
+    assert changed["intent_changed"] == 0 and changed["route_changed"] == templated > 0
+    assert len(changed["examples"]) == templated
