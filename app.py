@@ -7,6 +7,7 @@ progress line), then serves the customer chat. Nothing here reaches the internet
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 
@@ -34,7 +35,7 @@ def open_accounts(engine: Engine, environ=os.environ):
     """The accounts, with a first admin made when there is none (its password printed once)."""
     from csbot.auth import Accounts
 
-    accounts = Accounts(engine.store)
+    accounts = Accounts.from_settings(engine.store, engine.settings)
     password = accounts.ensure_first_admin(environ)
     if password is not None:
         name = next(u["name"] for u in accounts.list() if u["role"] == "admin")
@@ -53,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, help="port (default CSBOT_PORT or 7860)")
     parser.add_argument("--home", help="csbot home folder (default CSBOT_HOME or the project folder)")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="csbot: %(levelname)s %(name)s: %(message)s")
     try:
         settings = load_settings(home=args.home, host=args.host, port=args.port)
         engine = Engine(settings)
@@ -66,10 +68,14 @@ def main(argv: list[str] | None = None) -> int:
     from csbot.jobs import Retrainer
     from csbot.server import create_app
 
+    engine.follow()  # serve what any process changes in the store: answers, templates, the model
     app = create_app(engine, accounts=accounts, retrainer=Retrainer(engine))
     print(f"csbot: serving on http://{settings.host}:{settings.port}/ (staff: /staff, admin: /admin, "
           "API: POST /api/chat)", flush=True)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False)
+    # On SIGTERM uvicorn stops accepting, lets requests in flight finish, and after 10 s closes
+    # what is still open (browsers keep a page's event stream open for as long as it is shown).
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False,
+                timeout_graceful_shutdown=10)
     return 0
 
 

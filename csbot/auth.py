@@ -1,12 +1,18 @@
-"""User accounts, roles and password hashing for the staff and admin pages.
+"""User accounts, roles, password hashing, login sessions and lockouts for the staff and admin pages.
 
 Passwords are hashed with the standard library's scrypt and stored in a self-describing
 string, so the cost parameters can be raised later without breaking old hashes. `Accounts`
-creates users, checks logins (with a per-name lockout after repeated failures), and answers
-"may this user do that?" with two roles: staff, and admin who may do everything staff may.
+creates and changes users, logs them in and out, and answers "who is this cookie?" and "may
+this user do that?" with two roles: staff, and admin who may do everything staff may.
 
-This module does not keep sessions or cookies (Gradio's `auth=` does), does not limit requests
-per client (ratelimit.py), and does not store rows itself (store.py does).
+Everything lives in the store, so every server process agrees at once: a session is a row keyed
+by the hash of its cookie's token, with an idle and an absolute expiry; a password reset, role
+change, disable or delete ends the account's sessions in the same transaction. Failed logins
+are counted per name *and* client address with a growing back-off, so wrong passwords from one
+address never lock out the right one from another; attempts per address are counted per minute
+in the store, so N processes enforce one limit. Each action is written to the audit log.
+
+This module does not set cookies or draw a login form (server.py does), and stores no rows itself.
 """
 
 from __future__ import annotations
@@ -17,12 +23,11 @@ import hashlib
 import hmac
 import re
 import secrets
-import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from csbot.errors import AccessDenied, DataError
+from csbot.errors import AccessDenied, DataError, RateLimited
 
 if TYPE_CHECKING:  # only for the annotation: importing the store would load sqlite-utils
     from csbot.store import Store
@@ -101,74 +106,166 @@ def _check_role(role: str) -> None:
 
 
 class Accounts:
-    """Users and their roles over a Store, with login checks that lock a name out for
-    `lockout_seconds` after `max_failures` failed attempts within that time (0 turns it off).
+    """Users, their roles and their login sessions over a Store.
 
-    Example: accounts.create("sam", "a long password", role="staff"); accounts.check("sam",
-    "a long password") -> True; accounts.require("sam", "admin") raises AccessDenied.
+    Example: accounts.create("sam", "a long password", role="staff"); token = accounts.login("sam",
+    "a long password", address="10.0.0.5"); accounts.session_user(token, role="staff") -> "sam";
+    accounts.require("sam", "admin") raises AccessDenied.
     """
 
-    def __init__(self, store: Store, *, clock: Callable[[], float] = time.monotonic,
-                 max_failures: int = 5, lockout_seconds: float = 300.0):
+    def __init__(self, store: Store, *, clock: Callable[[], float] = time.time, max_failures: int = 5,
+                 lockout_seconds: float = 30.0, max_lockout_seconds: float = 3600.0, failure_window_seconds: float = 900.0,
+                 login_per_minute: int = 0,
+                 session_idle_seconds: float = 3600.0, session_max_seconds: float = 12 * 3600.0):
         self.store = store
         self.clock = clock
         self.max_failures = max_failures
         self.lockout_seconds = lockout_seconds
-        self._lock = threading.Lock()
-        # Kept only for names that exist, so strangers guessing names cannot grow these.
-        self._failures: dict[str, list[float]] = {}
-        self._locked_until: dict[str, float] = {}
+        self.max_lockout_seconds = max_lockout_seconds
+        self.failure_window_seconds = failure_window_seconds  # failures older than this are forgotten
+        self.login_per_minute = login_per_minute
+        self.session_idle_seconds = session_idle_seconds
+        self.session_max_seconds = session_max_seconds
 
-    def create(self, name: str, password: str, *, role: str) -> None:
+    @classmethod
+    def from_settings(cls, store: Store, settings) -> Accounts:
+        return cls(store, login_per_minute=settings.login_per_minute,
+                   session_idle_seconds=settings.session_idle_minutes * 60,
+                   session_max_seconds=settings.session_max_hours * 3600)
+
+    # --- accounts ---------------------------------------------------------------------
+    def create(self, name: str, password: str, *, role: str, actor: str = "system") -> None:
         _check_name(name)
         _check_role(role)
         _check_password(password)
         self.store.add_user(name, role=role, password_hash=hash_password(password))
+        self.store.audit(actor, "user_create", name, detail={"role": role})
 
-    def check(self, name: str, password: str) -> bool:
-        """The login check (Gradio's `auth=` callable); False, never an exception, for bad input."""
+    def reset_password(self, name: str, password: str, *, actor: str = "system") -> None:
+        """Set a new password; this ends the account's sessions and lifts its lockouts."""
+        _check_password(password)
+        if not isinstance(name, str) or self.store.user(name) is None:
+            raise DataError(f"no user named {name!r}; see the user list for the exact name")
+        ended = self.store.change_user(name, password_hash=hash_password(password))
+        self.store.clear_login_failures(name)
+        self.store.audit(actor, "user_password", name, detail={"sessions_ended": ended})
+
+    def set_role(self, name: str, role: str, *, actor: str = "system") -> None:
+        _check_role(role)
+        ended = self.store.change_user(name, role=role)
+        self.store.audit(actor, "user_role", name, detail={"role": role, "sessions_ended": ended})
+
+    def set_disabled(self, name: str, disabled: bool, *, actor: str = "system") -> None:
+        """Disable an account (its sessions end, it cannot log in) or enable it again."""
+        ended = self.store.change_user(name, disabled=disabled)
+        self.store.audit(actor, "user_disable" if disabled else "user_enable", name,
+                         detail={"sessions_ended": ended})
+
+    def delete(self, name: str, *, actor: str = "system") -> None:
+        if actor == name:
+            raise DataError("you cannot delete the account you are logged in with; ask another admin")
+        ended = self.store.change_user(name, delete=True)
+        self.store.clear_login_failures(name)
+        self.store.audit(actor, "user_delete", name, detail={"sessions_ended": ended})
+
+    def list(self) -> list[dict]:
+        """Every account (name, role, disabled, created_at, updated_at), without password hashes."""
+        return self.store.users()
+
+    # --- logging in ----------------------------------------------------------------------
+    def lock_for(self, failures: int) -> float:
+        """Seconds a (name, address) pair is locked after this many failures in a row: none below
+        max_failures, then lockout_seconds doubling each time, up to max_lockout_seconds.
+
+        Example (5, 30 s, 1 h): lock_for(4) -> 0; lock_for(5) -> 30; lock_for(6) -> 60; lock_for(20) -> 3600
+        """
+        if self.max_failures <= 0 or failures < self.max_failures:
+            return 0.0
+        return min(self.max_lockout_seconds, self.lockout_seconds * 2 ** min(failures - self.max_failures, 30))
+
+    def check(self, name: str, password: str, *, address: str = "unknown") -> bool:
+        """Whether `password` is `name`'s, counting a failure against (name, address); False, never
+        an exception, for bad input, unknown names, disabled accounts and locked pairs."""
         if not isinstance(name, str) or not isinstance(password, str):
             return False
         if len(name) > 64 or len(password) > MAX_PASSWORD:
             return False  # no account can match; refuse before spending a hash on it
         user = self.store.user(name) if _NAME.fullmatch(name) else None
-        if user is None or not self._begin_attempt(name):
-            # Hash anyway so an unknown or locked-out name takes as long as a wrong password:
-            # a fast "no" would tell an attacker which names exist.
+        if user is None or user.get("disabled"):
+            # Hash anyway so an unknown name takes as long as a wrong password: a fast "no" would
+            # tell an attacker which names exist.
             verify_password(password, _dummy_hash())
             return False
+        at = self.clock()
+        if self.store.begin_login_attempt(name, address, at=at, lock_for=self.lock_for,
+                                          forget_before=at - max(self.failure_window_seconds, self.max_lockout_seconds)):
+            verify_password(password, _dummy_hash())  # locked: the same time, and no hint either way
+            return False
         if verify_password(password, user["password_hash"] or ""):
-            with self._lock:
-                self._failures.pop(name, None)
-                self._locked_until.pop(name, None)
+            self.store.clear_login_failures(name, address)
             return True
         return False
 
-    def _begin_attempt(self, name: str) -> bool:
-        """Count this attempt as a failure up front (a success clears it), so many attempts
-        sent at once cannot all slip past the lockout while their hashes run."""
-        if self.max_failures <= 0:
-            return True
-        now = self.clock()
-        with self._lock:
-            if self._locked_until.get(name, float("-inf")) > now:
-                return False
-            recent = [t for t in self._failures.get(name, []) if t > now - self.lockout_seconds]
-            recent.append(now)
-            if len(recent) >= self.max_failures:
-                self._locked_until[name] = now + self.lockout_seconds
-                recent = []
-            self._failures[name] = recent
-            return True
+    def login(self, name: str, password: str, *, address: str, agent: str = "", role: str = "staff") -> str:
+        """A new session token for `name` when the password is right and the account has `role`;
+        RateLimited when `address` tried too often this minute, AccessDenied otherwise. Audited."""
+        if self.login_per_minute > 0:
+            minute = self.clock() / 60
+            if self.store.count_hit(f"login:{address}", window=int(minute)) > self.login_per_minute:
+                wait = max(1, round(60 * (1 - minute % 1)))
+                raise RateLimited(f"too many login attempts from this address; try again in {wait} s", retry_after=wait)
+        shown = name[:64] if isinstance(name, str) else "?"
+        if not self.check(name, password, address=address):
+            self.store.audit(shown, "login_failed", shown, address=address)
+            raise AccessDenied("wrong user name or password (or too many failed attempts from this address; "
+                               "wait a minute and try again)")
+        have = self.role(name)
+        if ROLES.index(have) < ROLES.index(role):
+            self.store.audit(name, "login_failed", name, detail={"reason": f"needs {role}"}, address=address)
+            raise AccessDenied(f"this page needs {'an' if role[0] in 'aeiou' else 'a'} {role} account, and {name!r} is {have}")
+        token = secrets.token_urlsafe(32)
+        at = self.clock()
+        self.store.add_session(_session_id(token), user=name, at=at, expires_at=at + self.session_max_seconds,
+                               address=address, agent=agent or "")
+        self.store.prune_sessions(idle_before=at - self.session_idle_seconds, at=at)
+        self.store.audit(name, "login", name, address=address)
+        return token
 
+    def session_user(self, token: str | None, *, role: str = "staff") -> str | None:
+        """The user a session token belongs to while it is valid and the account has `role`; else None.
+        An expired session is deleted. Example: session_user(token, role="admin") -> "ada" """
+        if not isinstance(token, str) or not 20 <= len(token) <= 100:
+            return None
+        session_id = _session_id(token)
+        row = self.store.session(session_id)
+        if row is None or row["disabled"]:
+            return None
+        at = self.clock()
+        if at - row["seen_at"] > self.session_idle_seconds or at >= row["expires_at"]:
+            self.store.end_session(session_id)
+            return None
+        if row["role"] not in ROLES or ROLES.index(row["role"]) < ROLES.index(role):
+            return None
+        if at - row["seen_at"] > 30:  # a write at most every 30 s per session, not per request
+            self.store.touch_session(session_id, at)
+        return row["user"]
+
+    def logout(self, token: str | None, *, address: str | None = None) -> None:
+        if isinstance(token, str) and token:
+            user = self.store.end_session(_session_id(token))
+            if user:
+                self.store.audit(user, "logout", user, address=address)
+
+    # --- roles ---------------------------------------------------------------------------
     def role(self, name: str | None) -> str | None:
+        """The role of an enabled account; None for unknown or disabled ones."""
         if not isinstance(name, str) or not _NAME.fullmatch(name):
             return None
         user = self.store.user(name)
-        return user["role"] if user else None
+        return user["role"] if user and not user.get("disabled") else None
 
     def require(self, name: str | None, role: str) -> str:
-        """`name` when that user has `role` or a higher one; otherwise AccessDenied.
+        """`name` when that enabled user has `role` or a higher one; otherwise AccessDenied.
 
         Example: require("sam", "staff") -> "sam"; require(None, "staff") raises AccessDenied.
         """
@@ -179,20 +276,10 @@ class Accounts:
             raise AccessDenied(f"{needs} and you are not logged in; log in as {role}")
         have = self.role(name)
         if have is None:
-            raise AccessDenied(f"{needs} and there is no account named {name!r:.60}; log in again")
+            raise AccessDenied(f"{needs} and there is no enabled account named {name!r:.60}; log in again")
         if have not in ROLES or ROLES.index(have) < ROLES.index(role):
             raise AccessDenied(f"{needs} and {name!r} is {have}; ask an admin")
         return name
-
-    def reset_password(self, name: str, password: str) -> None:
-        """Set a new password; this also lifts any lockout on the name."""
-        _check_password(password)
-        if not isinstance(name, str) or self.store.user(name) is None:
-            raise DataError(f"no user named {name!r}; see the user list for the exact name")
-        self.store.update_user(name, password_hash=hash_password(password))
-        with self._lock:
-            self._failures.pop(name, None)
-            self._locked_until.pop(name, None)
 
     def ensure_first_admin(self, environ: Mapping[str, str]) -> str | None:
         """When no admin exists, create one and return its password (print it once); else None.
@@ -212,9 +299,15 @@ class Accounts:
         while self.store.user(name) is not None:
             n += 1
             name = f"admin{n}"
-        self.create(name, password, role="admin")
+        try:
+            self.create(name, password, role="admin")
+        except DataError:  # another process made the first admin at the same moment
+            if any(u["role"] == "admin" for u in self.store.users()):
+                return None
+            raise
         return password
 
-    def list(self) -> list[dict]:
-        """Every account (name, role, created_at, updated_at), without password hashes."""
-        return self.store.users()
+
+def _session_id(token: str) -> str:
+    """What the store keeps of a session token: its sha-256, so the database holds no usable cookie."""
+    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()

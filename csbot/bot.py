@@ -20,15 +20,17 @@ and store (engine.py wires the real ones).
 
 from __future__ import annotations
 
+import logging
 import re
 import time
 import unicodedata
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from csbot import entities
 from csbot.batching import MicroBatcher
-from csbot.errors import DataError, TemplateError
+from csbot.errors import CsbotError, DataError, ReplyFailed, TemplateError
 from csbot.intents import IntentClassifier, Prediction
 from csbot.replies import ReplyBook
 from csbot.retrieval import AnswerIndex, Hit
@@ -40,6 +42,7 @@ HUMAN_HOLD = "Thanks, a member of our team has this conversation and will reply 
 HANDOFF = ("I've asked a member of our team to join this chat. They'll reply here during our opening "
            "hours ({opening_hours}); you can keep typing in the meantime.")
 HANDED_BACK = "Our team has handed this chat back to me. Ask me anything, or ask for a person again at any time."
+log = logging.getLogger("csbot.bot")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
 
 
@@ -152,11 +155,30 @@ class Bot:
 
     def respond(self, message: object, conversation_id: str | None = None, *,
                 channel: str = "cli") -> Reply:
+        """Store the customer's message, choose the reply, store it, and return it.
+
+        Bad input raises DataError and stores nothing. Once the message is stored it is never lost:
+        an unexpected error after that flags it to the inbox as 'error' and raises ReplyFailed."""
         started = self.clock()
         text = clean_message(message, max_chars=self.max_message_chars)
         conversation = self.store.conversation(conversation_id, channel=channel)
         cid = conversation["id"]
         message_id = self.store.add_message(cid, role="customer", text=text)
+        try:
+            return self._reply(text, conversation, message_id, started)
+        except CsbotError:
+            raise
+        except Exception as exc:
+            error_id = uuid.uuid4().hex[:10]
+            log.exception("error %s while answering message %s of conversation %s", error_id, message_id, cid)
+            try:
+                self.store.flag_for_inbox(message_id, reason="error")
+            except Exception:  # the store itself is failing: the message row is there, the log says why
+                log.exception("error %s: could not flag message %s for the inbox", error_id, message_id)
+            raise ReplyFailed(error_id, conversation_id=cid, message_id=message_id) from exc
+
+    def _reply(self, text: str, conversation: dict, message_id: int, started: float) -> Reply:
+        cid = conversation["id"]
         found = entities.extract(text)
         slots = {**conversation["slots"], **found}
         if conversation["owner"] == "human":
@@ -227,18 +249,23 @@ class Bot:
 
     def _record(self, reply: Reply, message_id: int) -> None:
         cid = reply.conversation_id
+        if reply.route == "human":  # a person owns the chat: keep what the customer told, flag it for them
+            self.store.update_conversation(cid, slots=reply.slots)
+            self.store.flag_for_inbox(message_id, reason="human")
+            return
         changes = {"slots": reply.slots, "pending_intent": reply.intent if reply.missing_slot else None,
                    "pending_slot": reply.missing_slot}
-        if reply.handoff and reply.route != "human":
+        if reply.handoff:
             changes.update(owner="human", handoff_at=now())
-        self.store.update_conversation(cid, **changes)
-        if reply.inbox:
-            self.store.flag_for_inbox(message_id, reason=reply.inbox)
-        if reply.text is not None:
-            reply.message_id = self.store.add_message(
-                cid, role="bot", text=reply.text, route=reply.route, intent=reply.intent,
-                confidence=reply.confidence, answer_id=reply.answer_id, model_version=reply.model_version,
-                latency_ms=reply.latency_ms, trace=reply.trace())
+        fields = None if reply.text is None else dict(
+            text=reply.text, route=reply.route, intent=reply.intent, confidence=reply.confidence,
+            answer_id=reply.answer_id, model_version=reply.model_version, latency_ms=reply.latency_ms,
+            trace=reply.trace())
+        reply.message_id = self.store.record_reply(cid, message_id=message_id, changes=changes, inbox=reply.inbox,
+                                                   reply=fields)
+        if fields is not None and reply.message_id is None:
+            # A person took the chat while this reply was being worked out: it is not sent.
+            reply.text, reply.route, reply.inbox, reply.handoff = None, "human", "human", True
 
     # --- people -----------------------------------------------------------------------------
     def hand_off(self, conversation_id: str) -> Reply:
@@ -266,6 +293,7 @@ class Bot:
         joined = any(m["author"] == author for m in self.store.messages(conversation_id))
         if claimed or not joined:
             self.store.add_message(conversation_id, role="system", text=f"{author} joined the chat", author=author)
+            self.store.audit(author, "take_over", conversation_id)
 
     def staff_reply(self, conversation_id: str, text: object, *, author: str) -> int:
         """A staff member's message to the customer; taking part in a chat takes it over."""
@@ -280,8 +308,9 @@ class Bot:
         self._existing(conversation_id)
         self.store.update_conversation(conversation_id, owner="bot", handoff_at=None)
         self.store.add_message(conversation_id, role="bot", text=HANDED_BACK, route="handback", author=author)
+        self.store.audit(author, "hand_back", conversation_id)
 
     def _existing(self, conversation_id: str) -> dict:
-        if not conversation_id or not self.store.messages(conversation_id):
+        if not conversation_id or not self.store.has_messages(conversation_id):
             raise DataError(f"no conversation {conversation_id!r}; pick one from the list")
         return self.store.conversation(conversation_id)

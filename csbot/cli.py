@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from pathlib import Path
@@ -155,22 +156,41 @@ def _password(args: argparse.Namespace) -> str:
 
 
 def cmd_user(args: argparse.Namespace) -> int:
+    """Accounts from the command line; a running server sees each change at once (it reads the
+    store), so a reset or a disable here ends that account's open sessions there too."""
+    import getpass
+
     from csbot.auth import Accounts
     from csbot.store import Store
 
-    accounts = Accounts(Store.open(_settings(args).db_path))
+    settings = _settings(args)
+    accounts = Accounts.from_settings(Store.open(settings.db_path), settings)
+    try:
+        actor = f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        actor = "cli"
     if args.action == "list":
         for user in accounts.list():
-            print(f"{user['name']}\t{user['role']}\tcreated {user['created_at']}")
+            state = "disabled" if user.get("disabled") else "enabled"
+            print(f"{user['name']}\t{user['role']}\t{state}\tcreated {user['created_at']}")
         return 0
     if not args.name:
         raise DataError(f"`user {args.action}` needs a user name")
     if args.action == "add":
-        accounts.create(args.name, _password(args), role=args.role)
+        accounts.create(args.name, _password(args), role=args.role, actor=actor)
         print(f"created {args.role} account {args.name!r}")
+    elif args.action == "reset":
+        accounts.reset_password(args.name, _password(args), actor=actor)
+        print(f"new password set for {args.name!r}; its open sessions are ended")
+    elif args.action == "role":
+        accounts.set_role(args.name, args.role, actor=actor)
+        print(f"{args.name!r} is {args.role} now; its open sessions are ended")
+    elif args.action in ("disable", "enable"):
+        accounts.set_disabled(args.name, args.action == "disable", actor=actor)
+        print(f"{args.name!r} is {args.action}d")
     else:
-        accounts.reset_password(args.name, _password(args))
-        print(f"new password set for {args.name!r}")
+        accounts.delete(args.name, actor=actor)
+        print(f"deleted {args.name!r}")
     return 0
 
 
@@ -214,9 +234,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("promote", cmd_promote, "make a model version the current one")
     p.add_argument("version")
     add("rollback", cmd_rollback, "go back to the version before the current one")
-    p = add("user", cmd_user, "web app accounts: list, add NAME --role staff|admin, reset NAME "
-                              "(the password is asked for, or read from one line of stdin)")
-    p.add_argument("action", choices=["list", "add", "reset"])
+    p = add("user", cmd_user, "web app accounts: list, add NAME --role staff|admin, reset NAME, role NAME "
+                              "--role R, disable NAME, enable NAME, delete NAME (a password is asked for, "
+                              "or read from one line of stdin)")
+    p.add_argument("action", choices=["list", "add", "reset", "role", "disable", "enable", "delete"])
     p.add_argument("name", nargs="?")
     p.add_argument("--role", choices=["staff", "admin"], default="staff")
     return parser
@@ -224,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="csbot: %(levelname)s %(name)s: %(message)s")
     if not hasattr(args, "home"):
         args.home = None
     try:

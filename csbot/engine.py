@@ -1,15 +1,22 @@
 """The engine: builds the real store, reply book, encoder, answer index, registry and bot from
-Settings, and offers the few operations the CLI and the web app share.
+Settings, keeps them in step with the store, and offers the few operations the CLI and the web
+app share.
 
 Heavy pieces (the encoder, the classifier) load on first use, so `init` or an import does not
-pay for what it does not need. This module holds no business rules of its own: it wires and
-delegates.
+pay for what it does not need. The store is the one source of truth: `sync` compares its change
+counters with what this process serves and catches up (answers re-embedded, reply book rebuilt,
+the serving model loaded and swapped in by reference), so a change made by another server, the
+CLI or a training run is served here within `sync_seconds`; `follow` runs it in a background
+thread. No chat message waits for a model load or an index save: loads happen before the swap,
+and the index is saved to disk by the follower, off the request path. This module holds no
+business rules of its own: it wires and delegates.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-import re
+import socket
 import threading
 import time
 from pathlib import Path
@@ -18,10 +25,9 @@ from csbot.errors import AnswerIndexError, DataError, ModelError, TemplateError,
 from csbot.importer import read_answers, read_logs
 from csbot.replies import ReplyBook, load_shop_file, load_templates_file
 from csbot.settings import Settings, resolve_model_path
-from csbot.store import Store, now
+from csbot.store import Store, clean_answer, now
 
-
-_KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
+log = logging.getLogger("csbot.engine")
 
 
 class Engine:
@@ -33,11 +39,20 @@ class Engine:
         self._encoder = encoder
         self._index = None
         self._bot = None
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # builds the lazy pieces once; never held while serving
+        self._sync_lock = threading.Lock()  # one catch-up at a time
+        self._seen: dict[str, int] = {}  # the store generations this process serves
+        self._index_dirty = False  # caught up in memory but not yet saved to disk
+        self._bad_versions: set[str] = set()  # versions that failed to load (not retried every poll)
+        self.model_problem: str | None = None  # said loudly in the log and /api/health
+        self._follower: threading.Thread | None = None
+        self._stop = threading.Event()
 
     # --- lazily built pieces ------------------------------------------------------------
     @property
     def encoder(self):
+        if self._encoder is not None:
+            return self._encoder
         with self._lock:
             if self._encoder is None:
                 from csbot.embedder import SentenceEncoder
@@ -50,15 +65,26 @@ class Engine:
 
     @property
     def index(self):
+        """The answer index, loaded from disk and caught up with the store (rebuilt if it is unusable)."""
+        if self._index is not None:
+            return self._index
         from csbot.retrieval import AnswerIndex
 
         with self._lock:
             if self._index is None:
                 try:
-                    self._index = AnswerIndex.load(self._index_dir, self.encoder,
-                                                   encoder=self.encoder.name, dim=self.encoder.dim)
-                except AnswerIndexError:
-                    self._index = self.reindex()
+                    index = AnswerIndex.load(self._index_dir, self.encoder, encoder=self.encoder.name,
+                                             dim=self.encoder.dim)
+                except AnswerIndexError as exc:
+                    log.warning("%s; rebuilding the answer index from the store", exc)
+                    index = AnswerIndex(self.encoder, encoder=self.encoder.name, dim=self.encoder.dim)
+                answers, generation = self.store.answers_snapshot()
+                done = index.catch_up(answers, generation)
+                if done["changed"] or done["removed"]:
+                    log.info("answer index caught up with the store: %s", done)
+                    self._save_index(index)
+                self._seen["answers"] = generation
+                self._index = index
             return self._index
 
     @property
@@ -69,18 +95,24 @@ class Engine:
 
     @property
     def bot(self):
+        if self._bot is not None:
+            return self._bot
         from csbot.bot import Bot
 
         with self._lock:
             if self._bot is None:
+                generations = self.store.generations()
+                classifier = self._load_serving()
                 self._bot = Bot(store=self.store, replies=self.reply_book(),
-                                classifier=self.registry.load_current(), index=self.index,
+                                classifier=classifier, index=self.index,
                                 answer_threshold=self.settings.answer_threshold,
                                 answer_override=self.settings.answer_override,
                                 max_message_chars=self.settings.max_message_chars,
                                 review_confidence=self.settings.review_confidence,
                                 review_answer_score=self.settings.review_answer_score,
                                 handoff_intent=self.settings.handoff_intent or None)
+                self._seen.update(templates=generations["templates"], shop=generations["shop"],
+                                  model=generations["model"])
             return self._bot
 
     @property
@@ -89,6 +121,86 @@ class Engine:
 
     def reply_book(self) -> ReplyBook:
         return ReplyBook(self.store.templates(), self.store.shop())
+
+    def _load_serving(self):
+        """The classifier to serve: the current version, or, when its folder is damaged, the newest
+        version that loads (said loudly: the store still names the broken one as current)."""
+        classifier, problem = self.registry.load_serving(skip=self._bad_versions)
+        if problem:
+            log.error("MODEL PROBLEM: %s", problem)
+        self.model_problem = problem
+        return classifier
+
+    # --- following the store ------------------------------------------------------------
+    def sync(self) -> dict:
+        """Catch up with changes made anywhere (this process, another server, the CLI): answers,
+        templates and shop facts, the serving model. Returns what changed. Safe from any thread."""
+        if self._bot is None:
+            return {}
+        with self._sync_lock:
+            generations = self.store.generations()
+            changed = {}
+            if generations["answers"] != self._seen.get("answers"):
+                answers, generation = self.store.answers_snapshot()
+                done = self.index.catch_up(answers, generation)
+                self._seen["answers"] = generation
+                self._index_dirty = self._index_dirty or bool(done["changed"] or done["removed"])
+                changed["answers"] = done
+            if (generations["templates"], generations["shop"]) != (self._seen.get("templates"), self._seen.get("shop")):
+                self._bot.replies = self.reply_book()
+                self._seen.update(templates=generations["templates"], shop=generations["shop"])
+                changed["templates"] = generations["templates"]
+            if generations["model"] != self._seen.get("model"):
+                current = self.store.current_model()
+                serving = self._bot.classifier
+                if current and current["id"] not in self._bad_versions and (
+                        serving is None or serving.version != current["id"]):
+                    try:
+                        classifier = self.registry.load(current["id"])  # before the swap: no message waits
+                        self._bot.set_classifier(classifier)
+                        self.model_problem = None
+                        changed["model"] = current["id"]
+                    except ModelError as exc:
+                        self._bad_versions.add(current["id"])
+                        self.model_problem = f"{exc}; still serving {serving.version if serving else 'no model'}"
+                        log.error("MODEL PROBLEM: %s", self.model_problem)
+                self._seen["model"] = generations["model"]
+            return changed
+
+    def follow(self, *, interval: float | None = None, save_every: float = 5.0) -> None:
+        """Run `sync` every `interval` seconds (setting sync_seconds) in a background thread, and
+        save the caught-up answer index to disk at most every `save_every` seconds."""
+        interval = interval or self.settings.sync_seconds
+        if self._follower is not None:
+            return
+
+        def run() -> None:
+            last_save = 0.0
+            while not self._stop.wait(interval):
+                try:
+                    self.sync()
+                    if self._index_dirty and time.monotonic() - last_save >= save_every:
+                        self._index_dirty = False
+                        self._save_index(self._index)
+                        last_save = time.monotonic()
+                except Exception:  # a failing poll must not end following; the next one retries
+                    log.exception("catching up with the store failed; retrying in %.1f s", interval)
+        self._follower = threading.Thread(target=run, daemon=True, name="csbot-follow")
+        self._follower.start()
+
+    def stop_following(self) -> None:
+        self._stop.set()
+        if self._follower is not None:
+            self._follower.join(timeout=10)
+        self._follower = None
+
+    def _save_index(self, index) -> None:
+        try:
+            index.save(self._index_dir)
+        except OSError as exc:  # a full or failing disk: the index in memory keeps serving
+            self._index_dirty = True
+            log.error("could not save the answer index to %s (%s); it keeps serving from memory and "
+                      "the next save retries", self._index_dir, exc)
 
     # --- operations -----------------------------------------------------------------------
     def load_defaults(self, data_dir: Path | None = None) -> dict:
@@ -105,36 +217,53 @@ class Engine:
             raise TemplateError(f"{data_dir / 'templates.yaml'}: intents {', '.join(unknown)} appear in the "
                                 "support log but have no templates; add templates for them")
         self.store.set_shop(shop)
-        for intent, variants in templates.items():
-            self.store.set_intent(intent, description=descriptions[intent], templates=variants)
+        self.store.set_intents({intent: (descriptions[intent], variants) for intent, variants in templates.items()})
         new_examples = self.store.add_examples(logs, source="import")
         self.store.upsert_answers(answers)
+        self.store.audit(self.actor, "import_defaults", str(data_dir), detail={"answers": len(answers),
+                                                                              "examples": new_examples})
         self.reindex()
         return {"intents": len(templates), "examples": len(logs), "new_examples": new_examples,
                 "answers": len(answers)}
 
-    def import_logs(self, path: Path) -> dict:
+    def import_logs(self, path: Path, *, actor: str | None = None) -> dict:
         rows = read_logs(path)
-        return {"rows": len(rows), "new": self.store.add_examples(rows, source="import")}
+        new = self.store.add_examples(rows, source="import")
+        self.store.audit(actor or self.actor, "import_logs", Path(path).name, detail={"rows": len(rows), "new": new})
+        return {"rows": len(rows), "new": new}
 
-    def import_answers(self, path: Path) -> dict:
+    def import_answers(self, path: Path, *, actor: str | None = None) -> dict:
         answers = read_answers(path)
-        self.store.upsert_answers(answers)
+        self.store.upsert_answers(answers)  # one transaction: all or nothing
+        self.store.audit(actor or self.actor, "import_answers", Path(path).name, detail={"rows": len(answers)})
         self.reindex()
         return {"rows": len(answers), "answers": len(self.store.answers())}
 
     def reindex(self):
-        """Rebuild the answer index from the database and save it."""
+        """Rebuild the answer index from the database and save it; servers following the store pick
+        the change up by themselves (their index catches up with the same rows)."""
         from csbot.retrieval import AnswerIndex
 
-        with self._lock:
-            index = AnswerIndex.build(self.store.answers(), self.encoder,
-                                      encoder=self.encoder.name, dim=self.encoder.dim)
-            index.save(self._index_dir)
+        answers, generation = self.store.answers_snapshot()
+        index = AnswerIndex.build(answers, self.encoder, encoder=self.encoder.name, dim=self.encoder.dim,
+                                  generation=generation)
+        index.save(self._index_dir)
+        with self._sync_lock:
             self._index = index
+            self._seen["answers"] = generation
             if self._bot is not None:
                 self._bot.index = index
-            return index
+        return index
+
+    @property
+    def actor(self) -> str:
+        """Who the audit log names for a change made without a logged-in user: the CLI's OS user."""
+        try:
+            import getpass
+
+            return f"cli:{getpass.getuser()}"
+        except (ImportError, KeyError, OSError):
+            return "cli"
 
     def train(self, *, epochs: float | None = None, device: str | None = None, report=None,
               should_stop=None, job: str | None = None, promote: bool = True) -> dict:
@@ -150,8 +279,11 @@ class Engine:
         args = training.TrainArgs.from_settings(self.settings, epochs=epochs, device=device)
         device_name = pick_device(args.device).type
         if job is None:
-            job = self.store.create_job(kind="train", device=device_name)
-        self.store.update_job(job, device=device_name, phase="starting", pid=os.getpid())
+            job = self.store.create_job(kind="train", device=device_name, at=time.time())
+        worker = f"{socket.gethostname()}:{os.getpid()}"
+        self.store.update_job(job, device=device_name, phase="starting", pid=os.getpid(), worker=worker,
+                              heartbeat_at=time.time())
+        lease = _Heartbeat(self.store, job, worker=worker, every=self.settings.job_lease_seconds / 4)
         started, tuning = time.monotonic(), {}
 
         def progress(p) -> None:
@@ -170,7 +302,8 @@ class Engine:
                 report(p)
 
         def stop_requested() -> bool:
-            return bool((should_stop and should_stop()) or self.store.job(job).get("cancel_requested"))
+            return bool((should_stop and should_stop()) or lease.cancel_requested
+                        or self.store.job(job).get("cancel_requested"))
         try:
             oos = [q["question"] for q in self.store.questions()]
             result = training.train(self.store.examples(), args, oos_texts=oos, report=progress,
@@ -190,16 +323,18 @@ class Engine:
             self.store.set_comparison(version, {"gate": gate, **comparison})
             promoted = promote and gate["passed"]
             if promoted:
-                classifier = registry.promote(version)
-                if self._bot is not None:
-                    self._bot.set_classifier(classifier)
+                self.promote(version, actor="training")
         except BaseException as exc:
+            lease.stop()
             status = "cancelled" if isinstance(exc, TrainingCancelled) else "failed"
             self.store.update_job(job, status=status, error=f"{type(exc).__name__}: {exc}", finished_at=now(),
                                   eta_seconds=None)
             raise
+        lease.stop()
         self.store.update_job(job, status="done", phase="done", model_version=version, finished_at=now(),
                               eta_seconds=0.0, elapsed_seconds=round(time.monotonic() - started, 1))
+        self.store.audit("training", "train_done", version, detail={"job": job, "promoted": promoted,
+                                                                    "accuracy": result.metrics.get("accuracy")})
         return {"version": version, "promoted": promoted, "gate": gate, "job": job,
                 "metrics": {k: result.metrics.get(k) for k in ("accuracy", "macro_f1", "accepted",
                                                                 "accepted_precision", "known_oos_accepted", "n")},
@@ -210,40 +345,66 @@ class Engine:
                 "changed_on_recent": {k: comparison.get(k) for k in ("messages", "intent_changed", "route_changed")}}
 
     # --- staff curation: each change is live for the next customer, no retraining -----------
-    def save_answer(self, *, key: str, questions: list[str], answer: str) -> int:
-        """Create or replace the curated answer `key` and make it searchable at once. Returns its id."""
-        key, answer = (key or "").strip(), (answer or "").strip()
-        questions = [q.strip() for q in questions if q and q.strip()]
-        problems = []
-        if not _KEY.fullmatch(key):
-            problems.append(f"the key must be 1-64 letters, digits, '_' or '-'; found {key!r}")
-        if not answer or len(answer) > 4000:
-            problems.append(f"the answer must be 1-4,000 characters; found {len(answer):,}")
-        limit = self.settings.max_message_chars  # any customer message can become a phrasing
-        if not questions or any(len(q) > limit for q in questions):
-            problems.append(f"give at least one question phrasing, each up to {limit:,} characters")
-        if problems:
-            raise DataError("the answer was not saved", problems=problems)
-        with self._lock:
-            answer_id = self.store.upsert_answer(key=key, questions=questions, answer=answer)
-            self.index.put(answer_id, [*questions, answer])
-            self.index.save(self._index_dir)
+    def save_answer(self, *, key: str, questions: list[str], answer: str, actor: str | None = None,
+                    create_only: bool = False) -> int:
+        """Create or replace the curated answer `key` and make it searchable at once. Returns its id.
+        With `create_only`, an existing key is refused instead of replaced."""
+        clean = clean_answer(key=key, questions=questions, answer=answer,
+                             max_question_chars=self.settings.max_message_chars)
+        answer_id = self.store.upsert_answer(**clean, create_only=create_only)
+        self.store.audit(actor or self.actor, "answer_save", clean["key"], detail={"id": answer_id,
+                                                                                   "questions": len(clean["questions"])})
+        self._catch_up_answers()
         return answer_id
 
-    def delete_answer(self, answer_id: int) -> None:
-        with self._lock:
-            self.index.remove_answer(answer_id)  # unsearchable first, so no reply can pick a deleted answer
-            self.store.delete_answer(answer_id)
-            self.index.save(self._index_dir)
+    def delete_answer(self, answer_id: int, *, actor: str | None = None) -> None:
+        key = self.store.answer(answer_id)["key"]
+        self.store.delete_answer(answer_id)
+        self.store.audit(actor or self.actor, "answer_delete", key, detail={"id": answer_id})
+        self._catch_up_answers()
 
-    def attach_question(self, answer_id: int, question: str) -> None:
+    def attach_question(self, answer_id: int, question: str, *, actor: str | None = None) -> None:
         """Add a customer's wording to an existing answer's phrasings."""
-        with self._lock:  # read and write together: two staff attaching at once must both count
-            existing = self.store.answer(answer_id)
-            phrasings = [q["question"] for q in self.store.questions(answer_id)]
-            self.save_answer(key=existing["key"], questions=[*phrasings, question], answer=existing["answer"])
+        clean_answer(key="k", questions=[question], answer="a", max_question_chars=self.settings.max_message_chars)
+        answer = self.store.add_question(answer_id, question.strip())
+        self.store.audit(actor or self.actor, "answer_attach", answer["key"], detail={"question": question[:200]})
+        self._catch_up_answers()
 
-    def set_templates(self, intent: str, variants: list[str]) -> None:
+    def answer_inbox_item(self, message_id: int, *, actor: str, answer_id: int | None = None,
+                          key: str | None = None, text: str | None = None) -> None:
+        """Answer an inbox message: attach it to answer `answer_id` as a new phrasing, or make it the
+        first phrasing of a new answer `key` with `text` (never replacing an existing one); then the
+        item is closed as answered. Either way the bot uses it for the next similar question."""
+        message = self._customer_message(message_id)
+        if answer_id is not None:
+            self.attach_question(int(answer_id), message["text"], actor=actor)
+        else:
+            self.save_answer(key=key or "", questions=[message["text"]], answer=text or "", actor=actor,
+                             create_only=True)
+        self.store.set_inbox_status(message_id, "answered")
+
+    def dismiss(self, message_id: int, *, actor: str) -> None:
+        self._customer_message(message_id)
+        self.store.set_inbox_status(message_id, "dismissed")
+        self.store.audit(actor, "inbox_dismiss", str(message_id))
+
+    def _customer_message(self, message_id: int) -> dict:
+        message = self.store.message(message_id)
+        if message is None or message["role"] not in ("customer", "system"):
+            raise DataError(f"message {message_id} is not a customer message in the inbox; pick one from the list")
+        return message
+
+    def _catch_up_answers(self) -> None:
+        """Serve an answer change from this process's next message (the follower saves the index)."""
+        if self._index is None:
+            return
+        with self._sync_lock:
+            answers, generation = self.store.answers_snapshot()
+            self._index.catch_up(answers, generation)
+            self._seen["answers"] = generation
+            self._index_dirty = True
+
+    def set_templates(self, intent: str, variants: list[str], *, actor: str | None = None) -> None:
         """Replace an intent's reply variants; a variant that does not render is refused and the old ones stay."""
         descriptions = self.store.intents()
         if intent not in descriptions:
@@ -254,8 +415,8 @@ class Engine:
         book = self.reply_book()
         book.check(intent, variants)  # raises TemplateError with the reason
         self.store.set_intent(intent, description=descriptions[intent], templates=variants)
-        if self._bot is not None:
-            self._bot.replies = self.reply_book()
+        self.store.audit(actor or self.actor, "templates_edit", intent, detail={"variants": len(variants)})
+        self.sync()
 
     def label(self, message_id: int, intent: str, *, author: str) -> None:
         """Staff label a customer message with an intent: a training example for the next retrain."""
@@ -267,6 +428,7 @@ class Engine:
         self.store.add_examples([{"text": message["text"], "intent": intent,
                                   "created_at": message["created_at"]}], source=f"staff:{author}")
         self.store.set_inbox_status(message_id, "labelled")
+        self.store.audit(author, "label", intent, detail={"message": message_id})
 
     def compare(self, new, current, *, limit: int = 300) -> dict:
         """How the new classifier would change recent real traffic against the current one:
@@ -292,15 +454,44 @@ class Engine:
         return {"messages": len(texts), "intent_changed": intent_changed, "route_changed": route_changed,
                 "against": current.version, "examples": examples}
 
-    def promote(self, version: str) -> None:
-        with self._lock:  # the store's current version and the served one change together
-            classifier = self.registry.promote(version)
-            if self._bot is not None:
-                self._bot.set_classifier(classifier)
+    def promote(self, version: str, *, actor: str | None = None) -> None:
+        """Serve `version`: it is loaded first (a version that does not load is refused and the
+        current one stays), then named current in the store and swapped in here by reference;
+        every other process follows the store within its next poll. No chat message waits."""
+        classifier = self.registry.promote(version)
+        self.store.audit(actor or self.actor, "promote", version)
+        if self._bot is not None:
+            self._bot.set_classifier(classifier)
+            self.model_problem = None
 
-    def rollback(self) -> str:
-        with self._lock:
-            version, classifier = self.registry.rollback()
-            if self._bot is not None:
-                self._bot.set_classifier(classifier)
-            return version
+    def rollback(self, *, actor: str | None = None) -> str:
+        version, classifier = self.registry.rollback()
+        self.store.audit(actor or self.actor, "rollback", version)
+        if self._bot is not None:
+            self._bot.set_classifier(classifier)
+            self.model_problem = None
+        return version
+
+
+class _Heartbeat:
+    """Renews a training job's lease in the store every `every` seconds from a thread of its own
+    (a long training step must not look like a dead run), and reads its cancel flag as it goes."""
+
+    def __init__(self, store: Store, job: str, *, worker: str, every: float):
+        self.store, self.job, self.worker, self.every = store, job, worker, every
+        self.cancel_requested = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name=f"lease-{job}")
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                row = self.store.heartbeat(self.job, at=time.time(), worker=self.worker)
+                self.cancel_requested = bool(row.get("cancel_requested"))
+            except Exception:  # a busy database: the next beat retries well within the lease
+                log.exception("could not renew the lease of job %s", self.job)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)

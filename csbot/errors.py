@@ -57,3 +57,16 @@ class RateLimited(CsbotError):
     def __init__(self, message: str, *, retry_after: float):
         self.retry_after = retry_after
         super().__init__(message)
+
+
+class ReplyFailed(Exception):
+    """An unexpected error (a bug, a failing disk or model) while answering a message that was
+    already stored: the message is in the staff inbox as 'error', and `error_id` names the logged
+    traceback. Not a CsbotError: the customer cannot fix it, and the edge answers 500."""
+
+    def __init__(self, error_id: str, *, conversation_id: str, message_id: int):
+        self.error_id = error_id
+        self.conversation_id = conversation_id
+        self.message_id = message_id
+        super().__init__(f"something went wrong on our side while answering (error {error_id}); the message "
+                         "was kept and passed to our team")

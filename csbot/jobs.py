@@ -7,9 +7,16 @@ or a second admin sees the same run. A child process rather than a thread becaus
 would otherwise share the server's PyTorch thread pool and slow every chat reply; the child runs
 at idle CPU priority on one core fewer, and a crash in it cannot take the server down.
 
+Each run holds a lease in the store: the child (and, while it lives, the server that started it)
+renews `heartbeat_at` every few seconds. A run whose heartbeat is older than `job_lease_seconds`
+is gone, whatever process ids say (after a reboot a pid usually belongs to someone else), and is
+marked interrupted by the next look, so it never blocks a new run. Starting checks for a live run
+and records the new one in one transaction, so two servers cannot start two.
+
 Cancelling sets `cancel_requested` on the row; the child stops at its next step (and is
-killed if it has not stopped after `grace_seconds`). When the child exits, a watcher thread
-records a crash as a failed job and, if asked, promotes the new version in this process.
+killed if it has not stopped after `grace_seconds`); a run whose process is gone is marked
+cancelled at once. When the child exits, a watcher thread records a crash as a failed job and,
+if asked, promotes the new version in this process.
 
 This module does not train (training.py) nor decide what is served (registry.py).
 """
@@ -18,12 +25,12 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime
 
 from csbot.errors import TrainingError
 from csbot.settings import PROJECT_ROOT
@@ -31,15 +38,15 @@ from csbot.store import now
 
 
 def process_alive(pid: int | None) -> bool:
-    """Whether a process with this id exists (one of another user's counts). Example: process_alive(None) -> False"""
+    """Whether a process with this id exists and is ours to signal. Example: process_alive(None) -> False
+
+    Only for processes this machine started just now (benchmarks, tests): a job's liveness is its lease."""
     if not pid:
         return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, PermissionError):
         return False
-    except PermissionError:
-        return True
     return True
 
 
@@ -47,23 +54,24 @@ class Retrainer:
     """Starts, watches and cancels the web app's training runs."""
 
     def __init__(self, engine, *, python: str = sys.executable, grace_seconds: float = 30.0,
-                 clock: Callable[[], datetime] | None = None):
+                 clock: Callable[[], float] = time.time):
         self.engine = engine
         self.store = engine.store
         self.python = python
         self.grace_seconds = grace_seconds
+        self.lease_seconds = engine.settings.job_lease_seconds
+        self.clock = clock
         self._lock = threading.Lock()
         self._process: subprocess.Popen | None = None
         self.recover()
 
-    def recover(self) -> None:
-        """Mark runs whose process is gone (the server or machine stopped mid-run) as interrupted."""
-        for job in self.store.jobs(status="running"):
-            if not process_alive(job.get("pid")):
-                self.store.update_job(job["id"], status="interrupted", finished_at=now(), eta_seconds=None,
-                                      error="the training process stopped before it finished (server restart?)")
+    def recover(self) -> list[str]:
+        """Mark runs whose lease ran out (their process was killed, crashed or its machine rebooted)
+        as interrupted, or cancelled when a cancel was asked for. Returns their ids."""
+        return self.store.interrupt_stale_jobs(stale_before=self.clock() - self.lease_seconds)
 
     def running(self) -> dict | None:
+        self.recover()
         jobs = self.store.jobs(status="running", limit=1)
         return jobs[0] if jobs else None
 
@@ -72,17 +80,19 @@ class Retrainer:
         from csbot.intents import pick_device
 
         with self._lock:
-            self.recover()
+            if not self.store.example_counts()["examples"]:
+                raise TrainingError("there are no training examples; import a support log first")
+            options = {"user": user, "epochs": epochs, "promote_if_better": promote_if_better}
             busy = self.running()
             if busy:
                 raise TrainingError(f"a training run ({busy['id']}) is already running, started by "
                                     f"{json.loads(busy.get('options') or '{}').get('user', '?')}; wait for it "
                                     "or cancel it")
-            if not self.store.examples():
-                raise TrainingError("there are no training examples; import a support log first")
-            options = {"user": user, "epochs": epochs, "promote_if_better": promote_if_better}
-            job = self.store.create_job(kind="train", device=pick_device(self.engine.settings.device).type)
-            self.store.update_job(job, options=json.dumps(options), phase="starting")
+            now_at = self.clock()
+            job = self.store.start_job(kind="train", device=pick_device(self.engine.settings.device).type,
+                                       options=json.dumps(options), at=now_at, stale_before=now_at - self.lease_seconds)
+            self.store.update_job(job, phase="starting")
+            self.store.audit(user, "train_start", job, detail={"epochs": epochs, "promote_if_better": promote_if_better})
             command = [self.python, "-m", "csbot", "train", "--job", job, "--no-promote", "--background",
                        "--home", str(self.engine.settings.home)]
             if epochs:
@@ -98,12 +108,15 @@ class Retrainer:
                              name=f"train-{job}").start()
             return job
 
-    def cancel(self, job_id: str | None = None) -> str:
-        """Ask the running job to stop; it stops at its next step. Returns the job id."""
+    def cancel(self, job_id: str | None = None, *, user: str = "system") -> str:
+        """Ask the running job to stop; it stops at its next step (a job whose process is gone is
+        marked cancelled at once). Returns the job id."""
         job = self.store.job(job_id) if job_id else self.running()
         if not job or job["status"] != "running":
             raise TrainingError("no training run is running, so there is nothing to cancel")
         self.store.update_job(job["id"], cancel_requested=1, phase=f"{job['phase']} (cancelling)")
+        self.store.audit(user, "train_cancel", job["id"])
+        self.recover()
         return job["id"]
 
     def status(self, job_id: str | None = None) -> dict | None:
@@ -118,9 +131,12 @@ class Retrainer:
         return {**job, "options": json.loads(job.get("options") or "{}")}
 
     def _watch(self, job_id: str, process: subprocess.Popen, log, options: dict) -> None:
-        deadline = None
+        deadline, worker, beat = None, f"{socket.gethostname()}:{process.pid}", 0.0
         while process.poll() is None:
             time.sleep(0.5)
+            if time.monotonic() - beat > self.lease_seconds / 4:  # the child lives: keep its lease
+                self.store.heartbeat(job_id, at=self.clock(), worker=worker)
+                beat = time.monotonic()
             if self.store.job(job_id).get("cancel_requested"):
                 deadline = deadline or time.monotonic() + self.grace_seconds
                 if time.monotonic() > deadline:
@@ -137,6 +153,6 @@ class Retrainer:
             version = versions.get(job["model_version"])
             if version and (version.get("comparison") or {}).get("gate", {}).get("passed"):
                 try:
-                    self.engine.promote(version["id"])
+                    self.engine.promote(version["id"], actor=options.get("user") or "training")
                 except Exception as exc:  # the current model keeps serving; say why on the job
                     self.store.update_job(job_id, error=f"not promoted: {type(exc).__name__}: {exc}")

@@ -92,3 +92,32 @@ class ModelRegistry:
     def load_current(self) -> IntentClassifier | None:
         current = self.store.current_model()
         return self.load(current["id"]) if current else None
+
+    def load_serving(self, *, skip: set[str] | None = None) -> tuple[IntentClassifier | None, str | None]:
+        """What to serve: the current version, or, when its folder does not load (damaged disk, a
+        half-copied home), the newest older version that does, with a message saying so. Refusing
+        to start would leave every customer unanswered over one broken folder.
+
+        Example: current v3 damaged -> (v2's classifier, "the current model v3 does not load (...);
+        serving v2 instead ...")"""
+        current = self.store.current_model()
+        if current is None:
+            return None, None
+        skip = skip if skip is not None else set()
+        try:
+            return self.load(current["id"]), None
+        except ModelError as exc:
+            skip.add(current["id"])
+            reason = str(exc)
+        for version in self.store.model_versions():  # newest first
+            if version["id"] in skip or version["created_at"] > current["created_at"]:
+                continue
+            try:
+                classifier = self.load(version["id"])
+            except ModelError:
+                skip.add(version["id"])
+                continue
+            return classifier, (f"the current model {current['id']} does not load ({reason}); serving "
+                                f"{version['id']} instead. Promote a good version or retrain to fix it")
+        return None, (f"the current model {current['id']} does not load ({reason}) and no older version does; "
+                      "answering from curated answers only. Retrain to fix it")

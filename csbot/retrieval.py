@@ -4,10 +4,14 @@ its answer text (indexing the answer's own words found the right answer for 58% 
 
 Each text is one unit vector with an id the index assigns; a search returns the best-matching
 text of each answer with its cosine similarity. Adding or removing an answer changes the index at
-once, no retraining. On disk an index is a generation folder (`index.faiss` + `meta.json` with
-the encoder, dimension and count) named by a `CURRENT` file that is replaced atomically, so a
-crash while saving leaves the previous generation loadable. The database is the source of
-truth: `build` remakes the index from its rows at any time.
+once, no retraining. The database is the source of truth: the index remembers a fingerprint of
+each answer's texts and the store's `answers` generation it has caught up to, and `catch_up`
+re-embeds only the answers that changed (in this process or any other) and drops deleted ones.
+
+On disk an index is a generation folder (`index.faiss` + `meta.json` with the encoder, dimension,
+count, fingerprints and store generation) named by a `CURRENT` file that is replaced atomically,
+so a crash while saving leaves the previous generation loadable. Older generations are removed
+only once they are a minute old, so a save never deletes what another process is still loading.
 
 This module does not decide whether a hit is good enough (bot.py) nor embed text itself: it
 calls the `encode` function it is given.
@@ -15,10 +19,12 @@ calls the `encode` function it is given.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,7 +37,8 @@ from csbot.errors import AnswerIndexError
 
 Encode = Callable[[list[str]], np.ndarray]
 FORMAT = "csbot-answer-index"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+KEEP_OLD_SECONDS = 60.0  # how long a replaced generation stays for processes still loading it
 
 
 @dataclass(frozen=True)
@@ -51,18 +58,38 @@ class AnswerIndex:
         self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
         self._texts: dict[int, tuple[int, str]] = {}  # vector id -> (answer id, text)
         self._next_id = 0
+        self._fingerprints: dict[int, str] = {}  # answer id -> fingerprint of its texts
+        self.generation = 0  # the store's `answers` generation this index has caught up to
         self._lock = threading.RLock()
 
     def __len__(self) -> int:
         return self._index.ntotal
 
     @classmethod
-    def build(cls, answers: list[dict], encode: Encode, *, encoder: str, dim: int) -> AnswerIndex:
+    def build(cls, answers: list[dict], encode: Encode, *, encoder: str, dim: int,
+              generation: int = 0) -> AnswerIndex:
         """A new index from answers: dicts with id, questions and answer (as Store.answers() gives)."""
         index = cls(encode, encoder=encoder, dim=dim)
-        for answer in answers:
-            index.put(answer["id"], [*answer["questions"], answer["answer"]])
+        index.catch_up(answers, generation)
         return index
+
+    def catch_up(self, answers: list[dict], generation: int) -> dict:
+        """Make the index hold exactly `answers` (the store's rows at `generation`): re-embed the
+        answers whose texts changed, add new ones, drop the ones that are gone. Returns what it did.
+
+        Example: catch_up([{"id": 1, "questions": ["Gift wrap?"], "answer": "Yes."}], 4)
+                 -> {"changed": 1, "removed": 0, "generation": 4}
+        """
+        wanted = {int(a["id"]): texts_of(a) for a in answers}
+        changed = [aid for aid, texts in wanted.items() if self._fingerprints.get(aid) != fingerprint(texts)]
+        removed = [aid for aid in list(self._fingerprints) if aid not in wanted]
+        for aid in removed:
+            self.remove_answer(aid)
+        for aid in changed:
+            self.put(aid, wanted[aid])
+        with self._lock:
+            self.generation = generation
+        return {"changed": len(changed), "removed": len(removed), "generation": generation}
 
     def put(self, answer_id: int, texts: list[str]) -> None:
         """Make `texts` the searchable texts of answer `answer_id`, replacing any it had."""
@@ -70,6 +97,7 @@ class AnswerIndex:
         vectors = self._vectors(texts) if texts else None
         with self._lock:
             self.remove_answer(answer_id)
+            self._fingerprints[int(answer_id)] = fingerprint(texts)
             if vectors is None:
                 return
             ids = np.arange(self._next_id, self._next_id + len(texts), dtype=np.int64)
@@ -85,6 +113,7 @@ class AnswerIndex:
                 self._index.remove_ids(np.array(ids, dtype=np.int64))
             for vid in ids:
                 del self._texts[vid]
+            self._fingerprints.pop(int(answer_id), None)
 
     def search(self, text: str, *, k: int = 3) -> list[Hit]:
         """The best-matching text of each of the k most similar answers, best first.
@@ -130,15 +159,24 @@ class AnswerIndex:
             faiss.write_index(self._index, str(generation / "index.faiss"))
             meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "encoder": self.encoder,
                     "dim": self.dim, "count": int(self._index.ntotal), "next_id": self._next_id,
+                    "generation": self.generation,
+                    "fingerprints": {str(k): v for k, v in sorted(self._fingerprints.items())},
                     "texts": [[vid, aid, text] for vid, (aid, text) in sorted(self._texts.items())]}
         _write_synced(generation / "meta.json", json.dumps(meta, ensure_ascii=False).encode("utf-8"))
         _fsync_file(generation / "index.faiss")
         pointer = folder / f"CURRENT.{uuid.uuid4().hex[:6]}.tmp"
         _write_synced(pointer, generation.name.encode())
         os.replace(pointer, folder / "CURRENT")
+        _fsync_dir(folder)
+        # Another process may have just read CURRENT and be loading the generation it named:
+        # only generations replaced a while ago go, never the one CURRENT names now.
+        current = (folder / "CURRENT").read_text().strip()
         for old in folder.glob("gen-*"):
-            if old != generation:
+            if old.name not in (generation.name, current) and time.time() - old.stat().st_mtime > KEEP_OLD_SECONDS:
                 shutil.rmtree(old, ignore_errors=True)
+        for stale in folder.glob("CURRENT.*.tmp"):  # left by a process killed between write and rename
+            if time.time() - stale.stat().st_mtime > KEEP_OLD_SECONDS:
+                stale.unlink(missing_ok=True)
         return generation
 
     @classmethod
@@ -168,7 +206,27 @@ class AnswerIndex:
         index._index = raw
         index._texts = {int(v): (int(a), t) for v, a, t in meta["texts"]}
         index._next_id = int(meta["next_id"])
+        index._fingerprints = {int(k): v for k, v in meta.get("fingerprints", {}).items()}
+        index.generation = int(meta.get("generation", 0))
         return index
+
+
+def texts_of(answer: dict) -> list[str]:
+    """What an answer is searched by: its phrasings, then its own text, without repeats or blanks."""
+    return list(dict.fromkeys(t for t in [*answer["questions"], answer["answer"]] if t.strip()))
+
+
+def fingerprint(texts: list[str]) -> str:
+    """Example: fingerprint(["Gift wrap?", "Yes."]) -> "5f1c..." (the same texts, the same value)"""
+    return hashlib.sha1("\x00".join(texts).encode("utf-8")).hexdigest()[:16]
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _write_synced(path: Path, data: bytes) -> None:

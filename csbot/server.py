@@ -1,41 +1,52 @@
-"""The web server: one FastAPI app holding the three pages and the JSON chat API.
+"""The web server: one FastAPI app holding the three pages, the login, and the JSON chat API.
 
-    /            the customer chat (no login)                      ui/chat.py
-    /staff       support staff: inbox, live chats, answers, ...    ui/staff/    (login: staff or admin)
-    /admin       admins: retraining, reports, versions, users      ui/admin.py  (login: admin)
+    /                the customer chat (no login)                      ui/chat.py
+    /staff           support staff: inbox, live chats, answers, ...    ui/staff/    (staff or admin)
+    /admin           admins: retraining, reports, versions, users      ui/admin/    (admin)
+    GET/POST /login  our login form; GET /logout ends the session
     POST /api/chat   {"conversation_id": ..., "message": ...} -> the reply and its route as JSON
-    GET  /api/health the serving model and whether a training run is going
+    GET  /api/health the serving model, whether it is degraded, and whether a training run is going
 
-Each page is its own Gradio app with its own login (Gradio's cookie is per mounted app), and
-every staff/admin handler checks the caller's role again on the server (ui/common.py), since a
-Gradio app's events can all be called through its API. Login attempts are rate-limited per
-client address here, in front of Gradio; chat messages per conversation and per address, with
-a polite reply. The client address is the TCP peer: behind a reverse proxy, have the proxy
-limit too (we do not trust X-Forwarded-For by default).
+Logins are ours, not Gradio's: a session is a row in the store (auth.py) named by an HttpOnly,
+SameSite=Lax cookie, so every server process on the same store knows it, it survives restarts,
+it expires, and a password reset, role change or disable ends it at once. Each Gradio app is
+mounted with an `auth_dependency` that reads that cookie, and every staff/admin handler checks
+the caller's role again on the server (ui/common.py), since a Gradio app's events can all be
+called through its API. The client address is the TCP peer: behind a reverse proxy, have the
+proxy limit too (we do not trust X-Forwarded-For).
 
-This module wires; the bot decides (bot.py), the store keeps (store.py).
+This module wires; the bot decides (bot.py), the store keeps (store/), accounts check (auth.py).
 """
 
 from __future__ import annotations
 
+import html
 import json
+import logging
 import re
 import time
+from urllib.parse import quote
 
 import gradio as gr
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from csbot.errors import CsbotError, DataError, RateLimited
+from csbot.errors import AccessDenied, CsbotError, DataError, RateLimited, ReplyFailed
 from csbot.ratelimit import RateLimiter
 
+log = logging.getLogger("csbot.server")
 MAX_BODY_BYTES = 256 * 1024
+COOKIE = "csbot_session"
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+PAGES = {"/staff/": "staff", "/admin/": "admin"}  # where a login may lead, and the role each needs
 
 
 class ChatLimits:
-    """Chat messages per conversation and per client address, a minute each (settings)."""
+    """Chat messages per conversation and per client address, a minute each (settings).
+
+    Counted in this process's memory: a chat message pays no extra database write. With several
+    processes each enforces its own count; put the shared limit in the reverse proxy."""
 
     def __init__(self, *, per_conversation: int, per_client: int, clock=time.monotonic):
         self.conversation = RateLimiter(per_conversation, 60, clock=clock)
@@ -59,6 +70,37 @@ def _error(status: int, message: str, **extra) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
 
 
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def login_page(*, next_path: str, message: str = "", status: int = 200) -> HTMLResponse:
+    """Our login form: plain HTML, no script, nothing fetched from elsewhere."""
+    e = html.escape
+    role = PAGES.get(next_path, "staff")
+    note = f'<p role="alert" class="note">{e(message)}</p>' if message else ""
+    body = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>csbot · log in</title>
+<style>body{{font-family:system-ui,sans-serif;background:#f6f6f4;display:flex;justify-content:center;padding-top:10vh}}
+form{{background:#fff;padding:2em;border-radius:8px;box-shadow:0 1px 4px #0002;min-width:18em}}
+label{{display:block;margin:.8em 0 .2em}}input{{width:100%;padding:.5em;box-sizing:border-box}}
+button{{margin-top:1.2em;padding:.6em 1.2em}}.note{{color:#a00}}</style></head><body>
+<form method="post" action="/login"><h1>csbot · {e(role)}</h1>
+<p>Log in with your {e(role)} account.</p>{note}
+<input type="hidden" name="next" value="{e(next_path)}">
+<label for="username">Username</label><input id="username" name="username" autocomplete="username" required>
+<label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
+<button type="submit">Log in</button></form></body></html>"""
+    return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+
+
+def _next_path(raw: object) -> str:
+    """Only our own pages: a login never sends anyone elsewhere. Example: "//evil.example" -> "/staff/" """
+    path = raw if isinstance(raw, str) else ""
+    path = path if path.endswith("/") else path + "/"
+    return path if path in PAGES else "/staff/"
+
+
 def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None) -> FastAPI:
     """The whole web app for one csbot home. `engine` serves, `accounts` log in, `retrainer` trains."""
     from csbot.ui.admin import build_admin
@@ -67,19 +109,56 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
 
     settings = engine.settings
     limits = limits or ChatLimits(per_conversation=settings.chat_per_minute, per_client=settings.chat_ip_per_minute)
-    logins = RateLimiter(settings.login_per_minute, 60)
     app = FastAPI(title="csbot", docs_url=None, redoc_url=None, openapi_url=None)
 
+    def session_user(request: Request, role: str) -> str | None:
+        return accounts.session_user(request.cookies.get(COOKIE), role=role)
+
     @app.middleware("http")
-    async def limit_logins(request: Request, call_next):
-        if request.method == "POST" and request.url.path.startswith("/gradio_api/upload"):
+    async def guard(request: Request, call_next):
+        path = request.url.path
+        if request.method == "POST" and path.startswith("/gradio_api/upload"):
             return _error(403, "the chat page takes no file uploads")  # only /staff has an upload (import)
-        if request.method == "POST" and request.url.path.rstrip("/").endswith("/login"):
-            wait = logins.hit(request.client.host if request.client else "unknown")
-            if wait:
-                return _error(429, f"Too many login attempts from this address; try again in {round(wait)} s.",
-                              retry_after=round(wait))
+        if path.rstrip("/").endswith(("/login", "/logout")) and path.rstrip("/") not in ("/login", "/logout"):
+            # Gradio's own login routes under a mount: ours replace them
+            return RedirectResponse("/logout" if path.rstrip("/").endswith("/logout") else "/login", status_code=303)
+        page = path if path.endswith("/") else path + "/"
+        if request.method == "GET" and page in PAGES:
+            if await run_in_threadpool(session_user, request, PAGES[page]) is None:
+                return RedirectResponse(f"/login?next={quote(page)}", status_code=303)
         return await call_next(request)
+
+    @app.get("/login")
+    def login_form(next: str = "/staff/"):
+        return login_page(next_path=_next_path(next))
+
+    @app.post("/login")
+    async def login(request: Request):
+        form = await request.form()
+        next_path = _next_path(form.get("next"))
+        name, password = form.get("username"), form.get("password")
+        if not isinstance(name, str) or not isinstance(password, str):
+            return login_page(next_path=next_path, message="Type your user name and password.", status=400)
+        try:
+            token = await run_in_threadpool(accounts.login, name.strip(), password, address=_client(request),
+                                            agent=request.headers.get("user-agent", ""), role=PAGES[next_path])
+        except RateLimited as exc:
+            return login_page(next_path=next_path, message=f"Too many login attempts from this address; try "
+                              f"again in {round(exc.retry_after)} s.", status=429)
+        except AccessDenied as exc:
+            return login_page(next_path=next_path, message=f"Not logged in: {exc}.", status=401)
+        response = RedirectResponse(next_path, status_code=303)
+        response.set_cookie(COOKIE, token, max_age=int(accounts.session_max_seconds), path="/", httponly=True,
+                            samesite="lax", secure=settings.secure_cookies)
+        return response
+
+    @app.get("/logout")
+    @app.post("/logout")
+    async def logout(request: Request):
+        await run_in_threadpool(accounts.logout, request.cookies.get(COOKIE), address=_client(request))
+        response = login_page(next_path="/staff/", message="You are logged out.")
+        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="lax", secure=settings.secure_cookies)
+        return response
 
     @app.post("/api/chat")
     async def api_chat(request: Request):
@@ -108,10 +187,10 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
                                "and _), or null to start a conversation")
         if not isinstance(payload.get("message"), str):
             return _error(400, "message must be a string with the customer's text")
-        client = request.client.host if request.client else "unknown"
+        client = _client(request)
 
         def answer():  # in a worker thread: the store and the model must not block the event loop
-            if cid is not None and not engine.store.messages_after(cid, 0):
+            if cid is not None and not engine.store.has_messages(cid):
                 return None
             limits.check(cid, client)
             return engine.bot.respond(payload["message"], cid, channel="api")
@@ -126,6 +205,13 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
             return _error(400, str(exc))
         except CsbotError as exc:
             return _error(422, str(exc))
+        except ReplyFailed as exc:  # the message is stored and in the inbox; the traceback is in the log
+            return _error(500, str(exc), error_id=exc.error_id, conversation_id=exc.conversation_id)
+        except Exception as exc:  # before the message was stored (the store itself failing)
+            error_id = f"{time.time_ns():x}"[-10:]
+            log.exception("error %s in /api/chat", error_id)
+            return _error(500, f"something went wrong on our side (error {error_id}); please send it again",
+                          error_id=error_id, kind=type(exc).__name__)
         if cid is None:
             limits.started(reply.conversation_id)
         return {"conversation_id": reply.conversation_id, "reply": reply.text, "route": reply.route,
@@ -136,26 +222,24 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
     def health():
         job = retrainer.running()
         classifier = engine.bot.classifier
-        return {"status": "ok", "model_version": classifier.version if classifier else None,
+        return {"status": "degraded" if engine.model_problem else "ok",
+                "model_version": classifier.version if classifier else None, "problem": engine.model_problem,
                 "training": {"job": job["id"], "phase": job["phase"]} if job else None}
 
-    # Gradio awaits an async auth function; a plain one would run scrypt on the event loop and
-    # stall every page and the API for each login attempt.
-    async def staff_login(name: str, password: str) -> bool:
-        return await run_in_threadpool(accounts.check, name, password)
+    # Gradio awaits an async dependency; a plain one would read the store on the event loop.
+    async def staff_user(request: Request) -> str | None:
+        return await run_in_threadpool(session_user, request, "staff")
 
-    async def admin_login(name: str, password: str) -> bool:
-        return await run_in_threadpool(lambda: accounts.check(name, password) and accounts.role(name) == "admin")
+    async def admin_user(request: Request) -> str | None:
+        return await run_in_threadpool(session_user, request, "admin")
 
     quiet = dict(show_error=False, enable_monitoring=False, run_history=False, max_file_size="5mb")
     staff = build_staff(engine, accounts)
     staff.queue(default_concurrency_limit=4, max_size=64)
-    gr.mount_gradio_app(app, staff, path="/staff", auth=staff_login, footer_links=[],
-                        auth_message="csbot staff: log in with your staff or admin account", **quiet)
+    gr.mount_gradio_app(app, staff, path="/staff", auth_dependency=staff_user, footer_links=[], **quiet)
     admin = build_admin(engine, accounts, retrainer)
     admin.queue(default_concurrency_limit=2, max_size=32)
-    gr.mount_gradio_app(app, admin, path="/admin", auth=admin_login, footer_links=[],
-                        auth_message="csbot admin: log in with an admin account", **quiet)
+    gr.mount_gradio_app(app, admin, path="/admin", auth_dependency=admin_user, footer_links=[], **quiet)
     chat = build_chat(engine, limits)
     chat.queue(default_concurrency_limit=16, max_size=512)
     gr.mount_gradio_app(app, chat, path="", footer_links=[], **{**quiet, "max_file_size": "64kb"})

@@ -44,6 +44,11 @@ class Settings:
     chat_per_minute: int = 20
     chat_ip_per_minute: int = 240
     login_per_minute: int = 10
+    session_idle_minutes: float = 60.0
+    session_max_hours: float = 12.0
+    secure_cookies: bool = False
+    sync_seconds: float = 1.0
+    job_lease_seconds: float = 30.0
     host: str = "127.0.0.1"
     port: int = 7860
 
@@ -67,6 +72,10 @@ class Settings:
         for name in ("chat_per_minute", "chat_ip_per_minute", "login_per_minute"):
             _check_range(name, getattr(self, name), 0, 1_000_000)  # 0 turns the limit off
         _check_range("port", self.port, 1, 65535)
+        _check_range("session_idle_minutes", self.session_idle_minutes, 1, 7 * 24 * 60)
+        _check_range("session_max_hours", self.session_max_hours, self.session_idle_minutes / 60, 24 * 90)
+        _check_range("sync_seconds", self.sync_seconds, 0.1, 60)
+        _check_range("job_lease_seconds", self.job_lease_seconds, 5, 3600)
 
     # Where things live under home. Derived, so they can never disagree with `home`.
     @property
@@ -99,10 +108,19 @@ def _convert(name: str, raw: object, kind: type) -> object:
             raise SettingsError(f"{name} must be a {kind.__name__}; found {raw!r}") from None
     if kind is str:
         return str(raw)
+    if kind is bool:
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in ("1", "true", "yes", "on"):
+            return True
+        if text in ("0", "false", "no", "off"):
+            return False
+        raise SettingsError(f"{name} must be true or false; found {raw!r}")
     raise SettingsError(f"{name} cannot be set from text; found {raw!r}")
 
 
-_TYPES = {"Path": Path, "str": str, "int": int, "float": float}
+_TYPES = {"Path": Path, "str": str, "int": int, "float": float, "bool": bool}
 
 
 def load_settings(*, home: str | Path | None = None, environ: dict[str, str] | None = None,

@@ -35,7 +35,9 @@ ENDPOINTS = {  # every endpoint of the page, with arguments a caller might send
     "/versions": (None,), "/report": ("VERSION",), "/promote": ("VERSION",), "/rollback": (),
     "/open_new_report": (), "/dashboard": (30,), "/users": (),
     "/create_user": ("eve", "admin", "eve's long password", "eve's long password"),
-    "/reset_password": ("ada", "a new long password", "a new long password")}
+    "/reset_password": ("ada", "a new long password", "a new long password"),
+    "/role_user": ("ada", "staff"), "/disable_user": ("ada", "staff"), "/enable_user": ("ada", "staff"),
+    "/delete_user": ("ada", "staff"), "/audit": ("", None, "")}
 
 
 def save_version(engine, result, created_at: str) -> str:
@@ -239,8 +241,8 @@ def test_dashboard(site, admin):
 
 
 def test_accounts(site, admin):
-    table, names, pw, again, note = admin.predict("eve", "staff", "eve's long password", "eve's long password",
-                                                  api_name="/create_user")
+    table, names, _, pw, again, note = admin.predict("eve", "staff", "eve's long password", "eve's long password",
+                                                     api_name="/create_user")
     assert ["eve", "staff"] == [r for r in table["data"] if r[0] == "eve"][0][:2] and pw == again == ""
     assert "long password" not in str(table) + note and site.accounts.check("eve", "eve's long password")
     for args, problem in [(("eve", "admin", "another long one", "another long one"), "already a user named 'eve'"),
@@ -252,5 +254,25 @@ def test_accounts(site, admin):
     pw, again, note = admin.predict("eve", "eve's new password", "eve's new password", api_name="/reset_password")
     assert pw == again == "" and "eve" in note
     assert site.accounts.check("eve", "eve's new password") and not site.accounts.check("eve", "eve's long password")
-    table, names = admin.predict(api_name="/users")
+    table, names, _ = admin.predict(api_name="/users")
     assert {r[0] for r in table["data"]} == {"ada", "eve", "sam"}
+
+
+def test_account_changes_and_the_audit_log(site, admin):
+    table, _, _, note = admin.predict("eve", "admin", api_name="/role_user")
+    assert site.accounts.role("eve") == "admin" and "sessions ended" in note
+    table, _, _, note = admin.predict("eve", "staff", api_name="/disable_user")
+    assert ["eve", "admin", "disabled"] == [r for r in table["data"] if r[0] == "eve"][0][:3]
+    assert not site.accounts.check("eve", "eve's new password")  # a disabled account cannot log in
+    admin.predict("eve", "staff", api_name="/enable_user")
+    assert site.accounts.check("eve", "eve's new password")
+    with pytest.raises(AppError, match="cannot delete the account you are logged in with"):
+        admin.predict("ada", "staff", api_name="/delete_user")
+    admin.predict("eve", "staff", api_name="/delete_user")
+    assert site.store.user("eve") is None
+    log, actions = admin.predict("ada", None, "", api_name="/audit")
+    done = [(r[2], r[3]) for r in log["data"]]
+    assert ("user_delete", "eve") in done and ("user_disable", "eve") in done and ("user_role", "eve") in done
+    assert ("promote", site.new) in done or any(a == "promote" for a, _ in done)
+    only_deletes, _ = admin.predict("", "user_delete", "", api_name="/audit")
+    assert {r[2] for r in only_deletes["data"]} == {"user_delete"}

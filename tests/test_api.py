@@ -1,5 +1,5 @@
-"""The HTTP edge: POST /api/chat (good and bad input), the chat and login limits, and that the
-staff and admin apps refuse anonymous callers. In-process through FastAPI's TestClient, on a
+"""The HTTP edge: POST /api/chat (good and bad input), the chat limits, and that the staff and
+admin apps refuse anonymous callers (logins and sessions: test_login.py). In-process through FastAPI's TestClient, on a
 copy of the CLI-trained tiny home, with the real encoder and model."""
 
 from __future__ import annotations
@@ -104,13 +104,6 @@ def test_messages_beyond_the_conversation_limit_get_a_polite_429(engine):
         assert client.post("/api/chat", json={"message": "hi"}).status_code == 200
 
 
-def test_login_attempts_are_rate_limited_per_client(engine):
-    with make_client(engine) as client:
-        statuses = [client.post("/staff/login", data={"username": "admin", "password": "wrong"}).status_code
-                    for _ in range(engine.settings.login_per_minute + 1)]
-    assert 429 not in statuses[:-1] and statuses[-1] == 429
-
-
 @pytest.mark.parametrize("path", ["/staff", "/admin"])
 def test_staff_and_admin_apps_refuse_anonymous_callers(client, path):
     config = client.get(f"{path}/config")
@@ -119,17 +112,6 @@ def test_staff_and_admin_apps_refuse_anonymous_callers(client, path):
     assert info.status_code == 401
     call = client.post(f"{path}/gradio_api/call/inbox", json={"data": []})
     assert call.status_code in (401, 403, 404) and "inbox" not in call.text.lower().replace("/inbox", "")
-
-
-def test_admin_app_refuses_a_staff_login_and_accepts_an_admin(engine, client):
-    accounts = Accounts(engine.store)
-    if accounts.role("sam") is None:
-        accounts.create("sam", "sam-staff-password", role="staff")
-    refused = client.post("/admin/login", data={"username": "sam", "password": "sam-staff-password"})
-    assert refused.status_code == 400
-    assert client.post("/staff/login", data={"username": "sam", "password": "sam-staff-password"}).status_code == 200
-    assert client.post("/admin/login", data={"username": "admin", "password": ADMIN_PASSWORD}).status_code == 200
-    assert client.get("/admin/config").status_code == 200
 
 
 def test_health_names_the_serving_model(client, engine):

@@ -24,11 +24,31 @@ ADMIN_PASSWORD = "admin-browser-test-pw"
 STAFF = ("sam", "sam-browser-test-pw")
 
 
+def start_app(home: Path, port: int, output: Path, env: dict) -> subprocess.Popen:
+    with open(output, "a") as log:
+        process = subprocess.Popen([sys.executable, "app.py", "--home", str(home), "--port", str(port)],
+                                   cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while True:  # "serving on" is printed before the server answers: poll it instead
+        try:
+            urllib.request.urlopen(f"{url}/api/health", timeout=2)
+            return process
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"app.py did not start:\n{output.read_text()}")
+            time.sleep(0.5)
+
+
 @dataclass
 class Server:
     url: str
     home: Path
     output: Path
+    port: int
+    env: dict
+    process: subprocess.Popen
 
     def store(self):
         from csbot.store import Store
@@ -42,6 +62,11 @@ class Server:
         started = time.monotonic()
         with urllib.request.urlopen(request, timeout=30) as response:
             return json.loads(response.read()), time.monotonic() - started
+
+    def restart(self) -> None:
+        self.process.terminate()
+        self.process.wait(timeout=30)
+        self.process = start_app(self.home, self.port, self.output, self.env)
 
 
 @pytest.fixture(scope="module")
@@ -58,23 +83,11 @@ def server(trained_home: Path, tmp_path_factory):
     env = {k: v for k, v in os.environ.items() if not k.startswith("CSBOT_")}
     env["CSBOT_ADMIN_PASSWORD"] = ADMIN_PASSWORD
     output = home / "server.log"
-    with open(output, "w") as log:
-        process = subprocess.Popen([sys.executable, "app.py", "--home", str(home), "--port", str(port)],
-                                   cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:  # "serving on" is printed before the server answers: poll it instead
-        try:
-            urllib.request.urlopen(f"{url}/api/health", timeout=2)
-            break
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"app.py did not start:\n{output.read_text()}")
-            time.sleep(0.5)
-    yield Server(url, home, output)
-    process.terminate()
-    process.wait(timeout=20)
+    process = start_app(home, port, output, env)
+    server = Server(f"http://127.0.0.1:{port}", home, output, port, env, process)
+    yield server
+    server.process.terminate()
+    server.process.wait(timeout=20)
 
 
 def send(page, text: str) -> None:
@@ -84,10 +97,10 @@ def send(page, text: str) -> None:
 
 
 def log_in(page, url: str, name: str, password: str) -> None:
-    page.goto(url)
-    page.get_by_label("username").fill(name)
-    page.get_by_label("password").fill(password)
-    page.get_by_role("button", name="Login").click()
+    page.goto(url)  # an anonymous visitor is sent to our login form
+    page.get_by_label("Username").fill(name)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
 
 
 def test_first_admin_is_made_from_the_environment_and_no_password_is_printed(server):
@@ -150,7 +163,7 @@ def test_each_browser_session_has_its_own_conversation(server, browser):
 def test_anonymous_visitors_get_a_login_form_not_the_page(server, browser, path):
     page = browser.new_page()
     page.goto(server.url + path)
-    expect(page.get_by_role("button", name="Login")).to_be_visible(timeout=30_000)
+    expect(page.get_by_role("button", name="Log in")).to_be_visible(timeout=30_000)
     expect(page.get_by_text("Inbox")).to_have_count(0)
     expect(page.get_by_text("Retrain")).to_have_count(0)
     page.close()
@@ -159,7 +172,7 @@ def test_anonymous_visitors_get_a_login_form_not_the_page(server, browser, path)
 def test_a_staff_account_cannot_log_in_to_admin(server, browser):
     page = browser.new_page()
     log_in(page, server.url + "/admin/", *STAFF)
-    expect(page.get_by_text("Incorrect Credentials", exact=False)).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("needs an admin account", exact=False)).to_be_visible(timeout=30_000)
     expect(page.get_by_text("Retrain")).to_have_count(0)
     page.close()
 
@@ -238,11 +251,11 @@ def test_staff_take_over_a_handed_off_chat_and_the_customer_sees_the_reply_witho
     staff.get_by_role("gridcell", name=cid).click()
     staff.get_by_label("Your reply to the customer").fill("Hi, Sam from the team here. How can I help?")
     staff.get_by_role("button", name="Send", exact=True).click()
-    expect(customer.get_by_test_id("bot").last).to_contain_text("Sam from the team here", timeout=15_000)
+    expect(customer.get_by_test_id("bot").last).to_contain_text("Sam from the team here", timeout=60_000)
     send(customer, "my parcel is late")  # a person owns the chat: the bot stays quiet
-    expect(staff.get_by_test_id("user").last).to_contain_text("my parcel is late", timeout=15_000)
+    expect(staff.get_by_test_id("user").last).to_contain_text("my parcel is late", timeout=60_000)
     staff.get_by_role("button", name="Hand back to bot").click()
-    expect(customer.get_by_test_id("bot").last).to_contain_text("handed this chat back", timeout=15_000)
+    expect(customer.get_by_test_id("bot").last).to_contain_text("handed this chat back", timeout=60_000)
     for page in (customer, staff):
         page.close()
 
@@ -261,3 +274,50 @@ def test_the_pages_make_no_outside_request(server, browser):
     page.wait_for_load_state("networkidle")
     assert outside == []
     page.close()
+
+
+def test_staff_log_out_and_a_password_reset_from_the_cli_ends_their_session(server, browser):
+    from conftest import csbot
+
+    page = browser.new_page()
+    log_in(page, server.url + "/staff/", *STAFF)
+    expect(page.get_by_role("tab", name="Live conversations")).to_be_visible(timeout=60_000)
+    page.get_by_role("link", name="Log out").click()
+    expect(page.get_by_text("You are logged out")).to_be_visible(timeout=30_000)
+    page.goto(server.url + "/staff/")
+    expect(page.get_by_role("button", name="Log in")).to_be_visible(timeout=30_000)
+
+    log_in(page, server.url + "/staff/", *STAFF)
+    expect(page.get_by_role("tab", name="Live conversations")).to_be_visible(timeout=60_000)
+    reset = csbot("user", "reset", STAFF[0], home=server.home, stdin="sam-new-browser-pw\n")
+    assert reset.returncode == 0, reset.stderr
+    page.reload()  # the running server reads sessions from the store: this one is gone
+    expect(page.get_by_role("button", name="Log in")).to_be_visible(timeout=30_000)
+    page.get_by_label("Username").fill(STAFF[0])
+    page.get_by_label("Password").fill("sam-new-browser-pw")
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("tab", name="Live conversations")).to_be_visible(timeout=60_000)
+    page.close()
+
+
+def test_a_customer_keeps_their_conversation_and_staff_logins_survive_a_restart(server, browser):
+    customer = browser.new_page()
+    customer.goto(server.url)
+    send(customer, "hello before the restart")
+    expect(customer.get_by_test_id("bot").last).to_be_visible(timeout=60_000)
+    staff = browser.new_page()
+    log_in(staff, server.url + "/staff/", STAFF[0], "sam-new-browser-pw")
+    expect(staff.get_by_role("tab", name="Live conversations")).to_be_visible(timeout=60_000)
+
+    server.restart()
+    customer.reload()
+    expect(customer.get_by_test_id("user").first).to_contain_text("hello before the restart", timeout=60_000)
+    send(customer, "and after it")
+    expect(customer.get_by_test_id("user")).to_have_count(2, timeout=60_000)
+    conversations = {m["conversation_id"] for m in server.store().query(
+        "SELECT conversation_id FROM messages WHERE text IN ('hello before the restart', 'and after it')")}
+    assert len(conversations) == 1  # the same conversation, not a new one
+    staff.reload()  # the session is in the store: no new login after a restart
+    expect(staff.get_by_role("tab", name="Live conversations")).to_be_visible(timeout=60_000)
+    for page in (customer, staff):
+        page.close()

@@ -19,7 +19,8 @@ PASSWORD = "correct horse battery"
 
 @pytest.fixture
 def accounts(store, clock) -> Accounts:
-    return Accounts(store, clock=clock, max_failures=3, lockout_seconds=60.0)
+    return Accounts(store, clock=clock, max_failures=3, lockout_seconds=60.0, max_lockout_seconds=600.0,
+                    failure_window_seconds=600.0)
 
 
 @pytest.fixture
@@ -93,7 +94,7 @@ def test_create_and_check(accounts, store):
     assert accounts.check("sam.lee", PASSWORD) is True
     assert accounts.check("sam.lee", "not the password") is False
     assert accounts.role("sam.lee") == "staff"
-    assert accounts.list() == [{"name": "sam.lee", "role": "staff",
+    assert accounts.list() == [{"name": "sam.lee", "role": "staff", "disabled": 0,
                                 "created_at": accounts.list()[0]["created_at"],
                                 "updated_at": accounts.list()[0]["updated_at"]}]
 
@@ -165,7 +166,7 @@ def test_failures_outside_the_window_do_not_add_up(accounts, clock):
     accounts.create("sam", PASSWORD, role="staff")
     assert accounts.check("sam", "wrong password") is False
     assert accounts.check("sam", "wrong password") is False
-    clock.now += 61
+    clock.now += 601
     assert accounts.check("sam", "wrong password") is False
     assert accounts.check("sam", PASSWORD) is True
 
@@ -180,7 +181,7 @@ def test_success_resets_the_failure_count(accounts):
     assert accounts.check("sam", PASSWORD) is True  # would be locked had the count not reset
 
 
-def test_lockout_is_per_name_and_locked_names_still_hash(accounts, scrypt_calls):
+def test_lockout_is_per_name_and_address_and_locked_names_still_hash(accounts, scrypt_calls):
     accounts.create("sam", PASSWORD, role="staff")
     accounts.create("kim", PASSWORD, role="staff")
     for _ in range(3):
@@ -190,6 +191,7 @@ def test_lockout_is_per_name_and_locked_names_still_hash(accounts, scrypt_calls)
     assert accounts.check("sam", PASSWORD) is False
     assert len(scrypt_calls) == 1  # a locked name takes as long as any other refusal
     assert accounts.check("kim", PASSWORD) is True
+    assert accounts.check("sam", PASSWORD, address="elsewhere") is True
 
 
 def test_reset_password(accounts):
@@ -224,7 +226,7 @@ def test_require_returns_the_name_when_the_role_suffices(staffed):
     (None, "staff", "not logged in; log in as staff"),
     (None, "admin", "not logged in; log in as admin"),
     ("sam", "admin", "needs an admin account and 'sam' is staff; ask an admin"),
-    ("ghost", "staff", "no account named 'ghost'"),
+    ("ghost", "staff", "no enabled account named 'ghost'"),
 ])
 def test_require_denies(staffed, name, role, message):
     with pytest.raises(AccessDenied, match=message):

@@ -1,8 +1,9 @@
 """The customer chat page at `/`: the conversation, a message box, example questions, like /
 dislike on each bot reply, and a "Talk to a person" button.
 
-The conversation id lives in the browser (`gr.BrowserState`, i.e. localStorage), so a reload
-shows the same conversation and two browsers never share one. The transcript is always read back
+The conversation id lives in the browser (`gr.BrowserState`, i.e. localStorage, encrypted with a
+key kept in the store), so a reload, a server restart or another server process shows the same
+conversation, and two browsers never share one. The transcript is always read back
 from the store, so staff replies (picked up by a 2-second `gr.Timer`) and bot replies show the
 same way. Customer and bot text render as plain text: no markdown, no HTML tags, and escaped
 before it reaches the page (the chatbot component still renders tags it is given even with
@@ -18,7 +19,7 @@ import re
 
 import gradio as gr
 
-from csbot.errors import CsbotError, DataError, RateLimited
+from csbot.errors import CsbotError, DataError, RateLimited, ReplyFailed
 
 EXAMPLES = ["Where is my order BB-482913?", "How do I return a rug?", "Do you offer gift wrapping?",
             "Can I pay with Klarna?"]
@@ -93,6 +94,12 @@ class ChatPage:
             return (message if len(message or "") <= 10_000 else "",
                     history + [as_text("assistant", f"Sorry, I couldn't read that: {exc}")], ids + [None], last,
                     conversation_id, gr.update())
+        except ReplyFailed as exc:  # stored and sent to the inbox; the log has the traceback
+            history, ids, last = self._show(exc.conversation_id)
+            return ("", history + [as_text("assistant", "Sorry, something went wrong on our side. Your message "
+                                                        "has been passed to our team; you can also ask for a "
+                                                        "person.")], ids + [None], last, exc.conversation_id,
+                    gr.update())
         except CsbotError:  # something on our side (a model, a template): say so politely, keep the page
             history, ids, last = self._show(conversation_id)
             return ("", history + [as_text("assistant", "Sorry, something went wrong on our side. Please try "
@@ -132,7 +139,7 @@ class ChatPage:
 
     def _can_hand_off(self, conversation_id: str | None) -> bool:
         conversation_id = valid_id(conversation_id)
-        if not conversation_id or not self.engine.store.messages_after(conversation_id, 0):
+        if not conversation_id or not self.engine.store.has_messages(conversation_id):
             return True  # no conversation yet (and don't create one just by looking)
         return self.engine.store.conversation(conversation_id)["owner"] != "human"
 
@@ -147,7 +154,10 @@ def build_chat(engine, limits, *, title: str | None = None) -> gr.Blocks:
     with gr.Blocks(title=title or f"{shop} · help") as blocks:
         gr.Markdown(f"## {html.escape(shop)} · customer help\n"
                     "Ask about orders, delivery, returns, payments or your account.")
-        conversation = gr.BrowserState(None, storage_key="csbot-conversation")
+        # The key is the store's, not one drawn per process: after a restart, or on another server
+        # process, the id the browser holds still decrypts and the customer keeps their conversation.
+        conversation = gr.BrowserState(None, storage_key="csbot-conversation",
+                                       secret=engine.store.service_key("browser_state"))
         ids, last = gr.State([]), gr.State(0)
         log = gr.Chatbot(label="Conversation", height=480, render_markdown=False, sanitize_html=True,
                          allow_tags=False, buttons=["copy"])  # no share button: it uploads outside

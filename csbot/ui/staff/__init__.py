@@ -34,7 +34,9 @@ def build_staff(engine, accounts) -> gr.Blocks:
     intents = list(store.intents())
 
     with gr.Blocks(title="csbot · staff") as page:
-        gr.Markdown("## csbot · staff")
+        with gr.Row():
+            gr.Markdown("## csbot · staff")
+            gr.Button("Log out", link="/logout", size="sm", scale=0)
         with gr.Tabs() as tabs:
             inbox = inbox_tab(page, engine=engine, accounts=accounts, intents=intents)
             live = live_tab(page, engine=engine, accounts=accounts)

@@ -89,7 +89,7 @@ def answers_tab(page: gr.Blocks, *, engine, accounts, attach_to: gr.Dropdown) ->
             raise gr.Error(f"There is already an answer {key!r}: open it from the list to edit it.")
         if current is not None and existing.get(key) != int(current):
             raise gr.Error("An answer's key cannot change: make a new answer and delete this one.")
-        saved = engine.save_answer(key=key, questions=lines(questions), answer=text)
+        saved = engine.save_answer(key=key, questions=lines(questions), answer=text, actor=user)
         return (answer_rows(store.answers(), query), gr.Dropdown(choices=answer_choices(store)),
                 *editor(store.answer(saved), f"Saved {as_text(key)}; live for the next customer."))
 
@@ -97,7 +97,7 @@ def answers_tab(page: gr.Blocks, *, engine, accounts, attach_to: gr.Dropdown) ->
     def delete_answer(current, query, request: gr.Request, *, user):
         if current is None:
             raise gr.Error("Pick the answer to delete in the list first.")
-        engine.delete_answer(int(current))
+        engine.delete_answer(int(current), actor=user)
         return (answer_rows(store.answers(), query), gr.Dropdown(choices=answer_choices(store), value=None),
                 *editor(None, f"Deleted answer {int(current)}."))
 

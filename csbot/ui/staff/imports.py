@@ -78,7 +78,7 @@ def imports_tab(page: gr.Blocks, *, engine, accounts) -> None:
     def import_logs(path, request: gr.Request, *, user):
         if not path:
             raise gr.Error("Upload a support-log CSV first.")
-        result = engine.import_logs(Path(path))  # validates again: the API can skip the preview
+        result = engine.import_logs(Path(path), actor=user)  # validates again: the API can skip the preview
         return (f"Imported {result['rows']} rows: {result['new']} new examples (the rest were already "
                 "stored). They are used from the next training run on.")
 

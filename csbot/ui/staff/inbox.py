@@ -162,24 +162,18 @@ def inbox_tab(page: gr.Blocks, *, engine, accounts, intents: list[str]) -> Inbox
         if int(answer) not in answer_keys(store):
             raise gr.Error("That answer was deleted meanwhile; press Refresh and pick another.")
         message = chosen(store, message_id)
-        engine.attach_question(int(answer), message["text"])
-        store.set_inbox_status(message["id"], "answered")
+        engine.answer_inbox_item(message["id"], answer_id=int(answer), actor=user)
         return inbox_view(f"Message {message['id']} is now a phrasing of that answer; the bot uses it at once.")
 
     @staff
     def new_answer(message_id, key, text, request: gr.Request, *, user):
         message = chosen(store, message_id)
-        if any(a["key"] == (key or "").strip() for a in store.answers()):
-            # save_answer would replace that answer's text and phrasings: refuse an accidental overwrite
-            raise gr.Error(f"There is already an answer {key.strip()!r}: attach the message to it, "
-                           "or choose another key.")
-        engine.save_answer(key=key, questions=[message["text"]], answer=text)
-        store.set_inbox_status(message["id"], "answered")
+        engine.answer_inbox_item(message["id"], key=key, text=text, actor=user)  # never overwrites an answer
         return inbox_view(f"Saved answer {as_text(key.strip())}; the bot uses it for similar questions now.")
 
     @staff
     def dismiss(message_id, request: gr.Request, *, user):
-        store.set_inbox_status(chosen(store, message_id)["id"], "dismissed")
+        engine.dismiss(chosen(store, message_id)["id"], actor=user)
         return inbox_view(f"Dismissed message {int(message_id)}.")
 
     gr.on([page.load, inbox_refresh.click], inbox, outputs=inbox_outputs, api_name="inbox")

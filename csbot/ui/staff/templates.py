@@ -64,7 +64,7 @@ def templates_tab(page: gr.Blocks, *, engine, accounts, intents: list[str]) -> N
     def save_templates(intent, text, request: gr.Request, *, user):
         if not intent:
             raise gr.Error("Pick an intent first.")
-        engine.set_templates(intent, lines(text))
+        engine.set_templates(intent, lines(text), actor=user)
         return f"Saved {len(lines(text))} variant(s) for {as_text(intent)}; the bot uses them now."
 
     gr.on([page.load, tab.select], template_intents, outputs=[template_intent],

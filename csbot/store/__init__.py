@@ -1,0 +1,74 @@
+"""The store: every piece of state csbot keeps, and the one source of truth every process follows.
+
+`Store` opens the backend (SQLite through sqlite-utils, WAL mode, so several processes on one
+machine share a file) and is made of one part per noun, each in its own module:
+
+    catalog        shop facts, intents, reply templates
+    examples       labelled training examples
+    answers        curated answers and their phrasings (and what a valid answer is)
+    conversations  conversations, messages, the staff inbox, ratings
+    users          accounts (and the last-admin rule), sessions: logins, failed logins, rate counters
+    models, jobs   model versions and which serves; training runs and their leases
+    audit          who did what
+    generations    change counters every process polls to catch up with the others
+
+The schema is a list of migrations (migrations.py) applied on open. This package does not embed,
+search or train; it keeps rows. Files (FAISS indexes, model weights) live beside the database.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+from pathlib import Path
+
+from sqlite_utils import Database
+
+from csbot.store.answers import AnswerRows, clean_answer
+from csbot.store.audit import AuditRows
+from csbot.store.backend import connect, now, rows, serialized, write
+from csbot.store.catalog import CatalogRows
+from csbot.store.conversations import ConversationRows
+from csbot.store.examples import ExampleRows, example_id
+from csbot.store.generations import GenerationRows
+from csbot.store.jobs import JobRows
+from csbot.store.migrations import MIGRATIONS
+from csbot.store.models import ModelRows
+from csbot.store.sessions import SessionRows
+from csbot.store.users import UserRows
+
+__all__ = ["MIGRATIONS", "Store", "clean_answer", "example_id", "now", "write"]
+
+
+class Store(CatalogRows, ExampleRows, AnswerRows, ConversationRows, UserRows, SessionRows, ModelRows,
+            JobRows, AuditRows, GenerationRows):
+    """All reads and writes of csbot's rows. Takes an open Database (tests pass memory=True)."""
+
+    def __init__(self, db: Database):
+        self.db = db
+        self._lock = threading.RLock()
+        with self._lock:
+            MIGRATIONS.apply(db)
+
+    @classmethod
+    def open(cls, path: Path) -> Store:
+        return cls(connect(Path(path)))
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
+
+    @serialized
+    def query(self, sql: str, params: list | tuple = ()) -> list[dict]:
+        """Rows of a read-only SQL query as dicts (the dashboard's figures)."""
+        return rows(self.db, sql, params)
+
+    @serialized
+    def service_key(self, name: str) -> str:
+        """A random secret shared by every process of this store (made on first use, then kept).
+
+        Example: service_key("browser_state") -> "Qx3...": the same value in every server process.
+        """
+        self.db.execute("INSERT OR IGNORE INTO service_keys (name, value, created_at) VALUES (?, ?, ?)",
+                        [name, secrets.token_urlsafe(32), now()])
+        return self.db.execute("SELECT value FROM service_keys WHERE name = ?", [name]).fetchone()[0]

@@ -1,0 +1,120 @@
+"""Curated answers and their question phrasings, and the rule for what a valid answer is.
+
+Every change raises the `answers` generation in the same transaction, so each serving process's
+FAISS index (retrieval.py) notices and catches up. The phrasing rows' ids are not the index's
+vector ids; the index keeps its own. This module does not embed or search.
+"""
+
+from __future__ import annotations
+
+import re
+
+from csbot.errors import DataError
+from csbot.store.backend import now, serialized, write
+from csbot.store.generations import bump
+
+KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
+MAX_ANSWER_CHARS = 4000
+
+
+def clean_answer(*, key: str, questions: list[str], answer: str, max_question_chars: int) -> dict:
+    """The answer as it will be stored (trimmed, empty phrasings dropped), or DataError listing every problem.
+
+    Example: clean_answer(key=" gift_cards ", questions=["Gift cards?", " "], answer="Yes.", max_question_chars=2000)
+             -> {"key": "gift_cards", "questions": ["Gift cards?"], "answer": "Yes."}
+    """
+    key, answer = (key or "").strip(), (answer or "").strip()
+    questions = [q.strip() for q in questions if q and q.strip()]
+    problems = []
+    if not KEY.fullmatch(key):
+        problems.append(f"the key must be 1-64 letters, digits, '_' or '-'; found {key!r}")
+    if not answer or len(answer) > MAX_ANSWER_CHARS:
+        problems.append(f"the answer must be 1-{MAX_ANSWER_CHARS:,} characters; found {len(answer):,}")
+    # any customer message can become a phrasing, so the limit is the message limit
+    if not questions or any(len(q) > max_question_chars for q in questions):
+        problems.append(f"give at least one question phrasing, each up to {max_question_chars:,} characters")
+    if problems:
+        raise DataError("the answer was not saved", problems=problems)
+    return {"key": key, "questions": questions, "answer": answer}
+
+
+class AnswerRows:
+    @serialized
+    def upsert_answer(self, *, key: str, questions: list[str], answer: str, create_only: bool = False) -> int:
+        """Create the answer `key`, or replace its text and phrasings (refused with `create_only`,
+        checked in the same transaction). Returns its id."""
+        with write(self.db):
+            existing = list(self.db["answers"].rows_where("key = ?", [key]))
+            if existing and create_only:
+                raise DataError(f"there is already an answer {key!r}: attach the message to it, or choose another key")
+            if existing:
+                answer_id = existing[0]["id"]
+                self.db["answers"].update(answer_id, {"answer": answer, "updated_at": now()})
+                self.db.execute("DELETE FROM answer_questions WHERE answer_id = ?", [answer_id])
+            else:
+                answer_id = self.db["answers"].insert(
+                    {"key": key, "answer": answer, "created_at": now(), "updated_at": now()}).last_pk
+            self.db["answer_questions"].insert_all(
+                [{"answer_id": answer_id, "question": q} for q in dict.fromkeys(questions)])
+            bump(self.db, "answers")
+        return answer_id
+
+    @serialized
+    def upsert_answers(self, answers: list[dict]) -> None:
+        """Store several answers (dicts with key, questions, answer) in one transaction: all or nothing."""
+        with write(self.db):
+            for answer in answers:
+                self.upsert_answer(key=answer["key"], questions=answer["questions"], answer=answer["answer"])
+
+    @serialized
+    def add_question(self, answer_id: int, question: str) -> dict:
+        """Add a phrasing to an existing answer, read and written in one transaction (two staff attaching
+        at once both count). Returns the answer with its phrasings."""
+        with write(self.db):
+            existing = self.answer(answer_id)
+            phrasings = [q["question"] for q in self.questions(answer_id)]
+            if question not in phrasings:
+                self.db["answer_questions"].insert({"answer_id": answer_id, "question": question})
+                self.db["answers"].update(answer_id, {"updated_at": now()})
+                bump(self.db, "answers")
+        return {**existing, "questions": [*phrasings, question] if question not in phrasings else phrasings}
+
+    @serialized
+    def delete_answer(self, answer_id: int) -> None:
+        with write(self.db):
+            self.answer(answer_id)  # DataError when it is already gone (a double click, two staff)
+            self.db.execute("DELETE FROM answer_questions WHERE answer_id = ?", [answer_id])
+            self.db.execute("DELETE FROM answers WHERE id = ?", [answer_id])
+            bump(self.db, "answers")
+
+    @serialized
+    def answer(self, answer_id: int) -> dict:
+        rows = list(self.db["answers"].rows_where("id = ?", [answer_id]))
+        if not rows:
+            raise DataError(f"no curated answer {answer_id}; it may have just been deleted. Refresh the list")
+        return rows[0]
+
+    @serialized
+    def answers(self) -> list[dict]:
+        """Every answer with its phrasings, in key order."""
+        return self.answers_snapshot()[0]
+
+    @serialized
+    def answers_snapshot(self) -> tuple[list[dict], int]:
+        """Every answer with its phrasings and the `answers` generation they are at, read in one
+        transaction, so an index built from them can say exactly which change it includes."""
+        with self.db.atomic():
+            generation = self.db.execute("SELECT coalesce(max(value), 0) FROM generations WHERE name = 'answers'"
+                                         ).fetchone()[0]
+            rows = list(self.db["answers"].rows_where(order_by="key"))
+            questions: dict[int, list[str]] = {}
+            for q in self.db["answer_questions"].rows_where(order_by="id"):
+                questions.setdefault(q["answer_id"], []).append(q["question"])
+        return [{**r, "questions": questions.get(r["id"], [])} for r in rows], generation
+
+    @serialized
+    def questions(self, answer_id: int | None = None) -> list[dict]:
+        """Question phrasings with their row ids."""
+        if answer_id is None:
+            return list(self.db["answer_questions"].rows_where(order_by="id"))
+        return list(self.db["answer_questions"].rows_where("answer_id = ?", [answer_id], order_by="id"))

@@ -1,0 +1,168 @@
+"""Conversations and their messages: customer messages, bot replies with their routing trace, staff
+replies, hand-offs, the staff inbox and customers' ratings.
+
+Who owns a conversation (the bot or a person) is checked in the transaction that writes a bot
+reply, so a person taking over while a reply is being worked out keeps the bot quiet. This module
+does not decide replies (bot.py).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from csbot.errors import DataError
+from csbot.store.backend import now, rows, serialized, write
+
+INBOX_STATUSES = ("open", "labelled", "answered", "dismissed")
+
+
+class ConversationRows:
+    @serialized
+    def conversation(self, conversation_id: str | None, *, channel: str = "cli") -> dict:
+        """The conversation with this id, created if new (a new id is made when None)."""
+        conversation_id = conversation_id or uuid.uuid4().hex
+        stamp = now()
+        # INSERT OR IGNORE: two processes creating the same new conversation both get the one row
+        self.db.execute("INSERT OR IGNORE INTO conversations (id, channel, created_at, updated_at, customer_name, "
+                        "owner, slots, pending_intent, pending_slot) VALUES (?, ?, ?, ?, NULL, 'bot', '{}', NULL, NULL)",
+                        [conversation_id, channel, stamp, stamp])
+        row = self.db["conversations"].get(conversation_id)
+        return {**row, "slots": json.loads(row["slots"] or "{}")}
+
+    @serialized
+    def claim_for_person(self, conversation_id: str) -> bool:
+        """Give a bot-owned conversation to a person, in one step; False when a person had it already
+        (so a double click or two staff at once hand it over only once)."""
+        with write(self.db):
+            cursor = self.db.execute("UPDATE conversations SET owner = 'human', handoff_at = ?, updated_at = ?, "
+                                     "pending_intent = NULL, pending_slot = NULL WHERE id = ? AND owner != 'human'",
+                                     [now(), now(), conversation_id])
+            return cursor.rowcount == 1
+
+    @serialized
+    def update_conversation(self, conversation_id: str, **changes) -> None:
+        if "slots" in changes:
+            changes["slots"] = json.dumps(changes["slots"])
+        self.db["conversations"].update(conversation_id, {**changes, "updated_at": now()})
+
+    @serialized
+    def add_message(self, conversation_id: str, *, role: str, text: str, **fields) -> int:
+        if "trace" in fields and not isinstance(fields["trace"], str):
+            fields["trace"] = json.dumps(fields["trace"])
+        return self.db["messages"].insert({"conversation_id": conversation_id, "created_at": now(),
+                                           "role": role, "text": text, **fields}).last_pk
+
+    @serialized
+    def record_reply(self, conversation_id: str, *, message_id: int, changes: dict, inbox: str | None,
+                     reply: dict | None) -> int | None:
+        """Store the bot's handling of customer message `message_id` in one transaction: the
+        conversation's changes, the inbox flag and the reply (a dict of message fields with `text`).
+
+        The owner is read inside the transaction: when a person took the conversation while the
+        reply was being worked out, nothing of the bot's is written, the message goes to the inbox
+        as 'human', and None is returned. Otherwise returns the reply's id (None when `reply` is None).
+        """
+        with write(self.db):
+            owner = self.db.execute("SELECT owner FROM conversations WHERE id = ?", [conversation_id]).fetchone()
+            if owner and owner[0] == "human":
+                self.flag_for_inbox(message_id, reason="human")
+                return None
+            self.update_conversation(conversation_id, **changes)
+            if inbox:
+                self.flag_for_inbox(message_id, reason=inbox)
+            if reply is None:
+                return None
+            fields = {k: v for k, v in reply.items() if k != "text"}
+            return self.add_message(conversation_id, role="bot", text=reply["text"], **fields)
+
+    @serialized
+    def messages(self, conversation_id: str) -> list[dict]:
+        return list(self.db["messages"].rows_where("conversation_id = ?", [conversation_id], order_by="id"))
+
+    @serialized
+    def has_messages(self, conversation_id: str) -> bool:
+        return self.db.execute("SELECT 1 FROM messages WHERE conversation_id = ? LIMIT 1",
+                               [conversation_id]).fetchone() is not None
+
+    @serialized
+    def last_bot_message(self, conversation_id: str) -> dict | None:
+        found = list(self.db["messages"].rows_where("conversation_id = ? AND role = 'bot'",
+                                                    [conversation_id], order_by="id desc", limit=1))
+        return found[0] if found else None
+
+    @serialized
+    def count_intent_replies(self, conversation_id: str, intent: str) -> int:
+        return self.db.execute(
+            "SELECT count(*) FROM messages WHERE conversation_id = ? AND role = 'bot' AND intent = ?"
+            " AND route = 'template'", [conversation_id, intent]).fetchone()[0]
+
+    @serialized
+    def message(self, message_id: int) -> dict | None:
+        found = list(self.db["messages"].rows_where("id = ?", [message_id]))
+        return found[0] if found else None
+
+    @serialized
+    def messages_after(self, conversation_id: str, after_id: int = 0) -> list[dict]:
+        """The conversation's messages with an id above after_id (what a polling page has not seen)."""
+        return list(self.db["messages"].rows_where("conversation_id = ? AND id > ?", [conversation_id, after_id],
+                                                   order_by="id"))
+
+    # --- the staff inbox ----------------------------------------------------------------
+    @serialized
+    def flag_for_inbox(self, message_id: int, *, reason: str) -> None:
+        self.db["messages"].update(message_id, {"inbox": reason, "inbox_status": "open"})
+
+    @serialized
+    def set_inbox_status(self, message_id: int, status: str) -> None:
+        """Close an inbox item: 'labelled', 'answered' or 'dismissed' (or 'open' to reopen it)."""
+        if status not in INBOX_STATUSES:
+            raise DataError(f"inbox status must be open, labelled, answered or dismissed; found {status!r}")
+        with write(self.db):
+            if self.message(message_id) is None:
+                raise DataError(f"no message {message_id}")
+            self.db["messages"].update(message_id, {"inbox_status": status})
+
+    @serialized
+    def inbox(self, *, status: str = "open", limit: int = 200) -> list[dict]:
+        """Customer messages waiting for staff, newest first, each with the bot's reply to it
+        (`reply_text`, `reply_route`, `reply_trace` as a dict, `reply_id`, `rating`) when there was one."""
+        found = rows(self.db, """SELECT m.*, r.id AS reply_id, r.text AS reply_text, r.route AS reply_route,
+                      r.trace AS reply_trace, r.rating AS rating, r.model_version AS model_version_reply
+               FROM messages m LEFT JOIN messages r ON r.id = (
+                   SELECT min(id) FROM messages WHERE conversation_id = m.conversation_id AND id > m.id
+                   AND role = 'bot' AND id < coalesce((SELECT min(id) FROM messages WHERE
+                   conversation_id = m.conversation_id AND id > m.id AND role = 'customer'), 9e18))
+               WHERE m.inbox_status = ? ORDER BY m.id DESC LIMIT ?""", [status, limit])
+        for row in found:
+            row["reply_trace"] = json.loads(row["reply_trace"]) if row["reply_trace"] else {}
+        return found
+
+    @serialized
+    def rate(self, conversation_id: str, message_id: int, rating: int) -> None:
+        """Store a customer's like (1) or dislike (-1) of a bot reply in their own conversation.
+        A dislike sends the customer message it answered to the inbox."""
+        if rating not in (-1, 0, 1):
+            raise DataError(f"a rating is 1 (like), -1 (dislike) or 0 (none); found {rating!r}")
+        with write(self.db):
+            message = self.message(message_id)
+            if message is None or message["conversation_id"] != conversation_id or message["role"] != "bot":
+                raise DataError(f"message {message_id} is not a bot reply in this conversation")
+            self.db["messages"].update(message_id, {"rating": rating})
+            if rating == -1:
+                asked = list(self.db["messages"].rows_where(
+                    "conversation_id = ? AND id < ? AND role = 'customer'", [conversation_id, message_id],
+                    order_by="id desc", limit=1))
+                if asked and asked[0]["inbox_status"] in (None, "dismissed"):
+                    self.flag_for_inbox(asked[0]["id"], reason="disliked")
+
+    @serialized
+    def live_conversations(self, *, limit: int = 100) -> list[dict]:
+        """Conversations a person owns or was asked for, most recently active first."""
+        return [{**r, "slots": json.loads(r["slots"] or "{}")} for r in self.db["conversations"].rows_where(
+            "owner = 'human' OR handoff_at IS NOT NULL", order_by="updated_at desc", limit=limit)]
+
+    @serialized
+    def recent_customer_messages(self, limit: int = 500) -> list[str]:
+        return [r["text"] for r in self.db["messages"].rows_where("role = 'customer'", order_by="id desc",
+                                                                  limit=limit)]

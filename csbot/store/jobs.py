@@ -1,0 +1,74 @@
+"""Training jobs: a row per run with its phase, progress, outcome and a lease.
+
+A running job's process writes `heartbeat_at` every few seconds; a job whose heartbeat is older
+than the lease is gone (killed, crashed, its machine rebooted) whatever its pid says, and is
+marked interrupted by whoever looks next, so it never blocks a new run. Starting a run checks
+for a live one and records the new one in a single write transaction, so two servers cannot
+start two. jobs.py (the package's, not this) runs them; this module keeps rows.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from csbot.errors import TrainingError
+from csbot.store.backend import now, serialized, write
+
+INTERRUPTED = "the training process stopped sending its heartbeat before it finished (killed, crashed or restarted)"
+
+
+class JobRows:
+    @serialized
+    def create_job(self, *, kind: str, device: str, options: str | None = None, at: float | None = None) -> str:
+        job_id = uuid.uuid4().hex[:12]
+        self.db["jobs"].insert({"id": job_id, "kind": kind, "status": "running", "phase": "queued",
+                                "step": 0, "total": 0, "device": device, "started_at": now(),
+                                "updated_at": now(), "options": options, "heartbeat_at": at})
+        return job_id
+
+    @serialized
+    def start_job(self, *, kind: str, device: str, options: str, at: float, stale_before: float) -> str:
+        """Record a new running job unless a live one runs (stale ones are marked interrupted first),
+        in one transaction. Returns the new id; TrainingError names the live run."""
+        with write(self.db):
+            self.interrupt_stale_jobs(stale_before=stale_before, kind=kind)
+            busy = self.jobs(kind=kind, status="running", limit=1)
+            if busy:
+                raise TrainingError(f"a training run ({busy[0]['id']}) is already running; wait for it or cancel it")
+            return self.create_job(kind=kind, device=device, options=options, at=at)
+
+    @serialized
+    def interrupt_stale_jobs(self, *, stale_before: float, kind: str = "train") -> list[str]:
+        """Mark running jobs whose heartbeat is older than `stale_before` as interrupted. Returns their ids."""
+        with write(self.db):
+            stale = [r[0] for r in self.db.execute(
+                "SELECT id FROM jobs WHERE kind = ? AND status = 'running' AND coalesce(heartbeat_at, 0) < ?",
+                [kind, stale_before]).fetchall()]
+            for job_id in stale:
+                cancelled = self.db.execute("SELECT cancel_requested FROM jobs WHERE id = ?", [job_id]).fetchone()[0]
+                self.update_job(job_id, status="cancelled" if cancelled else "interrupted", finished_at=now(),
+                                eta_seconds=None, error=None if cancelled else INTERRUPTED)
+        return stale
+
+    @serialized
+    def heartbeat(self, job_id: str, *, at: float, worker: str) -> dict:
+        """Renew a running job's lease; returns the row (its cancel flag and status)."""
+        self.db.execute("UPDATE jobs SET heartbeat_at = ?, worker = ? WHERE id = ? AND status = 'running'",
+                        [at, worker, job_id])
+        return self.job(job_id)
+
+    @serialized
+    def update_job(self, job_id: str, **changes) -> None:
+        self.db["jobs"].update(job_id, {**changes, "updated_at": now()})
+
+    @serialized
+    def job(self, job_id: str) -> dict:
+        return self.db["jobs"].get(job_id)
+
+    @serialized
+    def jobs(self, *, kind: str = "train", status: str | None = None, limit: int = 20) -> list[dict]:
+        """Jobs of a kind, newest first (optionally only those with a status, e.g. 'running')."""
+        where, params = "kind = ?", [kind]
+        if status:
+            where, params = where + " AND status = ?", params + [status]
+        return list(self.db["jobs"].rows_where(where, params, order_by="started_at desc", limit=limit))

@@ -1,0 +1,68 @@
+"""The admin page's Dashboard tab: customer messages per day, how they were answered, the like
+ratio, the busiest intents and the top unanswered questions, over the last 7, 30 or 90 days.
+
+`dashboard_tab` builds the tab's components and its one event inside the current Blocks;
+`dashboard_view` only arranges `csbot.dashboard.summary`'s figures for the page's components.
+This module counts nothing itself: csbot.dashboard does, in SQL.
+"""
+
+from typing import TYPE_CHECKING
+
+import gradio as gr
+import pandas as pd
+
+from csbot.dashboard import summary
+from csbot.ui.admin.format import percent
+from csbot.ui.common import guarded
+
+if TYPE_CHECKING:  # annotations only (quoted: this module must not postpone them, see common.guarded)
+    from csbot.auth import Accounts
+    from csbot.engine import Engine
+
+DAY_WINDOWS = [7, 30, 90]
+
+
+def dashboard_view(figures: dict) -> tuple:
+    """dashboard.summary's figures as the page's (heading, per-day, routes, intents, ratings, unanswered).
+
+    Example: {"start": "2026-11-22", "end": "2026-11-28", "ratings": {"likes": 3, "dislikes": 1,
+              "like_ratio": 0.75}, ...}
+             -> ("From 2026-11-22 to 2026-11-28 (UTC): ...", per-day frame with `day` as dates, ...,
+                 "**Ratings of bot replies:** likes 3, dislikes 1, like ratio 75.0%", ...)
+    """
+    per_day = figures["messages_per_day"].assign(day=lambda d: pd.to_datetime(d["day"]))
+    r = figures["ratings"]
+    rating = (f"**Ratings of bot replies:** likes {r['likes']}, dislikes {r['dislikes']}, like ratio "
+              + ("– (nobody rated a reply)" if r["like_ratio"] is None else percent(r["like_ratio"])))
+    heading = (f"From {figures['start']} to {figures['end']} (UTC): "
+               f"{int(figures['messages_per_day']['messages'].sum())} customer messages.")
+    return heading, per_day, figures["route_shares"], figures["top_intents"], rating, figures["top_unanswered"]
+
+
+def dashboard_tab(page: gr.Blocks, *, engine: "Engine", accounts: "Accounts") -> None:
+    """Build the Dashboard tab and its event inside the current gr.Tabs."""
+    admin = guarded(accounts, "admin")
+    store = engine.store
+
+    with gr.Tab("Dashboard", id="dashboard"):
+        with gr.Row():
+            days = gr.Radio(DAY_WINDOWS, value=30, label="Days", scale=3)
+            refresh_dashboard = gr.Button("Refresh", scale=0)
+        heading = gr.Markdown()
+        with gr.Row():
+            per_day = gr.LinePlot(x="day", y="messages", title="Customer messages per day", x_title="day")
+            routes = gr.BarPlot(x="route", y="messages", title="How they were answered")
+        with gr.Row():
+            intents = gr.BarPlot(x="intent", y="messages", title="Top intents (template replies)",
+                                 x_label_angle=-30)
+            with gr.Column():
+                ratings = gr.Markdown()
+                unanswered = gr.Dataframe(label="Top unanswered questions (fallback replies)",
+                                          interactive=False, wrap=True)
+
+    @admin
+    def refresh(days_value, request: gr.Request, *, user):
+        return dashboard_view(summary(store, days=int(days_value or 30)))
+
+    gr.on([page.load, refresh_dashboard.click, days.change], refresh, days,
+          [heading, per_day, routes, intents, ratings, unanswered], api_name="dashboard")
