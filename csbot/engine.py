@@ -162,7 +162,8 @@ class Engine:
                         changed["model"] = current["id"]
                     except ModelError as exc:
                         self._bad_versions.add(current["id"])
-                        self.model_problem = f"{exc}; still serving {serving.version if serving else 'no model'}"
+                        self.model_problem = (f"the current model {current['id']} does not load here ({exc}); still "
+                                              f"serving {serving.version if serving else 'no model'}")
                         log.error("MODEL PROBLEM: %s", self.model_problem)
                 self._seen["model"] = generations["model"]
             return changed

@@ -93,20 +93,25 @@ class Retrainer:
                                        options=json.dumps(options), at=now_at, stale_before=now_at - self.lease_seconds)
             self.store.update_job(job, phase="starting")
             self.store.audit(user, "train_start", job, detail={"epochs": epochs, "promote_if_better": promote_if_better})
-            command = [self.python, "-m", "csbot", "train", "--job", job, "--no-promote", "--background",
-                       "--home", str(self.engine.settings.home)]
-            if epochs:
-                command += ["--epochs", str(epochs)]
-            log = self.engine.settings.home / "logs" / f"train-{job}.log"
-            log.parent.mkdir(parents=True, exist_ok=True)
-            with open(log, "wb") as out:
-                # Its own session, so a Ctrl-C meant for the server does not kill it mid-save.
-                self._process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT,
-                                                 stdin=subprocess.DEVNULL, start_new_session=True)
-            self.store.update_job(job, pid=self._process.pid)
-            threading.Thread(target=self._watch, args=(job, self._process, log, options), daemon=True,
-                             name=f"train-{job}").start()
+            self._spawn(job, options)
             return job
+
+    def _spawn(self, job: str, options: dict) -> None:
+        """Start the training child for `job` and a thread that watches it."""
+        epochs = options.get("epochs")
+        command = [self.python, "-m", "csbot", "train", "--job", job, "--no-promote", "--background",
+                   "--home", str(self.engine.settings.home)]
+        if epochs:
+            command += ["--epochs", str(epochs)]
+        log = self.engine.settings.home / "logs" / f"train-{job}.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        with open(log, "wb") as out:
+            # Its own session, so a Ctrl-C meant for the server does not kill it mid-save.
+            self._process = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=out, stderr=subprocess.STDOUT,
+                                             stdin=subprocess.DEVNULL, start_new_session=True)
+        self.store.update_job(job, pid=self._process.pid)
+        threading.Thread(target=self._watch, args=(job, self._process, log, options), daemon=True,
+                         name=f"train-{job}").start()
 
     def cancel(self, job_id: str | None = None, *, user: str = "system") -> str:
         """Ask the running job to stop; it stops at its next step (a job whose process is gone is

@@ -132,3 +132,23 @@ def test_a_streamed_body_over_the_limit_is_refused_without_a_content_length(clie
             yield b"x" * 10_000
     response = client.post("/api/chat", content=chunks(), headers={"content-type": "application/json"})
     assert response.status_code == 413 and stored(engine) == before
+
+
+def test_an_unexpected_error_is_a_json_500_with_an_error_id_and_the_message_reaches_the_inbox(client, engine):
+    index = engine.bot.index
+    real = index.encode
+
+    def broken(texts):
+        raise RuntimeError("the encoder fell over")
+    index.encode = broken
+    try:
+        response = client.post("/api/chat", json={"message": "is my parcel insured?"})
+    finally:
+        index.encode = real
+    body = response.json()
+    assert response.status_code == 500 and body["error_id"] and "passed to our team" in body["error"]
+    [message] = engine.store.messages(body["conversation_id"])
+    assert message["text"] == "is my parcel insured?" and message["inbox"] == "error"
+    assert any(item["id"] == message["id"] for item in engine.store.inbox())
+    again = client.post("/api/chat", json={"conversation_id": body["conversation_id"], "message": "hello?"})
+    assert again.status_code == 200 and again.json()["reply"]  # the server keeps serving

@@ -192,3 +192,73 @@ def test_a_double_click_hands_over_once(make_bot, store):
     bot.take_over(cid, author="sam")
     roles = [m["role"] for m in store.messages(cid)]
     assert roles.count("system") == 1 and [m["route"] for m in store.messages(cid)].count("handoff") == 1
+
+
+class GatedEncoder:
+    """The hashing fake of the encoder, held at a gate while `hold` is set: a reply in flight."""
+
+    def __init__(self, inner):
+        import threading
+
+        self.inner, self.name, self.dim = inner, inner.name, inner.dim
+        self.hold, self.entered, self.release = False, threading.Event(), threading.Event()
+
+    def __call__(self, texts):
+        if self.hold:
+            self.entered.set()
+            self.release.wait(timeout=30)
+        return self.inner(texts)
+
+
+def test_a_take_over_while_a_reply_is_in_flight_keeps_the_bot_quiet(tmp_path, encoder):
+    import threading
+
+    from csbot.store import Store
+
+    store = Store.open(tmp_path / "csbot.db")  # used from two threads, as the web server does
+    gated = GatedEncoder(encoder)
+    store.upsert_answer(key="wrap", questions=["Do you offer gift wrapping?"], answer="Yes, £4.50.")
+    index = AnswerIndex.build(store.answers(), gated, encoder=gated.name, dim=gated.dim)
+    shop = load_shop_file(DATA / "shop.yaml")
+    _, templates = load_templates_file(DATA / "templates.yaml")
+    bot = Bot(store=store, replies=ReplyBook(templates, shop), classifier=None, index=index, answer_threshold=0.5)
+    cid = bot.respond("hello").conversation_id
+    gated.hold, replies = True, []
+    thread = threading.Thread(target=lambda: replies.append(bot.respond("Do you offer gift wrapping?", cid)))
+    thread.start()
+    assert gated.entered.wait(timeout=30)  # the bot is working out its reply...
+    bot.take_over(cid, author="sam")  # ...when a person takes the chat
+    gated.release.set()
+    thread.join(timeout=30)
+    [reply] = replies
+    assert reply.route == "human" and reply.text is None and reply.message_id is None
+    messages = store.messages(cid)
+    assert [m["role"] for m in messages][-2:] == ["customer", "system"]  # and no bot reply after them
+    assert messages[-2]["inbox"] == "human" and messages[-2]["inbox_status"] == "open"
+
+
+class BrokenEncoder:
+    """An encoder that fails the way a real one can (out of memory, a bad kernel)."""
+
+    name, dim = "hashing-fake", 256
+
+    def __call__(self, texts):
+        raise RuntimeError("CUDA error: an illegal memory access was encountered")
+
+
+def test_an_unexpected_error_keeps_the_message_and_sends_it_to_the_inbox(store, encoder, caplog):
+    from csbot.errors import ReplyFailed
+
+    store.upsert_answer(key="wrap", questions=["Do you offer gift wrapping?"], answer="Yes, £4.50.")
+    index = AnswerIndex.build(store.answers(), encoder, encoder=encoder.name, dim=encoder.dim)
+    shop = load_shop_file(DATA / "shop.yaml")
+    _, templates = load_templates_file(DATA / "templates.yaml")
+    bot = Bot(store=store, replies=ReplyBook(templates, shop), classifier=None, index=index, answer_threshold=0.5)
+    index.encode = BrokenEncoder()
+    with pytest.raises(ReplyFailed) as failed:
+        bot.respond("Do you offer gift wrapping?")
+    [message] = store.messages(failed.value.conversation_id)
+    assert message["text"] == "Do you offer gift wrapping?" and message["inbox"] == "error"
+    assert failed.value.error_id in caplog.text and "illegal memory access" in caplog.text
+    index.encode = encoder  # the fault passes: the same bot serves again
+    assert bot.respond("Do you offer gift wrapping?").route == "answer"

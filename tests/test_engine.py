@@ -89,15 +89,6 @@ def test_a_labelled_message_becomes_a_staff_training_example(engine, data_dir):
     assert engine.store.inbox() == [] and engine.store.message(message)["inbox_status"] == "labelled"
 
 
-def test_a_training_run_the_server_lost_is_marked_interrupted(engine):
-    from csbot.jobs import Retrainer
-
-    job = engine.store.create_job(kind="train", device="cpu")
-    engine.store.update_job(job, pid=2 ** 22 + 12345)  # no such process
-    Retrainer(engine)
-    assert engine.store.job(job)["status"] == "interrupted" and "stopped" in engine.store.job(job)["error"]
-
-
 def test_compare_counts_recent_messages_whose_intent_or_route_would_change(engine, data_dir, tiny_training):
     import copy
 

@@ -1,0 +1,146 @@
+"""Nothing lives only in one process: two engines on one home (as two servers, or a server and the
+CLI, would be) each follow the store. Answers, templates and the serving model changed through
+one are served by the other after its next `sync`; the answer index repairs itself from the
+store at start; a damaged current model is replaced by the newest good one, said loudly; a save
+of the index never deletes a generation another process may still be loading."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from conftest import HashingEncoder
+from csbot.engine import Engine
+from csbot.retrieval import AnswerIndex
+from csbot.store import Store
+
+
+def save_version(engine, result, created_at: str) -> str:
+    original = result.classifier.meta
+    result.classifier.meta = {**original, "created_at": created_at}
+    try:
+        return engine.registry.save(result)
+    finally:
+        result.classifier.meta = original  # the fixture is shared with other test files
+
+
+@pytest.fixture
+def pair(settings, data_dir, tiny_training):
+    """Engines A and B on one home, each with its own connection; A loaded the data, v1 serves."""
+    a = Engine(settings, encoder=HashingEncoder())
+    a.load_defaults(data_dir)
+    v1 = save_version(a, tiny_training, "2026-01-01T00:00:00.000+00:00")
+    v2 = save_version(a, tiny_training, "2026-02-01T00:00:00.000+00:00")
+    a.promote(v1)
+    b = Engine(settings, store=Store.open(settings.db_path), encoder=HashingEncoder())
+    assert a.bot.classifier.version == b.bot.classifier.version == v1
+    return a, b, v1, v2
+
+
+def test_an_answer_saved_on_one_is_found_by_the_other_after_a_sync(pair):
+    a, b, *_ = pair
+    assert not b.index.search("do you sell gift cards for birthdays") or \
+        b.index.search("do you sell gift cards for birthdays")[0].score < 0.9
+    answer_id = a.save_answer(key="gift_cards", questions=["do you sell gift cards for birthdays"],
+                              answer="Yes, from £10.", actor="sam")
+    assert a.index.search("do you sell gift cards for birthdays")[0].answer_id == answer_id  # at once here
+    assert b.sync()["answers"]["changed"] == 1
+    assert b.index.search("do you sell gift cards for birthdays")[0].answer_id == answer_id
+    assert b.bot.respond("do you sell gift cards for birthdays").answer_id == answer_id
+    a.delete_answer(answer_id, actor="sam")
+    assert b.sync()["answers"]["removed"] == 1
+    assert all(h.answer_id != answer_id for h in b.index.search("do you sell gift cards for birthdays"))
+    assert b.sync() == {}  # nothing new: nothing done
+
+
+def test_templates_changed_on_one_are_served_by_the_other(pair):
+    a, b, *_ = pair
+    a.set_templates("greeting", ["Hello from the new template!"], actor="sam")
+    b.sync()
+    assert b.bot.replies.templates["greeting"] == ["Hello from the new template!"]
+
+
+def test_a_promote_on_one_is_served_by_the_other_without_a_restart(pair):
+    a, b, v1, v2 = pair
+    a.promote(v2, actor="ada")
+    assert a.bot.classifier.version == v2 and b.bot.classifier.version == v1
+    assert b.sync()["model"] == v2
+    assert b.bot.classifier.version == v2
+    assert b.rollback(actor="ada") == v1
+    assert a.sync()["model"] == v1 and a.bot.classifier.version == v1
+    assert [e["action"] for e in a.store.audit_log(actor="ada")] == ["rollback", "promote"]
+
+
+def test_a_promote_of_a_version_that_does_not_load_elsewhere_keeps_serving(pair):
+    a, b, v1, v2 = pair
+    a.promote(v2)
+    (b.settings.models_dir / v2 / "head.safetensors").unlink()  # as if B's copy of the folder broke
+    b._bad_versions.clear()
+    b.sync()
+    assert b.bot.classifier.version == v1 and "does not load" in b.model_problem
+    b.sync()  # not retried every poll
+    assert b.bot.classifier.version == v1
+
+
+def test_the_index_repairs_itself_at_start_when_the_store_moved_on(settings, data_dir):
+    a = Engine(settings, encoder=HashingEncoder())
+    a.load_defaults(data_dir)
+    # what a crash between the answer's commit and the index save leaves: the row, not the vectors
+    a.store.upsert_answer(key="gift_cards", questions=["do you sell gift cards"], answer="Yes, from £10.")
+    first = a.store.answers()[0]
+    a.store.delete_answer(first["id"])
+    fresh = Engine(settings, encoder=HashingEncoder())
+    hits = fresh.index.search("do you sell gift cards")
+    assert hits[0].answer_id == next(r["id"] for r in fresh.store.answers() if r["key"] == "gift_cards")
+    assert all(h.answer_id != first["id"] for h in fresh.index.search(first["questions"][0]))
+    saved = AnswerIndex.load(settings.indexes_dir / "answers", HashingEncoder(), encoder="hashing-fake", dim=256)
+    assert saved.generation == fresh.store.generations()["answers"]  # and saved what it repaired
+
+
+def test_a_damaged_current_model_serves_the_newest_good_one_and_says_so(settings, data_dir, tiny_training):
+    a = Engine(settings, encoder=HashingEncoder())
+    a.load_defaults(data_dir)
+    v1 = save_version(a, tiny_training, "2026-01-01T00:00:00.000+00:00")
+    v2 = save_version(a, tiny_training, "2026-02-01T00:00:00.000+00:00")
+    v3 = save_version(a, tiny_training, "2026-03-01T00:00:00.000+00:00")
+    a.promote(v3)
+    (settings.models_dir / v3 / "meta.json").write_text("{ not json")
+    fresh = Engine(settings, encoder=HashingEncoder())
+    assert fresh.bot.classifier.version == v2  # the newest older version that loads
+    assert v3 in fresh.model_problem and f"serving {v2} instead" in fresh.model_problem
+    assert fresh.store.current_model()["id"] == v3  # the admin decides; nothing was rewritten
+    assert fresh.bot.respond("hello there").route in ("template", "answer", "fallback")
+    assert v1
+
+
+def test_a_save_keeps_a_replaced_generation_that_another_process_may_still_load(settings, data_dir):
+    a = Engine(settings, encoder=HashingEncoder())
+    a.load_defaults(data_dir)
+    folder = settings.indexes_dir / "answers"
+    before = (folder / "CURRENT").read_text().strip()
+    a.index.save(folder)
+    assert (folder / before).is_dir()  # just replaced: a reader that read CURRENT a moment ago still finds it
+    old = time.time() - 120
+    os.utime(folder / before, (old, old))
+    a.index.save(folder)
+    assert not (folder / before).exists()  # replaced long ago: cleaned up
+    assert len(list(folder.glob("gen-*"))) == 2
+
+
+def test_following_in_the_background_catches_up_within_seconds(pair):
+    a, b, *_ = pair
+    b.follow(interval=0.2)
+    try:
+        answer_id = a.save_answer(key="gift_cards", questions=["do you sell gift cards for birthdays"],
+                                  answer="Yes, from £10.")
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            hits = b.index.search("do you sell gift cards for birthdays")
+            if hits and hits[0].answer_id == answer_id:
+                break
+            time.sleep(0.05)
+        assert hits and hits[0].answer_id == answer_id
+    finally:
+        b.stop_following()
