@@ -195,13 +195,16 @@ class Engine:
             self._follower.join(timeout=10)
         self._follower = None
 
-    def _save_index(self, index) -> None:
+    def _save_index(self, index) -> bool:
+        """Save the index to disk; on a full or failing disk say so and keep serving from memory
+        (the next save retries, and a restart rebuilds what is missing from the store)."""
         try:
             index.save(self._index_dir)
-        except OSError as exc:  # a full or failing disk: the index in memory keeps serving
+            return True
+        except AnswerIndexError as exc:
             self._index_dirty = True
-            log.error("could not save the answer index to %s (%s); it keeps serving from memory and "
-                      "the next save retries", self._index_dir, exc)
+            log.error("%s. It keeps serving from memory; the next save retries.", exc)
+            return False
 
     # --- operations -----------------------------------------------------------------------
     def load_defaults(self, data_dir: Path | None = None) -> dict:

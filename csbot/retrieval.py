@@ -150,33 +150,48 @@ class AnswerIndex:
 
     # --- saving and loading ---------------------------------------------------------
     def save(self, folder: Path) -> Path:
-        """Write a new generation under `folder` and point CURRENT at it (atomic rename)."""
+        """Write a new generation under `folder` and point CURRENT at it (atomic rename). A failing
+        write (a full disk) raises AnswerIndexError and leaves the previous generation as it was."""
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
         generation = folder / f"gen-{uuid.uuid4().hex[:10]}"
-        generation.mkdir()
-        with self._lock:
-            faiss.write_index(self._index, str(generation / "index.faiss"))
-            meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "encoder": self.encoder,
-                    "dim": self.dim, "count": int(self._index.ntotal), "next_id": self._next_id,
-                    "generation": self.generation,
-                    "fingerprints": {str(k): v for k, v in sorted(self._fingerprints.items())},
-                    "texts": [[vid, aid, text] for vid, (aid, text) in sorted(self._texts.items())]}
-        _write_synced(generation / "meta.json", json.dumps(meta, ensure_ascii=False).encode("utf-8"))
-        _fsync_file(generation / "index.faiss")
-        pointer = folder / f"CURRENT.{uuid.uuid4().hex[:6]}.tmp"
-        _write_synced(pointer, generation.name.encode())
-        os.replace(pointer, folder / "CURRENT")
-        _fsync_dir(folder)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            generation.mkdir()
+            with self._lock:
+                faiss.write_index(self._index, str(generation / "index.faiss"))
+                meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "encoder": self.encoder,
+                        "dim": self.dim, "count": int(self._index.ntotal), "next_id": self._next_id,
+                        "generation": self.generation,
+                        "fingerprints": {str(k): v for k, v in sorted(self._fingerprints.items())},
+                        "texts": [[vid, aid, text] for vid, (aid, text) in sorted(self._texts.items())]}
+            _write_synced(generation / "meta.json", json.dumps(meta, ensure_ascii=False).encode("utf-8"))
+            _fsync_file(generation / "index.faiss")
+            pointer = folder / f"CURRENT.{uuid.uuid4().hex[:6]}.tmp"
+            _write_synced(pointer, generation.name.encode())
+            os.replace(pointer, folder / "CURRENT")
+            _fsync_dir(folder)
+        except (OSError, RuntimeError) as exc:  # faiss reports a failed write as RuntimeError
+            shutil.rmtree(generation, ignore_errors=True)
+            for pointer in folder.glob("CURRENT.*.tmp"):
+                if pointer.stat().st_mtime > time.time() - 5:
+                    pointer.unlink(missing_ok=True)
+            raise AnswerIndexError(f"could not write the answer index to {folder} ({exc}); the previous index "
+                                   "is untouched. Free some disk space, then run `python -m csbot reindex`") from None
         # Another process may have just read CURRENT and be loading the generation it named:
         # only generations replaced a while ago go, never the one CURRENT names now.
         current = (folder / "CURRENT").read_text().strip()
         for old in folder.glob("gen-*"):
-            if old.name not in (generation.name, current) and time.time() - old.stat().st_mtime > KEEP_OLD_SECONDS:
-                shutil.rmtree(old, ignore_errors=True)
+            try:
+                if old.name not in (generation.name, current) and time.time() - old.stat().st_mtime > KEEP_OLD_SECONDS:
+                    shutil.rmtree(old, ignore_errors=True)
+            except FileNotFoundError:  # another process cleaned it up first
+                pass
         for stale in folder.glob("CURRENT.*.tmp"):  # left by a process killed between write and rename
-            if time.time() - stale.stat().st_mtime > KEEP_OLD_SECONDS:
-                stale.unlink(missing_ok=True)
+            try:
+                if time.time() - stale.stat().st_mtime > KEEP_OLD_SECONDS:
+                    stale.unlink(missing_ok=True)
+            except FileNotFoundError:
+                pass
         return generation
 
     @classmethod

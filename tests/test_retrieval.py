@@ -65,10 +65,11 @@ def test_a_crash_while_saving_leaves_the_old_index_loadable(encoder, tmp_path, m
     def crash(*args, **kwargs):
         raise OSError("disk full")
     monkeypatch.setattr(retrieval.os, "replace", crash)  # dies before CURRENT moves
-    with pytest.raises(OSError):
+    with pytest.raises(AnswerIndexError, match="disk full.*previous index is untouched"):
         bigger.save(folder)
     monkeypatch.undo()
     assert len(AnswerIndex.load(folder, encoder, encoder=encoder.name, dim=encoder.dim)) == 5
+    assert len(list(folder.glob("gen-*"))) == 1  # the half-written generation was removed
 
 
 def test_load_refuses_another_encoder_or_a_damaged_file(encoder, tmp_path):
