@@ -130,6 +130,18 @@ def health(url: str) -> dict:
     return httpx.get(url + "/api/health", timeout=10).json()
 
 
+def admin_client(url: str, *, user: str, password: str):
+    """A gradio_client for /admin/, logged in through csbot's login form (its session cookie)."""
+    from gradio_client import Client
+
+    response = httpx.post(url + "/login", data={"username": user, "password": password, "next": "/admin/"},
+                          timeout=60, follow_redirects=False)
+    if response.status_code != 303 or "csbot_session" not in response.cookies:
+        raise RuntimeError(f"the admin login failed with HTTP {response.status_code}")
+    return Client(url + "/admin/", headers={"Cookie": f"csbot_session={response.cookies['csbot_session']}"},
+                  verbose=False, download_files=False, analytics_enabled=False)
+
+
 # --- the load phase ----------------------------------------------------------------------
 def client_loop(url: str, *, texts: list[str], rng: random.Random, start: threading.Barrier, deadline: list[float],
                 stop: threading.Event, timeout: float, records: list[dict]) -> None:
@@ -298,10 +310,7 @@ class Retrain:
 
     def start(self) -> None:
         try:
-            from gradio_client import Client
-
-            self.admin = Client(self.server.url + "/admin/", auth=(self.user, self.password), verbose=False,
-                                download_files=False, analytics_enabled=False)
+            self.admin = admin_client(self.server.url, user=self.user, password=self.password)
             self.admin.predict(self.epochs, False, api_name="/start_training")
             self.via = "admin page API: gradio_client /admin/ api_name=/start_training"
         except Exception as exc:

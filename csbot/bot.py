@@ -96,20 +96,32 @@ def clean_message(text: object, *, max_chars: int) -> str:
     return text
 
 
+def routes(prediction: Prediction | None, top_score: float | None, *, templates: dict,
+           answer_threshold: float, answer_override: float) -> list[str]:
+    """The routing order, written once: the routes that apply to a message, best first, always
+    ending in "fallback" (steps 3-6 of the module docstring). Bot._route tries them in turn (a
+    template that fails to render gives way to the next); the model comparison takes the first.
+
+    Example: routes(None, 0.8, templates={}, answer_threshold=0.6, answer_override=0.75) -> ["answer", "answer", "fallback"]
+    """
+    out = []
+    if top_score is not None and top_score >= answer_override:
+        out.append("answer")
+    if prediction and prediction.accepted and prediction.intent in templates:
+        out.append("template")
+    if top_score is not None and top_score >= answer_threshold:
+        out.append("answer")
+    return out + ["fallback"]
+
+
 def route_for(prediction: Prediction | None, top_score: float | None, *, templates: dict,
               answer_threshold: float, answer_override: float) -> str:
-    """The route a fresh conversation's message takes (Bot._route's order without the slot
-    follow-up); the model comparison asks it of recent messages.
+    """The route a fresh conversation's message takes (the model comparison asks it of recent messages).
 
     Example: route_for(None, 0.8, templates={}, answer_threshold=0.6, answer_override=0.75) -> "answer"
     """
-    if top_score is not None and top_score >= answer_override:
-        return "answer"
-    if prediction and prediction.accepted and prediction.intent in templates:
-        return "template"
-    if top_score is not None and top_score >= answer_threshold:
-        return "answer"
-    return "fallback"
+    return routes(prediction, top_score, templates=templates, answer_threshold=answer_threshold,
+                  answer_override=answer_override)[0]
 
 
 class Bot:
@@ -207,15 +219,15 @@ class Bot:
                 return self._template(Reply(**{**base, "intent": pending, "accepted": True}), cid)
             except TemplateError:  # its template was broken since the question: route the message afresh
                 base["inbox"] = "template_error"
-        if hits and hits[0].score >= self.answer_override:
-            return self._answer(Reply(**base), hits[0])
-        if prediction and prediction.accepted and prediction.intent in self.replies.templates:
-            try:
-                return self._template(Reply(**base), cid)
-            except TemplateError:  # a template staff broke must not break the chat: fall through
-                base["inbox"] = "template_error"
-        if hits and hits[0].score >= self.answer_threshold:
-            return self._answer(Reply(**base), hits[0])
+        for route in routes(prediction, hits[0].score if hits else None, templates=self.replies.templates,
+                            answer_threshold=self.answer_threshold, answer_override=self.answer_override):
+            if route == "answer":
+                return self._answer(Reply(**base), hits[0])
+            if route == "template":
+                try:
+                    return self._template(Reply(**base), cid)
+                except TemplateError:  # a template staff broke must not break the chat: fall through
+                    base["inbox"] = "template_error"
         base.update(text=self.replies.fill(FALLBACK, slots), inbox=base.get("inbox") or "fallback")
         return Reply(**base)
 

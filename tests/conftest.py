@@ -118,6 +118,30 @@ def trained_home(tmp_path_factory) -> Path:
 
 
 
+def save_version(engine, result, created_at: str) -> str:
+    """Save the shared tiny classifier as a version made at `created_at` (rollback goes by it)."""
+    original = result.classifier.meta
+    result.classifier.meta = {**original, "created_at": created_at}
+    try:
+        return engine.registry.save(result)
+    finally:
+        result.classifier.meta = original  # the fixture is shared with other test files
+
+
+def copy_version(store: Store, home: Path) -> str:
+    """Record a second model version in `home`: the current one's folder under a new name (so
+    loading it is a real model load), made a moment later. Returns its id."""
+    current = store.current_model()
+    new_id = current["id"] + "-copy"
+    shutil.copytree(home / "models" / current["path"], home / "models" / new_id)
+    meta = json.loads((home / "models" / new_id / "meta.json").read_text())
+    (home / "models" / new_id / "meta.json").write_text(json.dumps({**meta, "version": new_id}))
+    store.add_model_version({**{k: current[k] for k in ("base_model", "data_hash", "threshold", "device",
+                                                        "train_seconds", "metrics")},
+                             "id": new_id, "path": new_id, "created_at": current["created_at"] + "-copy"})
+    return new_id
+
+
 class FakeClock:
     def __init__(self, now: float = 1000.0):
         self.now = now

@@ -20,7 +20,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 from playwright.sync_api import expect
 
-from conftest import DATA, HashingEncoder, free_port
+from conftest import DATA, HashingEncoder, free_port, save_version
 from csbot.auth import Accounts
 from csbot.engine import Engine
 from csbot.jobs import Retrainer
@@ -38,16 +38,6 @@ ENDPOINTS = {  # every endpoint of the page, with arguments a caller might send
     "/reset_password": ("ada", "a new long password", "a new long password"),
     "/role_user": ("ada", "staff"), "/disable_user": ("ada", "staff"), "/enable_user": ("ada", "staff"),
     "/delete_user": ("ada", "staff"), "/audit": ("", None, "")}
-
-
-def save_version(engine, result, created_at: str) -> str:
-    """Save the shared tiny classifier as a version made at `created_at` (rollback goes by it)."""
-    original = result.classifier.meta
-    result.classifier.meta = {**original, "created_at": created_at}
-    try:
-        return engine.registry.save(result)
-    finally:
-        result.classifier.meta = original  # the fixture is shared with other test files
 
 
 @pytest.fixture(scope="module")

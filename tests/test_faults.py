@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, HashingEncoder, csbot
+from conftest import ROOT, HashingEncoder, copy_version, csbot
 from csbot.retrieval import AnswerIndex
 from csbot.settings import load_settings
 from csbot.store import Store
@@ -127,8 +127,8 @@ def test_sigkill_during_an_answer_import_stores_all_of_it_or_none(trained_home, 
 
     # how long until the import's transaction commits (it is audited right after)
     t0, first = time.monotonic(), started("first")
-    wait_until(lambda: store.audit_log(action="import_answers"), timeout=300, what="the import to commit",
-               process=first)
+    wait_until(lambda: store.audit_log(action="import_answers", text="answers-first.csv"), timeout=300,
+               what="the import to commit", process=first)
     committed = time.monotonic() - t0
     kill(first)  # now it is re-embedding: the rows are in, the index is not saved
     assert stored("first") == 1500
@@ -149,12 +149,7 @@ def test_sigkill_during_a_promote_leaves_one_loadable_current_version(trained_ho
     home = home_copy(trained_home, tmp_path)
     store = Store.open(home / "csbot.db")
     old = store.current_model()
-    # a second version: a copy of the first folder, recorded as newer
-    new_id = old["id"] + "-copy"
-    shutil.copytree(home / "models" / old["path"], home / "models" / new_id)
-    store.add_model_version({**{k: old[k] for k in ("base_model", "data_hash", "threshold", "device",
-                                                    "train_seconds", "metrics")},
-                             "id": new_id, "path": new_id, "created_at": old["created_at"] + "-2"})
+    new_id = copy_version(store, home)
     t0 = time.monotonic()
     done = csbot("promote", old["id"], home=home)
     assert done.returncode == 0, done.stderr
@@ -168,7 +163,7 @@ def test_sigkill_during_a_promote_leaves_one_loadable_current_version(trained_ho
         kill(process)
         current = [v for v in store.model_versions() if v["is_current"]]
         assert len(current) == 1 and current[0]["id"] in (old["id"], new_id)
-        assert registry.load(current[0]["id"]).labels  # and its folder loads
+        assert registry.load(current[0]["id"]).version == current[0]["id"]  # and its folder loads
 
 
 def test_a_disk_that_refuses_writes_keeps_the_old_index_and_the_new_answer_serving(trained_home, tmp_path):

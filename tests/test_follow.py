@@ -11,19 +11,10 @@ import time
 
 import pytest
 
-from conftest import HashingEncoder
+from conftest import HashingEncoder, save_version
 from csbot.engine import Engine
 from csbot.retrieval import AnswerIndex
 from csbot.store import Store
-
-
-def save_version(engine, result, created_at: str) -> str:
-    original = result.classifier.meta
-    result.classifier.meta = {**original, "created_at": created_at}
-    try:
-        return engine.registry.save(result)
-    finally:
-        result.classifier.meta = original  # the fixture is shared with other test files
 
 
 @pytest.fixture

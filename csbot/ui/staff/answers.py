@@ -83,13 +83,12 @@ def answers_tab(page: gr.Blocks, *, engine, accounts, attach_to: gr.Dropdown) ->
 
     @staff
     def save_answer(current, key, questions, text, query, request: gr.Request, *, user):
-        existing = {a["key"]: a["id"] for a in store.answers()}
         key = (key or "").strip()
-        if current is None and key in existing:
-            raise gr.Error(f"There is already an answer {key!r}: open it from the list to edit it.")
-        if current is not None and existing.get(key) != int(current):
+        if current is not None and store.answer(int(current))["key"] != key:
             raise gr.Error("An answer's key cannot change: make a new answer and delete this one.")
-        saved = engine.save_answer(key=key, questions=lines(questions), answer=text, actor=user)
+        # a new answer never replaces one with the same key (checked where it is written)
+        saved = engine.save_answer(key=key, questions=lines(questions), answer=text, actor=user,
+                                   create_only=current is None)
         return (answer_rows(store.answers(), query), gr.Dropdown(choices=answer_choices(store)),
                 *editor(store.answer(saved), f"Saved {as_text(key)}; live for the next customer."))
 
