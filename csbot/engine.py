@@ -3,13 +3,11 @@ Settings, keeps them in step with the store, and offers the few operations the C
 app share.
 
 Heavy pieces (the encoder, the classifier) load on first use, so `init` or an import does not
-pay for what it does not need. The store is the one source of truth: `sync` compares its change
-counters with what this process serves and catches up (answers re-embedded, reply book rebuilt,
-the serving model loaded and swapped in by reference), so a change made by another server, the
-CLI or a training run is served here within `sync_seconds`; `follow` runs it in a background
-thread. No chat message waits for a model load or an index save: loads happen before the swap,
-and the index is saved to disk by the follower, off the request path. This module holds no
-business rules of its own: it wires and delegates.
+pay for what it does not need. The store is the one source of truth: the engine's `Follower`
+(follower.py) keeps this process's pieces in step with changes made anywhere, and no chat
+message waits for a model load or an index save. Training runs hold a lease (jobs.Lease). This
+module holds no business rules of its own: it wires and delegates (answer rules live in
+store/answers.py, account rules in auth.py and store/users.py, the routing order in bot.py).
 """
 
 from __future__ import annotations
@@ -22,7 +20,9 @@ import time
 from pathlib import Path
 
 from csbot.errors import AnswerIndexError, DataError, ModelError, TemplateError, TrainingCancelled
+from csbot.follower import Follower
 from csbot.importer import read_answers, read_logs
+from csbot.jobs import Lease
 from csbot.replies import ReplyBook, load_shop_file, load_templates_file
 from csbot.settings import Settings, resolve_model_path
 from csbot.store import Store, clean_answer, now
@@ -40,13 +40,7 @@ class Engine:
         self._index = None
         self._bot = None
         self._lock = threading.RLock()  # builds the lazy pieces once; never held while serving
-        self._sync_lock = threading.Lock()  # one catch-up at a time
-        self._seen: dict[str, int] = {}  # the store generations this process serves
-        self._index_dirty = False  # caught up in memory but not yet saved to disk
-        self._bad_versions: set[str] = set()  # versions that failed to load (not retried every poll)
-        self.model_problem: str | None = None  # said loudly in the log and /api/health
-        self._follower: threading.Thread | None = None
-        self._stop = threading.Event()
+        self.follower = Follower(self)
 
     # --- lazily built pieces ------------------------------------------------------------
     @property
@@ -78,12 +72,10 @@ class Engine:
                 except AnswerIndexError as exc:
                     log.warning("%s; rebuilding the answer index from the store", exc)
                     index = AnswerIndex(self.encoder, encoder=self.encoder.name, dim=self.encoder.dim)
-                answers, generation = self.store.answers_snapshot()
-                done = index.catch_up(answers, generation)
+                done = self.follower.answers(index)
                 if done["changed"] or done["removed"]:
                     log.info("answer index caught up with the store: %s", done)
-                    self._save_index(index)
-                self._seen["answers"] = generation
+                    self.follower.index_dirty = not self.follower.save_index(index)
                 self._index = index
             return self._index
 
@@ -102,7 +94,7 @@ class Engine:
         with self._lock:
             if self._bot is None:
                 generations = self.store.generations()
-                classifier = self._load_serving()
+                classifier = self.follower.load_serving()
                 self._bot = Bot(store=self.store, replies=self.reply_book(),
                                 classifier=classifier, index=self.index,
                                 answer_threshold=self.settings.answer_threshold,
@@ -111,9 +103,19 @@ class Engine:
                                 review_confidence=self.settings.review_confidence,
                                 review_answer_score=self.settings.review_answer_score,
                                 handoff_intent=self.settings.handoff_intent or None)
-                self._seen.update(templates=generations["templates"], shop=generations["shop"],
-                                  model=generations["model"])
+                self.follower.seen.update(templates=generations["templates"], shop=generations["shop"],
+                                          model=generations["model"])
             return self._bot
+
+    @property
+    def built_bot(self):
+        """The bot if something built it already, else None (following does not build one)."""
+        return self._bot
+
+    @property
+    def model_problem(self) -> str | None:
+        """Why the model served is not the store's current one (said in the log and /api/health), or None."""
+        return self.follower.problem
 
     @property
     def _index_dir(self) -> Path:
@@ -122,89 +124,17 @@ class Engine:
     def reply_book(self) -> ReplyBook:
         return ReplyBook(self.store.templates(), self.store.shop())
 
-    def _load_serving(self):
-        """The classifier to serve: the current version, or, when its folder is damaged, the newest
-        version that loads (said loudly: the store still names the broken one as current)."""
-        classifier, problem = self.registry.load_serving(skip=self._bad_versions)
-        if problem:
-            log.error("MODEL PROBLEM: %s", problem)
-        self.model_problem = problem
-        return classifier
-
     # --- following the store ------------------------------------------------------------
     def sync(self) -> dict:
-        """Catch up with changes made anywhere (this process, another server, the CLI): answers,
-        templates and shop facts, the serving model. Returns what changed. Safe from any thread."""
-        if self._bot is None:
-            return {}
-        with self._sync_lock:
-            generations = self.store.generations()
-            changed = {}
-            if generations["answers"] != self._seen.get("answers"):
-                answers, generation = self.store.answers_snapshot()
-                done = self.index.catch_up(answers, generation)
-                self._seen["answers"] = generation
-                self._index_dirty = self._index_dirty or bool(done["changed"] or done["removed"])
-                changed["answers"] = done
-            if (generations["templates"], generations["shop"]) != (self._seen.get("templates"), self._seen.get("shop")):
-                self._bot.replies = self.reply_book()
-                self._seen.update(templates=generations["templates"], shop=generations["shop"])
-                changed["templates"] = generations["templates"]
-            if generations["model"] != self._seen.get("model"):
-                current = self.store.current_model()
-                serving = self._bot.classifier
-                if current and current["id"] not in self._bad_versions and (
-                        serving is None or serving.version != current["id"]):
-                    try:
-                        classifier = self.registry.load(current["id"])  # before the swap: no message waits
-                        self._bot.set_classifier(classifier)
-                        self.model_problem = None
-                        changed["model"] = current["id"]
-                    except ModelError as exc:
-                        self._bad_versions.add(current["id"])
-                        self.model_problem = (f"the current model {current['id']} does not load here ({exc}); still "
-                                              f"serving {serving.version if serving else 'no model'}")
-                        log.error("MODEL PROBLEM: %s", self.model_problem)
-                self._seen["model"] = generations["model"]
-            return changed
+        """Catch up with changes made anywhere (follower.py). Returns what changed."""
+        return self.follower.sync()
 
-    def follow(self, *, interval: float | None = None, save_every: float = 5.0) -> None:
-        """Run `sync` every `interval` seconds (setting sync_seconds) in a background thread, and
-        save the caught-up answer index to disk at most every `save_every` seconds."""
-        interval = interval or self.settings.sync_seconds
-        if self._follower is not None:
-            return
-
-        def run() -> None:
-            last_save = 0.0
-            while not self._stop.wait(interval):
-                try:
-                    self.sync()
-                    if self._index_dirty and time.monotonic() - last_save >= save_every:
-                        self._index_dirty = False
-                        self._save_index(self._index)
-                        last_save = time.monotonic()
-                except Exception:  # a failing poll must not end following; the next one retries
-                    log.exception("catching up with the store failed; retrying in %.1f s", interval)
-        self._follower = threading.Thread(target=run, daemon=True, name="csbot-follow")
-        self._follower.start()
+    def follow(self, *, interval: float | None = None) -> None:
+        """Catch up every `interval` seconds (setting sync_seconds) in a background thread."""
+        self.follower.start(interval=interval or self.settings.sync_seconds)
 
     def stop_following(self) -> None:
-        self._stop.set()
-        if self._follower is not None:
-            self._follower.join(timeout=10)
-        self._follower = None
-
-    def _save_index(self, index) -> bool:
-        """Save the index to disk; on a full or failing disk say so and keep serving from memory
-        (the next save retries, and a restart rebuilds what is missing from the store)."""
-        try:
-            index.save(self._index_dir)
-            return True
-        except AnswerIndexError as exc:
-            self._index_dirty = True
-            log.error("%s. It keeps serving from memory; the next save retries.", exc)
-            return False
+        self.follower.stop()
 
     # --- operations -----------------------------------------------------------------------
     def load_defaults(self, data_dir: Path | None = None) -> dict:
@@ -252,9 +182,9 @@ class Engine:
         index = AnswerIndex.build(answers, self.encoder, encoder=self.encoder.name, dim=self.encoder.dim,
                                   generation=generation)
         index.save(self._index_dir)
-        with self._sync_lock:
+        with self.follower.lock:
             self._index = index
-            self._seen["answers"] = generation
+            self.follower.seen["answers"] = generation
             if self._bot is not None:
                 self._bot.index = index
         return index
@@ -287,7 +217,7 @@ class Engine:
         worker = f"{socket.gethostname()}:{os.getpid()}"
         self.store.update_job(job, device=device_name, phase="starting", pid=os.getpid(), worker=worker,
                               heartbeat_at=time.time())
-        lease = _Heartbeat(self.store, job, worker=worker, every=self.settings.job_lease_seconds / 4)
+        lease = Lease(self.store, job, worker=worker, every=self.settings.job_lease_seconds / 4)
         started, tuning = time.monotonic(), {}
 
         def progress(p) -> None:
@@ -400,13 +330,8 @@ class Engine:
 
     def _catch_up_answers(self) -> None:
         """Serve an answer change from this process's next message (the follower saves the index)."""
-        if self._index is None:
-            return
-        with self._sync_lock:
-            answers, generation = self.store.answers_snapshot()
-            self._index.catch_up(answers, generation)
-            self._seen["answers"] = generation
-            self._index_dirty = True
+        if self._index is not None:
+            self.follower.answers(self._index)
 
     def set_templates(self, intent: str, variants: list[str], *, actor: str | None = None) -> None:
         """Replace an intent's reply variants; a variant that does not render is refused and the old ones stay."""
@@ -466,36 +391,12 @@ class Engine:
         self.store.audit(actor or self.actor, "promote", version)
         if self._bot is not None:
             self._bot.set_classifier(classifier)
-            self.model_problem = None
+            self.follower.problem = None
 
     def rollback(self, *, actor: str | None = None) -> str:
         version, classifier = self.registry.rollback()
         self.store.audit(actor or self.actor, "rollback", version)
         if self._bot is not None:
             self._bot.set_classifier(classifier)
-            self.model_problem = None
+            self.follower.problem = None
         return version
-
-
-class _Heartbeat:
-    """Renews a training job's lease in the store every `every` seconds from a thread of its own
-    (a long training step must not look like a dead run), and reads its cancel flag as it goes."""
-
-    def __init__(self, store: Store, job: str, *, worker: str, every: float):
-        self.store, self.job, self.worker, self.every = store, job, worker, every
-        self.cancel_requested = False
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True, name=f"lease-{job}")
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.every):
-            try:
-                row = self.store.heartbeat(self.job, at=time.time(), worker=self.worker)
-                self.cancel_requested = bool(row.get("cancel_requested"))
-            except Exception:  # a busy database: the next beat retries well within the lease
-                log.exception("could not renew the lease of job %s", self.job)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)

@@ -24,6 +24,7 @@ This module does not train (training.py) nor decide what is served (registry.py)
 from __future__ import annotations
 
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -35,6 +36,8 @@ from collections.abc import Callable
 from csbot.errors import TrainingError
 from csbot.settings import PROJECT_ROOT
 from csbot.store import now
+
+log = logging.getLogger("csbot.jobs")
 
 
 def process_alive(pid: int | None) -> bool:
@@ -48,6 +51,33 @@ def process_alive(pid: int | None) -> bool:
     except (ProcessLookupError, PermissionError):
         return False
     return True
+
+
+class Lease:
+    """Renews a running job's lease in the store every `every` seconds from a thread of its own
+    (a long training step must not look like a dead run), and reads its cancel flag as it goes.
+
+    Example: lease = Lease(store, job, worker="host:123", every=7.5); ...train...; lease.stop()
+    """
+
+    def __init__(self, store, job: str, *, worker: str, every: float):
+        self.store, self.job, self.worker, self.every = store, job, worker, every
+        self.cancel_requested = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name=f"lease-{job}")
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                row = self.store.heartbeat(self.job, at=time.time(), worker=self.worker)
+                self.cancel_requested = bool(row.get("cancel_requested"))
+            except Exception:  # a busy database: the next beat retries well within the lease
+                log.exception("could not renew the lease of job %s", self.job)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
 
 
 class Retrainer:

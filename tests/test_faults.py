@@ -182,7 +182,7 @@ def test_a_disk_that_refuses_writes_keeps_the_old_index_and_the_new_answer_servi
         answer_id = engine.save_answer(key="gift_cards", questions=["do you sell gift cards"], answer="Yes, from 10.")
         soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
         resource.setrlimit(resource.RLIMIT_FSIZE, (2048, hard))  # from now on no file grows past 2 KB
-        saved = engine._save_index(engine.index)
+        saved = engine.follower.save_index(engine.index)
         hit = engine.index.search("do you sell gift cards")[0]  # the index in memory has the answer
         resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))  # (the store cannot write on a full disk either)
         reply = engine.bot.respond("do you sell gift cards")

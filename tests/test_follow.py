@@ -68,7 +68,7 @@ def test_a_promote_of_a_version_that_does_not_load_elsewhere_keeps_serving(pair)
     a, b, v1, v2 = pair
     a.promote(v2)
     (b.settings.models_dir / v2 / "head.safetensors").unlink()  # as if B's copy of the folder broke
-    b._bad_versions.clear()
+    b.follower.bad_versions.clear()
     b.sync()
     assert b.bot.classifier.version == v1 and "does not load" in b.model_problem
     b.sync()  # not retried every poll

@@ -96,5 +96,5 @@ class SessionRows:
             hits = self.db.execute("INSERT INTO rate_hits (key, window, hits) VALUES (?, ?, 1) "
                                    "ON CONFLICT(key, window) DO UPDATE SET hits = hits + 1 RETURNING hits",
                                    [key, window]).fetchone()[0]
-            self.db.execute("DELETE FROM rate_hits WHERE key = ? AND window < ?", [key, window - 1])
+            self.db.execute("DELETE FROM rate_hits WHERE window < ?", [window - 1])  # every key's old windows
         return hits

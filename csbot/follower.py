@@ -1,0 +1,131 @@
+"""Following the store: one process's serving pieces kept in step with changes made anywhere.
+
+The store keeps a change counter per kind of shared state (store/generations.py). A `Follower`
+remembers the counters its process serves and, on `sync`, catches up with what moved: curated
+answers (the index re-embeds only the answers whose texts changed and drops deleted ones), the
+templates and shop facts (the reply book is rebuilt), and the serving model (loaded off the
+request path, then swapped in by reference, so no chat message waits). `start` runs `sync`
+every `sync_seconds` in a background thread and saves the caught-up answer index to disk at
+most every few seconds, off the request path; a failing save is said loudly and retried.
+
+This module decides nothing about replies and writes no rows: it reads the store and swaps
+pieces of the engine's bot.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from csbot.errors import AnswerIndexError, ModelError
+
+log = logging.getLogger("csbot.follower")
+
+
+class Follower:
+    """What one process serves, against what the store says; `engine` owns the pieces."""
+
+    def __init__(self, engine):
+        self.engine = engine
+        self.lock = threading.Lock()  # one catch-up at a time
+        self.seen: dict[str, int] = {}  # the store generations this process serves
+        self.index_dirty = False  # caught up in memory but not yet saved to disk
+        self.bad_versions: set[str] = set()  # versions that failed to load (not retried every poll)
+        self.problem: str | None = None  # why the model served is not the current one (health says it)
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def load_serving(self):
+        """The classifier to serve at start: the current version or, when its folder is damaged, the
+        newest older one that loads (said loudly: the store still names the broken one as current)."""
+        classifier, problem = self.engine.registry.load_serving(skip=self.bad_versions)
+        if problem:
+            log.error("MODEL PROBLEM: %s", problem)
+        self.problem = problem
+        return classifier
+
+    def answers(self, index) -> None:
+        """Catch `index` up with the store's answers (at start, and after this process changed one)."""
+        with self.lock:
+            answers, generation = self.engine.store.answers_snapshot()
+            done = index.catch_up(answers, generation)
+            self.seen["answers"] = generation
+            self.index_dirty = self.index_dirty or bool(done["changed"] or done["removed"])
+        return done
+
+    def sync(self) -> dict:
+        """Catch up with changes made anywhere; returns what changed. Safe from any thread."""
+        engine = self.engine
+        bot = engine.built_bot
+        if bot is None:
+            return {}
+        with self.lock:
+            generations = engine.store.generations()
+            changed = {}
+            if generations["answers"] != self.seen.get("answers"):
+                answers, generation = engine.store.answers_snapshot()
+                done = engine.index.catch_up(answers, generation)
+                self.seen["answers"] = generation
+                self.index_dirty = self.index_dirty or bool(done["changed"] or done["removed"])
+                changed["answers"] = done
+            if (generations["templates"], generations["shop"]) != (self.seen.get("templates"), self.seen.get("shop")):
+                bot.replies = engine.reply_book()
+                self.seen.update(templates=generations["templates"], shop=generations["shop"])
+                changed["templates"] = generations["templates"]
+            if generations["model"] != self.seen.get("model"):
+                changed.update(self._model(bot))
+                self.seen["model"] = generations["model"]
+            return changed
+
+    def _model(self, bot) -> dict:
+        current, serving = self.engine.store.current_model(), bot.classifier
+        if not current or current["id"] in self.bad_versions or (serving and serving.version == current["id"]):
+            return {}
+        try:
+            bot.set_classifier(self.engine.registry.load(current["id"]))  # loaded first: no message waits
+        except ModelError as exc:
+            self.bad_versions.add(current["id"])
+            self.problem = (f"the current model {current['id']} does not load here ({exc}); still serving "
+                            f"{serving.version if serving else 'no model'}")
+            log.error("MODEL PROBLEM: %s", self.problem)
+            return {}
+        self.problem = None
+        return {"model": current["id"]}
+
+    def start(self, *, interval: float, save_every: float = 5.0) -> None:
+        """Run `sync` every `interval` seconds in a background thread, and save the caught-up answer
+        index to disk at most every `save_every` seconds."""
+        if self._thread is not None:
+            return
+
+        def run() -> None:
+            last_save = 0.0
+            while not self._stop.wait(interval):
+                try:
+                    self.sync()
+                    if self.index_dirty and time.monotonic() - last_save >= save_every:
+                        self.index_dirty = False
+                        self.save_index(self.engine.index)
+                        last_save = time.monotonic()
+                except Exception:  # a failing poll must not end following; the next one retries
+                    log.exception("catching up with the store failed; retrying in %.1f s", interval)
+        self._thread = threading.Thread(target=run, daemon=True, name="csbot-follow")
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._thread = None
+
+    def save_index(self, index) -> bool:
+        """Save the index to disk; on a full or failing disk say so and keep serving from memory
+        (the next save retries, and a restart rebuilds what is missing from the store)."""
+        try:
+            index.save(self.engine.settings.indexes_dir / "answers")
+            return True
+        except AnswerIndexError as exc:
+            self.index_dirty = True
+            log.error("%s. It keeps serving from memory; the next save retries.", exc)
+            return False
