@@ -122,7 +122,8 @@ class Accounts:
         self.max_failures = max_failures
         self.lockout_seconds = lockout_seconds
         self.max_lockout_seconds = max_lockout_seconds
-        self.failure_window_seconds = failure_window_seconds  # failures older than this are forgotten
+        # failures older than this, or than the longest lockout if that is longer, are forgotten
+        self.failure_window_seconds = failure_window_seconds
         self.login_per_minute = login_per_minute
         self.session_idle_seconds = session_idle_seconds
         self.session_max_seconds = session_max_seconds
@@ -186,25 +187,29 @@ class Accounts:
     def check(self, name: str, password: str, *, address: str = "unknown") -> bool:
         """Whether `password` is `name`'s, counting a failure against (name, address); False, never
         an exception, for bad input, unknown names, disabled accounts and locked pairs."""
+        return self._verified(name, password, address=address) is not None
+
+    def _verified(self, name: str, password: str, *, address: str) -> dict | None:
+        """The account row when the password is right and the (name, address) pair is not locked."""
         if not isinstance(name, str) or not isinstance(password, str):
-            return False
+            return None
         if len(name) > 64 or len(password) > MAX_PASSWORD:
-            return False  # no account can match; refuse before spending a hash on it
-        user = self.store.user(name) if _NAME.fullmatch(name) else None
-        if user is None or user.get("disabled"):
-            # Hash anyway so an unknown name takes as long as a wrong password: a fast "no" would
-            # tell an attacker which names exist.
-            verify_password(password, _dummy_hash())
-            return False
+            return None  # no account can match; refuse before spending a hash on it
         at = self.clock()
-        if self.store.begin_login_attempt(name, address, at=at, lock_for=self.lock_for,
-                                          forget_before=at - max(self.failure_window_seconds, self.max_lockout_seconds)):
-            verify_password(password, _dummy_hash())  # locked: the same time, and no hint either way
-            return False
+        # Counted for every name, known or not, so an unknown name costs the same store write and
+        # the same hash as a known one: neither the time nor the lockout tells which names exist.
+        # Failures are remembered for as long as the longest lockout, so the back-off can grow to it.
+        locked = self.store.begin_login_attempt(name, address, at=at, lock_for=self.lock_for,
+                                                forget_before=at - max(self.failure_window_seconds,
+                                                                       self.max_lockout_seconds))
+        user = self.store.user(name) if _NAME.fullmatch(name) and not locked else None
+        if user is None or user.get("disabled"):
+            verify_password(password, _dummy_hash())
+            return None
         if verify_password(password, user["password_hash"] or ""):
             self.store.clear_login_failures(name, address)
-            return True
-        return False
+            return user
+        return None
 
     def login(self, name: str, password: str, *, address: str, agent: str = "", role: str = "staff") -> str:
         """A new session token for `name` when the password is right and the account has `role`;
@@ -215,18 +220,22 @@ class Accounts:
                 wait = max(1, round(60 * (1 - minute % 1)))
                 raise RateLimited(f"too many login attempts from this address; try again in {wait} s", retry_after=wait)
         shown = name[:64] if isinstance(name, str) else "?"
-        if not self.check(name, password, address=address):
+        user = self._verified(name, password, address=address)
+        if user is None:
             self.store.audit(shown, "login_failed", shown, address=address)
             raise AccessDenied("wrong user name or password (or too many failed attempts from this address; "
                                "wait a minute and try again)")
-        have = self.role(name)
-        if ROLES.index(have) < ROLES.index(role):
+        have = user["role"]
+        if have not in ROLES or ROLES.index(have) < ROLES.index(role):
             self.store.audit(name, "login_failed", name, detail={"reason": f"needs {role}"}, address=address)
             raise AccessDenied(f"this page needs {'an' if role[0] in 'aeiou' else 'a'} {role} account, and {name!r} is {have}")
         token = secrets.token_urlsafe(32)
         at = self.clock()
-        self.store.add_session(_session_id(token), user=name, at=at, expires_at=at + self.session_max_seconds,
-                               address=address, agent=agent or "")
+        if not self.store.add_session(_session_id(token), user=name, at=at, expires_at=at + self.session_max_seconds,
+                                      address=address, agent=agent or "", password_hash=user["password_hash"],
+                                      role=have):
+            raise AccessDenied("the account changed while you were logging in (a new password, role or a "
+                               "disable); log in again")
         self.store.prune_sessions(idle_before=at - self.session_idle_seconds, at=at)
         self.store.audit(name, "login", name, address=address)
         return token

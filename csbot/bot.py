@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 
 from csbot import entities
 from csbot.batching import MicroBatcher
-from csbot.errors import CsbotError, DataError, ReplyFailed, TemplateError
+from csbot.errors import DataError, ReplyFailed, TemplateError
 from csbot.intents import IntentClassifier, Prediction
 from csbot.replies import ReplyBook
 from csbot.retrieval import AnswerIndex, Hit
@@ -170,7 +170,8 @@ class Bot:
         """Store the customer's message, choose the reply, store it, and return it.
 
         Bad input raises DataError and stores nothing. Once the message is stored it is never lost:
-        an unexpected error after that flags it to the inbox as 'error' and raises ReplyFailed."""
+        any error after that (a bug, a failing model, index or disk) flags it to the inbox as
+        'error' and raises ReplyFailed."""
         started = self.clock()
         text = clean_message(message, max_chars=self.max_message_chars)
         conversation = self.store.conversation(conversation_id, channel=channel)
@@ -178,8 +179,6 @@ class Bot:
         message_id = self.store.add_message(cid, role="customer", text=text)
         try:
             return self._reply(text, conversation, message_id, started)
-        except CsbotError:
-            raise
         except Exception as exc:
             error_id = uuid.uuid4().hex[:10]
             log.exception("error %s while answering message %s of conversation %s", error_id, message_id, cid)

@@ -177,12 +177,14 @@ def cmd_user(args: argparse.Namespace) -> int:
     if not args.name:
         raise DataError(f"`user {args.action}` needs a user name")
     if args.action == "add":
-        accounts.create(args.name, _password(args), role=args.role, actor=actor)
-        print(f"created {args.role} account {args.name!r}")
+        accounts.create(args.name, _password(args), role=args.role or "staff", actor=actor)
+        print(f"created {args.role or 'staff'} account {args.name!r}")
     elif args.action == "reset":
         accounts.reset_password(args.name, _password(args), actor=actor)
         print(f"new password set for {args.name!r}; its open sessions are ended")
     elif args.action == "role":
+        if not args.role:
+            raise DataError("`user role NAME` needs --role staff or --role admin")
         accounts.set_role(args.name, args.role, actor=actor)
         print(f"{args.name!r} is {args.role} now; its open sessions are ended")
     elif args.action in ("disable", "enable"):
@@ -239,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "or read from one line of stdin)")
     p.add_argument("action", choices=["list", "add", "reset", "role", "disable", "enable", "delete"])
     p.add_argument("name", nargs="?")
-    p.add_argument("--role", choices=["staff", "admin"], default="staff")
+    p.add_argument("--role", choices=["staff", "admin"], help="for add (default staff) and role (required)")
     return parser
 
 

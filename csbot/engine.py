@@ -40,6 +40,7 @@ class Engine:
         self._index = None
         self._bot = None
         self._lock = threading.RLock()  # builds the lazy pieces once; never held while serving
+        self.swap_lock = threading.Lock()  # one promote / rollback / follower swap at a time
         self.follower = Follower(self)
 
     # --- lazily built pieces ------------------------------------------------------------
@@ -212,8 +213,10 @@ class Engine:
 
         args = training.TrainArgs.from_settings(self.settings, epochs=epochs, device=device)
         device_name = pick_device(args.device).type
-        if job is None:
-            job = self.store.create_job(kind="train", device=device_name, at=time.time())
+        if job is None:  # the CLI's own run: refused while another one holds a live lease
+            now_at = time.time()
+            job = self.store.start_job(kind="train", device=device_name, options="{}", at=now_at,
+                                       stale_before=now_at - self.settings.job_lease_seconds)
         worker = f"{socket.gethostname()}:{os.getpid()}"
         self.store.update_job(job, device=device_name, phase="starting", pid=os.getpid(), worker=worker,
                               heartbeat_at=time.time())
@@ -236,8 +239,10 @@ class Engine:
                 report(p)
 
         def stop_requested() -> bool:
-            return bool((should_stop and should_stop()) or lease.cancel_requested
-                        or self.store.job(job).get("cancel_requested"))
+            # a cancel, or the lease lost (another process marked this run interrupted): stop either way
+            row = self.store.job(job)
+            return bool((should_stop and should_stop()) or lease.cancel_requested or lease.lost
+                        or row.get("cancel_requested") or row.get("status") != "running")
         try:
             oos = [q["question"] for q in self.store.questions()]
             result = training.train(self.store.examples(), args, oos_texts=oos, report=progress,
@@ -255,17 +260,17 @@ class Engine:
             except Exception as exc:  # the report is a help, not a reason to lose the model
                 comparison = {"error": f"{type(exc).__name__}: {exc}"}
             self.store.set_comparison(version, {"gate": gate, **comparison})
-            promoted = promote and gate["passed"]
+            promoted = promote and gate["passed"] and self.store.job(job)["status"] == "running"
             if promoted:
                 self.promote(version, actor="training")
         except BaseException as exc:
             lease.stop()
             status = "cancelled" if isinstance(exc, TrainingCancelled) else "failed"
-            self.store.update_job(job, status=status, error=f"{type(exc).__name__}: {exc}", finished_at=now(),
-                                  eta_seconds=None)
+            self.store.finish_job(job, status=status, error=f"{type(exc).__name__}: {exc}", finished_at=now(),
+                                  eta_seconds=None)  # an interrupted mark made elsewhere stands
             raise
         lease.stop()
-        self.store.update_job(job, status="done", phase="done", model_version=version, finished_at=now(),
+        self.store.finish_job(job, status="done", phase="done", model_version=version, finished_at=now(),
                               eta_seconds=0.0, elapsed_seconds=round(time.monotonic() - started, 1))
         self.store.audit("training", "train_done", version, detail={"job": job, "promoted": promoted,
                                                                     "accuracy": result.metrics.get("accuracy")})
@@ -387,16 +392,18 @@ class Engine:
         """Serve `version`: it is loaded first (a version that does not load is refused and the
         current one stays), then named current in the store and swapped in here by reference;
         every other process follows the store within its next poll. No chat message waits."""
-        classifier = self.registry.promote(version)
+        with self.swap_lock:  # a promote and a rollback at once must not leave the other one serving
+            classifier = self.registry.promote(version)
+            if self._bot is not None:
+                self._bot.set_classifier(classifier)
+                self.follower.problem = None
         self.store.audit(actor or self.actor, "promote", version)
-        if self._bot is not None:
-            self._bot.set_classifier(classifier)
-            self.follower.problem = None
 
     def rollback(self, *, actor: str | None = None) -> str:
-        version, classifier = self.registry.rollback()
+        with self.swap_lock:
+            version, classifier = self.registry.rollback()
+            if self._bot is not None:
+                self._bot.set_classifier(classifier)
+                self.follower.problem = None
         self.store.audit(actor or self.actor, "rollback", version)
-        if self._bot is not None:
-            self._bot.set_classifier(classifier)
-            self.follower.problem = None
         return version

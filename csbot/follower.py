@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 
-from csbot.errors import AnswerIndexError, ModelError
+from csbot.errors import AnswerIndexError
 
 log = logging.getLogger("csbot.follower")
 
@@ -63,41 +63,58 @@ class Follower:
         with self.lock:
             generations = engine.store.generations()
             changed = {}
+            # Each kind on its own: a failure in one (a template that no longer renders) must not
+            # keep the others from catching up; the failed one is tried again at the next poll.
             if generations["answers"] != self.seen.get("answers"):
-                answers, generation = engine.store.answers_snapshot()
-                done = engine.index.catch_up(answers, generation)
-                self.seen["answers"] = generation
-                self.index_dirty = self.index_dirty or bool(done["changed"] or done["removed"])
-                changed["answers"] = done
+                try:
+                    answers, generation = engine.store.answers_snapshot()
+                    done = engine.index.catch_up(answers, generation)
+                    self.seen["answers"] = generation
+                    self.index_dirty = self.index_dirty or bool(done["changed"] or done["removed"])
+                    changed["answers"] = done
+                except Exception:
+                    log.exception("could not catch up with the curated answers; retrying at the next poll")
             if (generations["templates"], generations["shop"]) != (self.seen.get("templates"), self.seen.get("shop")):
-                bot.replies = engine.reply_book()
-                self.seen.update(templates=generations["templates"], shop=generations["shop"])
-                changed["templates"] = generations["templates"]
+                try:
+                    bot.replies = engine.reply_book()
+                    self.seen.update(templates=generations["templates"], shop=generations["shop"])
+                    changed["templates"] = generations["templates"]
+                except Exception:
+                    log.exception("could not rebuild the reply book; retrying at the next poll")
             if generations["model"] != self.seen.get("model"):
+                self.bad_versions.clear()  # the serving version moved: a folder fixed since may load now
                 changed.update(self._model(bot))
                 self.seen["model"] = generations["model"]
             return changed
 
     def _model(self, bot) -> dict:
         current, serving = self.engine.store.current_model(), bot.classifier
-        if not current or current["id"] in self.bad_versions or (serving and serving.version == current["id"]):
+        if not current:
+            return {}
+        if serving and serving.version == current["id"]:
+            self.problem = None  # e.g. rolled back elsewhere to the version this process fell back to
             return {}
         try:
-            bot.set_classifier(self.engine.registry.load(current["id"]))  # loaded first: no message waits
-        except ModelError as exc:
+            classifier = self.engine.registry.load(current["id"])  # loaded first: no message waits
+        except Exception as exc:  # ModelError, or anything else a damaged folder raises
             self.bad_versions.add(current["id"])
             self.problem = (f"the current model {current['id']} does not load here ({exc}); still serving "
                             f"{serving.version if serving else 'no model'}")
             log.error("MODEL PROBLEM: %s", self.problem)
             return {}
-        self.problem = None
+        with self.engine.swap_lock:  # swap in only what the store still names (a promote may have raced)
+            now_current = self.engine.store.current_model()
+            if now_current and now_current["id"] == current["id"]:
+                bot.set_classifier(classifier)
+                self.problem = None
         return {"model": current["id"]}
 
     def start(self, *, interval: float, save_every: float = 5.0) -> None:
         """Run `sync` every `interval` seconds in a background thread, and save the caught-up answer
         index to disk at most every `save_every` seconds."""
-        if self._thread is not None:
+        if self._thread is not None and self._thread.is_alive():
             return
+        self._stop.clear()
 
         def run() -> None:
             last_save = 0.0

@@ -63,6 +63,7 @@ class Lease:
     def __init__(self, store, job: str, *, worker: str, every: float):
         self.store, self.job, self.worker, self.every = store, job, worker, every
         self.cancel_requested = False
+        self.lost = False  # the job is no longer running in the store (its lease ran out): stop
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name=f"lease-{job}")
         self._thread.start()
@@ -72,6 +73,7 @@ class Lease:
             try:
                 row = self.store.heartbeat(self.job, at=time.time(), worker=self.worker)
                 self.cancel_requested = bool(row.get("cancel_requested"))
+                self.lost = row.get("status") != "running"
             except Exception:  # a busy database: the next beat retries well within the lease
                 log.exception("could not renew the lease of job %s", self.job)
 
@@ -144,8 +146,8 @@ class Retrainer:
                          name=f"train-{job}").start()
 
     def cancel(self, job_id: str | None = None, *, user: str = "system") -> str:
-        """Ask the running job to stop; it stops at its next step (a job whose process is gone is
-        marked cancelled at once). Returns the job id."""
+        """Ask the running job to stop; it stops at its next step. A job whose process is gone is
+        marked cancelled as soon as its lease runs out (at once when it already has). Returns the id."""
         job = self.store.job(job_id) if job_id else self.running()
         if not job or job["status"] != "running":
             raise TrainingError("no training run is running, so there is nothing to cancel")
@@ -156,6 +158,7 @@ class Retrainer:
 
     def status(self, job_id: str | None = None) -> dict | None:
         """The job (the latest when no id is given) with its options decoded, or None."""
+        self.recover()  # a run whose lease ran out shows as interrupted, not as running for ever
         if job_id:
             job = self.store.job(job_id)
         else:
@@ -165,29 +168,47 @@ class Retrainer:
             return None
         return {**job, "options": json.loads(job.get("options") or "{}")}
 
-    def _watch(self, job_id: str, process: subprocess.Popen, log, options: dict) -> None:
+    def _watch(self, job_id: str, process: subprocess.Popen, log_path, options: dict) -> None:
+        """Renew the child's lease while it lives, kill it when a cancel is not obeyed in time, then
+        record how it ended and promote if asked. A failing store read only delays the next look."""
+        try:
+            self._watch_child(job_id, process)
+            self._finished(job_id, process, log_path, options)
+        except Exception:
+            log.exception("watching training job %s failed; its lease decides how it ended", job_id)
+
+    def _watch_child(self, job_id: str, process: subprocess.Popen) -> None:
         deadline, worker, beat = None, f"{socket.gethostname()}:{process.pid}", 0.0
         while process.poll() is None:
             time.sleep(0.5)
-            if time.monotonic() - beat > self.lease_seconds / 4:  # the child lives: keep its lease
-                self.store.heartbeat(job_id, at=self.clock(), worker=worker)
-                beat = time.monotonic()
-            if self.store.job(job_id).get("cancel_requested"):
+            try:
+                if time.monotonic() - beat > self.lease_seconds / 4:  # the child lives: keep its lease
+                    self.store.heartbeat(job_id, at=self.clock(), worker=worker)
+                    beat = time.monotonic()
+                cancelled = self.store.job(job_id).get("cancel_requested")
+            except Exception:  # a busy database for a moment: look again next time
+                log.exception("could not read training job %s; looking again", job_id)
+                continue
+            if cancelled:
                 deadline = deadline or time.monotonic() + self.grace_seconds
                 if time.monotonic() > deadline:
                     process.kill()
+
+    def _finished(self, job_id: str, process: subprocess.Popen, log_path, options: dict) -> None:
         job = self.store.job(job_id)
         if job["status"] == "running":  # the child died without recording why
-            tail = log.read_text(encoding="utf-8", errors="replace")[-600:] if log.exists() else ""
+            tail = log_path.read_text(encoding="utf-8", errors="replace")[-600:] if log_path.exists() else ""
             status = "cancelled" if job.get("cancel_requested") else "failed"
-            self.store.update_job(job_id, status=status, finished_at=now(), eta_seconds=None,
+            self.store.finish_job(job_id, status=status, finished_at=now(), eta_seconds=None,
                                   error=f"training process exited with code {process.returncode}: {tail.strip()}")
             return
         if job["status"] == "done" and options.get("promote_if_better"):
             versions = {v["id"]: v for v in self.store.model_versions()}
             version = versions.get(job["model_version"])
-            if version and (version.get("comparison") or {}).get("gate", {}).get("passed"):
-                try:
-                    self.engine.promote(version["id"], actor=options.get("user") or "training")
-                except Exception as exc:  # the current model keeps serving; say why on the job
-                    self.store.update_job(job_id, error=f"not promoted: {type(exc).__name__}: {exc}")
+            if not version or not (version.get("comparison") or {}).get("gate", {}).get("passed"):
+                self.store.update_job(job_id, error="not promoted: it did not pass the gate")
+                return
+            try:
+                self.engine.promote(version["id"], actor=options.get("user") or "training")
+            except Exception as exc:  # the current model keeps serving; say why on the job
+                self.store.update_job(job_id, error=f"not promoted: {type(exc).__name__}: {exc}")

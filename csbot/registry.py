@@ -106,7 +106,7 @@ class ModelRegistry:
         skip = skip if skip is not None else set()
         try:
             return self.load(current["id"]), None
-        except ModelError as exc:
+        except Exception as exc:  # ModelError, or whatever else a damaged folder raises
             skip.add(current["id"])
             reason = str(exc)
         for version in self.store.model_versions():  # newest first
@@ -114,7 +114,7 @@ class ModelRegistry:
                 continue
             try:
                 classifier = self.load(version["id"])
-            except ModelError:
+            except Exception:
                 skip.add(version["id"])
                 continue
             return classifier, (f"the current model {current['id']} does not load ({reason}); serving "

@@ -168,17 +168,18 @@ class AnswerIndex:
             _fsync_file(generation / "index.faiss")
             pointer = folder / f"CURRENT.{uuid.uuid4().hex[:6]}.tmp"
             _write_synced(pointer, generation.name.encode())
+            _mark_replaced(folder)
             os.replace(pointer, folder / "CURRENT")
             _fsync_dir(folder)
         except (OSError, RuntimeError) as exc:  # faiss reports a failed write as RuntimeError
             shutil.rmtree(generation, ignore_errors=True)
-            for pointer in folder.glob("CURRENT.*.tmp"):
-                if pointer.stat().st_mtime > time.time() - 5:
-                    pointer.unlink(missing_ok=True)
+            if "pointer" in locals():
+                pointer.unlink(missing_ok=True)  # ours only: another process's may be mid-rename
             raise AnswerIndexError(f"could not write the answer index to {folder} ({exc}); the previous index "
                                    "is untouched. Free some disk space, then run `python -m csbot reindex`") from None
-        # Another process may have just read CURRENT and be loading the generation it named:
-        # only generations replaced a while ago go, never the one CURRENT names now.
+        # Another process may have just read CURRENT and be loading the generation it named: only
+        # generations replaced a while ago go (a replaced one's mtime is when it was replaced, see
+        # _mark_replaced), never the one CURRENT names now.
         current = (folder / "CURRENT").read_text().strip()
         for old in folder.glob("gen-*"):
             try:
@@ -234,6 +235,15 @@ def texts_of(answer: dict) -> list[str]:
 def fingerprint(texts: list[str]) -> str:
     """Example: fingerprint(["Gift wrap?", "Yes."]) -> "5f1c..." (the same texts, the same value)"""
     return hashlib.sha1("\x00".join(texts).encode("utf-8")).hexdigest()[:16]
+
+
+def _mark_replaced(folder: Path) -> None:
+    """Touch the generation CURRENT names, just before it is replaced: its mtime then says since
+    when it is old, which is what the clean-up in `save` ages it by."""
+    try:
+        os.utime(folder / (folder / "CURRENT").read_text().strip())
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        pass  # no previous generation
 
 
 def _fsync_dir(folder: Path) -> None:

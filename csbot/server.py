@@ -147,6 +147,8 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
                               f"again in {round(exc.retry_after)} s.", status=429)
         except AccessDenied as exc:
             return login_page(next_path=next_path, message=f"Not logged in: {exc}.", status=401)
+        if request.cookies.get(COOKIE):  # this browser's previous session ends with the new login
+            await run_in_threadpool(accounts.logout, request.cookies.get(COOKIE), address=_client(request))
         response = RedirectResponse(next_path, status_code=303)
         response.set_cookie(COOKIE, token, max_age=int(accounts.session_max_seconds), path="/", httponly=True,
                             samesite="lax", secure=settings.secure_cookies)

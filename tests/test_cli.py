@@ -152,3 +152,17 @@ def test_user_accounts_from_the_command_line(tmp_path):
     assert listed.stdout.startswith("sam\tstaff") and "kim" not in listed.stdout
     accounts = Accounts(Store.open(tmp_path / "csbot.db"))
     assert accounts.check("sam", "another-secret-2") and not accounts.check("sam", "sam-secret-pw-1")
+    missing = csbot("user", "role", "sam", home=tmp_path)
+    assert missing.returncode == 1 and "needs --role" in missing.stderr
+    csbot("user", "add", "kim", "--role", "admin", home=tmp_path, stdin="kim-secret-pw-1\n")
+    last = csbot("user", "disable", "kim", home=tmp_path)
+    assert last.returncode == 1 and "last enabled admin" in last.stderr
+    for args, shown in ((("role", "sam", "--role", "admin"), "sam\tadmin\tenabled"),
+                        (("disable", "sam"), "sam\tadmin\tdisabled"), (("enable", "sam"), "sam\tadmin\tenabled")):
+        assert csbot("user", *args, home=tmp_path).returncode == 0
+        assert shown in csbot("user", "list", home=tmp_path).stdout.splitlines()[1]  # kim, then sam
+    assert csbot("user", "delete", "kim", home=tmp_path).returncode == 0
+    assert "kim" not in csbot("user", "list", home=tmp_path).stdout
+    audit = Store.open(tmp_path / "csbot.db").audit_log(actor=None)
+    assert {"user_create", "user_password", "user_role", "user_disable", "user_enable", "user_delete"} <= {
+        e["action"] for e in audit} and all(e["actor"].startswith("cli") for e in audit)

@@ -103,6 +103,9 @@ def test_a_damaged_current_model_serves_the_newest_good_one_and_says_so(settings
     assert v3 in fresh.model_problem and f"serving {v2} instead" in fresh.model_problem
     assert fresh.store.current_model()["id"] == v3  # the admin decides; nothing was rewritten
     assert fresh.bot.respond("hello there").route in ("template", "answer", "fallback")
+    a.promote(v2)  # an admin elsewhere makes the fallback the current version: no longer degraded
+    fresh.sync()
+    assert fresh.bot.classifier.version == v2 and fresh.model_problem is None
     assert v1
 
 
@@ -111,9 +114,10 @@ def test_a_save_keeps_a_replaced_generation_that_another_process_may_still_load(
     a.load_defaults(data_dir)
     folder = settings.indexes_dir / "answers"
     before = (folder / "CURRENT").read_text().strip()
+    old = time.time() - 3600
+    os.utime(folder / before, (old, old))  # current for an hour...
     a.index.save(folder)
-    assert (folder / before).is_dir()  # just replaced: a reader that read CURRENT a moment ago still finds it
-    old = time.time() - 120
+    assert (folder / before).is_dir()  # ...but replaced just now: a reader that read CURRENT a moment ago finds it
     os.utime(folder / before, (old, old))
     a.index.save(folder)
     assert not (folder / before).exists()  # replaced long ago: cleaned up

@@ -52,6 +52,7 @@ def test_a_job_whose_heartbeat_stopped_is_interrupted_even_when_its_pid_is_alive
     clock.now += engine.settings.job_lease_seconds - 1
     assert retrainer.running()["id"] == job  # renewed
     clock.now += 2
+    assert retrainer.status()["status"] == "interrupted"  # what the admin page shows, without a start
     assert retrainer.running() is None
     row = engine.store.job(job)
     assert row["status"] == "interrupted" and "heartbeat" in row["error"] and row["finished_at"]
@@ -107,3 +108,24 @@ def test_two_servers_starting_at_once_start_one_run(engine, settings, sleeper):
     stop_children(*retrainers)
     assert sum(isinstance(r, str) for r in results) == 1 and sum(isinstance(r, TrainingError) for r in results) == 1
     assert len(engine.store.jobs(status="running")) == 1
+
+
+def test_a_run_whose_lease_was_taken_away_stops_and_the_interrupted_mark_stands(trained_home, tmp_path):
+    """The run's process was only frozen (not dead) past its lease; another process marked it
+    interrupted and may have started a new run. When it wakes up it stops, promotes nothing, and
+    does not write "done" over the mark."""
+    import shutil
+
+    from csbot.errors import TrainingCancelled
+    from csbot.settings import load_settings
+
+    home = tmp_path / "home"
+    shutil.copytree(trained_home, home)
+    engine = Engine(load_settings(home=home, environ={}, epochs=1, batch_size=8))
+    serving = engine.store.current_model()["id"]
+    job = engine.store.create_job(kind="train", device="cpu", at=0.0)  # its lease ran out long ago
+    engine.store.interrupt_stale_jobs(stale_before=1.0)
+    with pytest.raises(TrainingCancelled):
+        engine.train(job=job)
+    assert engine.store.job(job)["status"] == "interrupted"
+    assert engine.store.current_model()["id"] == serving

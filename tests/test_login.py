@@ -215,3 +215,25 @@ def test_logins_and_logouts_are_audited_with_their_address(site):
     client.get("/logout")
     entries = site[1].store.audit_log(actor=STAFF[0], text="10.0.0.77")
     assert [e["action"] for e in entries[:2]] == ["logout", "login"]
+
+
+def test_a_reset_between_the_password_check_and_the_session_leaves_no_session(store):
+    accounts = Accounts(store)
+    accounts.create("sam", STAFF[1], role="staff")
+    checked = store.user("sam")  # what a login read and verified...
+    accounts.reset_password("sam", "a brand new password")  # ...before the reset committed
+    assert not store.add_session("s" * 64, user="sam", at=1.0, expires_at=2.0, address="a", agent="",
+                                 password_hash=checked["password_hash"], role="staff")
+    assert store.user_sessions("sam") == []
+    assert store.add_session("t" * 64, user="sam", at=1.0, expires_at=2.0, address="a", agent="",
+                             password_hash=store.user("sam")["password_hash"], role="staff")
+
+
+def test_a_login_replaces_the_browsers_previous_session(site):
+    client = browser(site)
+    log_in(client, *STAFF)
+    first = client.cookies[COOKIE]
+    log_in(client, *STAFF)
+    replay = browser(site)
+    replay.cookies.set(COOKIE, first)
+    assert replay.get("/staff/config").status_code == 401 and client.get("/staff/config").status_code == 200

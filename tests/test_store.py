@@ -101,3 +101,22 @@ def test_users_are_listed_without_password_hashes(store):
         store.add_user("sam", role="admin", password_hash="scrypt$y")
     assert store.users()[0]["name"] == "sam" and "password_hash" not in store.users()[0]
     assert store.user("sam")["password_hash"] == "scrypt$x" and store.user("kim") is None
+
+
+def test_a_commit_that_fails_rolls_back_and_leaves_no_transaction_open():
+    """A failing COMMIT, for real: a deferred foreign key is only checked when the transaction commits."""
+    import sqlite3
+
+    from csbot.store import write
+
+    db = Database(memory=True)
+    db.execute("PRAGMA foreign_keys = ON")
+    db.executescript("CREATE TABLE parent (id INTEGER PRIMARY KEY);"
+                     "CREATE TABLE child (id INTEGER PRIMARY KEY, parent INTEGER REFERENCES parent(id) "
+                     "DEFERRABLE INITIALLY DEFERRED);")
+    with pytest.raises(sqlite3.IntegrityError):
+        with write(db):
+            db.execute("INSERT INTO child (id, parent) VALUES (1, 99)")
+    assert not db.conn.in_transaction and db.execute("SELECT count(*) FROM child").fetchone()[0] == 0
+    db.execute("INSERT INTO parent (id) VALUES (1)")  # later writes commit as usual
+    assert db.execute("SELECT count(*) FROM parent").fetchone()[0] == 1

@@ -47,7 +47,7 @@ class Store(CatalogRows, ExampleRows, AnswerRows, ConversationRows, UserRows, Se
     def __init__(self, db: Database):
         self.db = db
         self._lock = threading.RLock()
-        with self._lock:
+        with self._lock, write(db):  # two processes opening an old store at once migrate it once
             MIGRATIONS.apply(db)
 
     @classmethod

@@ -58,11 +58,13 @@ def write(db: Database) -> Iterator[Database]:
     db.execute("BEGIN IMMEDIATE")
     try:
         yield db
+        db.conn.execute("COMMIT")
     except BaseException:
+        # A failed COMMIT (a full disk, a busy lock) can leave the transaction open; left open, every
+        # later write of this connection would join it uncommitted and hold the lock for good.
         if db.conn.in_transaction:
             db.conn.execute("ROLLBACK")
         raise
-    db.conn.execute("COMMIT")
 
 
 def rows(db: Database, sql: str, params: list | tuple = ()) -> list[dict]:

@@ -39,11 +39,13 @@ class JobRows:
 
     @serialized
     def interrupt_stale_jobs(self, *, stale_before: float, kind: str = "train") -> list[str]:
-        """Mark running jobs whose heartbeat is older than `stale_before` as interrupted. Returns their ids."""
+        """Mark running jobs whose heartbeat is older than `stale_before` as interrupted. Returns their ids.
+        A plain read when there are none (health checks call this): the write lock only when needed."""
+        find = "SELECT id FROM jobs WHERE kind = ? AND status = 'running' AND coalesce(heartbeat_at, 0) < ?"
+        if not self.db.conn.in_transaction and not self.db.execute(find, [kind, stale_before]).fetchone():
+            return []
         with write(self.db):
-            stale = [r[0] for r in self.db.execute(
-                "SELECT id FROM jobs WHERE kind = ? AND status = 'running' AND coalesce(heartbeat_at, 0) < ?",
-                [kind, stale_before]).fetchall()]
+            stale = [r[0] for r in self.db.execute(find, [kind, stale_before]).fetchall()]
             for job_id in stale:
                 cancelled = self.db.execute("SELECT cancel_requested FROM jobs WHERE id = ?", [job_id]).fetchone()[0]
                 self.update_job(job_id, status="cancelled" if cancelled else "interrupted", finished_at=now(),
@@ -60,6 +62,15 @@ class JobRows:
     @serialized
     def update_job(self, job_id: str, **changes) -> None:
         self.db["jobs"].update(job_id, {**changes, "updated_at": now()})
+
+    @serialized
+    def finish_job(self, job_id: str, **changes) -> bool:
+        """Record a running job's end; False (nothing written) when it is no longer running: its lease
+        ran out and another process marked it interrupted, which stands."""
+        sets = ", ".join(f"{k} = ?" for k in [*changes, "updated_at"])
+        cursor = self.db.execute(f"UPDATE jobs SET {sets} WHERE id = ? AND status = 'running'",
+                                 [*changes.values(), now(), job_id])
+        return cursor.rowcount == 1
 
     @serialized
     def job(self, job_id: str) -> dict:

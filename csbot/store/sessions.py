@@ -14,9 +14,16 @@ from csbot.store.backend import serialized, write
 class SessionRows:
     @serialized
     def add_session(self, session_id: str, *, user: str, at: float, expires_at: float, address: str,
-                    agent: str) -> None:
-        self.db["sessions"].insert({"id": session_id, "user": user, "created_at": at, "seen_at": at,
-                                    "expires_at": expires_at, "address": address, "agent": agent[:200]})
+                    agent: str, password_hash: str, role: str) -> bool:
+        """Record a session for `user`, only while the account still has the password hash and role
+        that were checked and is enabled: a reset, role change, disable or delete that lands between
+        the password check and this insert leaves no session behind. Returns whether it was made."""
+        with write(self.db):
+            cursor = self.db.execute(
+                "INSERT INTO sessions (id, user, created_at, seen_at, expires_at, address, agent) "
+                "SELECT ?, name, ?, ?, ?, ?, ? FROM users WHERE name = ? AND password_hash = ? AND role = ? "
+                "AND disabled = 0", [session_id, at, at, expires_at, address, agent[:200], user, password_hash, role])
+            return cursor.rowcount == 1
 
     @serialized
     def session(self, session_id: str) -> dict | None:
@@ -96,5 +103,7 @@ class SessionRows:
             hits = self.db.execute("INSERT INTO rate_hits (key, window, hits) VALUES (?, ?, 1) "
                                    "ON CONFLICT(key, window) DO UPDATE SET hits = hits + 1 RETURNING hits",
                                    [key, window]).fetchone()[0]
-            self.db.execute("DELETE FROM rate_hits WHERE window < ?", [window - 1])  # every key's old windows
+            # this key's old windows, and those of every key of the same kind ("login:", ...)
+            self.db.execute("DELETE FROM rate_hits WHERE window < ? AND key LIKE ?",
+                            [window - 1, key.split(":", 1)[0] + ":%"])
         return hits

@@ -1,9 +1,10 @@
 """The customer chat page at `/`: the conversation, a message box, example questions, like /
 dislike on each bot reply, and a "Talk to a person" button.
 
-The conversation id lives in the browser (`gr.BrowserState`, i.e. localStorage, encrypted with a
-key kept in the store), so a reload, a server restart or another server process shows the same
-conversation, and two browsers never share one. The transcript is always read back
+The conversation id lives in the browser (`gr.BrowserState`, i.e. localStorage, with a key kept in
+the store instead of one drawn per process; the page itself holds that key, so it is no secret
+from the browser), so a reload, a server restart or another server process shows the same
+conversation, and two browsers never share one: the id is a random uuid only that browser has. The transcript is always read back
 from the store, so staff replies (picked up by a 2-second `gr.Timer`) and bot replies show the
 same way. Customer and bot text render as plain text: no markdown, no HTML tags, and escaped
 before it reaches the page (the chatbot component still renders tags it is given even with
