@@ -28,7 +28,8 @@ class Follower:
 
     def __init__(self, engine):
         self.engine = engine
-        self.lock = threading.Lock()  # one catch-up at a time
+        self.lock = threading.Lock()  # one catch-up of answers and templates at a time
+        self._model_lock = threading.Lock()  # one model catch-up at a time
         self.seen: dict[str, int] = {}  # the store generations this process serves
         self.index_dirty = False  # caught up in memory but not yet saved to disk
         self.bad_versions: set[str] = set()  # versions that failed to load (not retried every poll)
@@ -81,11 +82,14 @@ class Follower:
                     changed["templates"] = generations["templates"]
                 except Exception:
                     log.exception("could not rebuild the reply book; retrying at the next poll")
+        # The model outside the catch-up lock: a load takes seconds, and an answer saved meanwhile
+        # must not wait for it (the model lock keeps two polls from loading it twice).
+        with self._model_lock:
             if generations["model"] != self.seen.get("model"):
                 self.bad_versions.clear()  # the serving version moved: a folder fixed since may load now
                 changed.update(self._model(bot))
                 self.seen["model"] = generations["model"]
-            return changed
+        return changed
 
     def _model(self, bot) -> dict:
         current, serving = self.engine.store.current_model(), bot.classifier
