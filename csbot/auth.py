@@ -226,9 +226,9 @@ class Accounts:
             raise AccessDenied("wrong user name or password (or too many failed attempts from this address; "
                                "wait a minute and try again)")
         have = user["role"]
-        if have not in ROLES or ROLES.index(have) < ROLES.index(role):
+        if not _at_least(have, role):
             self.store.audit(name, "login_failed", name, detail={"reason": f"needs {role}"}, address=address)
-            raise AccessDenied(f"this page needs {'an' if role[0] in 'aeiou' else 'a'} {role} account, and {name!r} is {have}")
+            raise AccessDenied(f"this page needs {_a(role)} account, and {name!r} is {have}")
         token = secrets.token_urlsafe(32)
         at = self.clock()
         if not self.store.add_session(_session_id(token), user=name, at=at, expires_at=at + self.session_max_seconds,
@@ -253,7 +253,7 @@ class Accounts:
         if at - row["seen_at"] > self.session_idle_seconds or at >= row["expires_at"]:
             self.store.end_session(session_id)
             return None
-        if row["role"] not in ROLES or ROLES.index(row["role"]) < ROLES.index(role):
+        if not _at_least(row["role"], role):
             return None
         if at - row["seen_at"] > 30:  # a write at most every 30 s per session, not per request
             self.store.touch_session(session_id, at)
@@ -280,13 +280,13 @@ class Accounts:
         """
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}, not {role!r}")
-        needs = f"this needs {'an' if role[0] in 'aeiou' else 'a'} {role} account"
+        needs = f"this needs {_a(role)} account"
         if name is None:
             raise AccessDenied(f"{needs} and you are not logged in; log in as {role}")
         have = self.role(name)
         if have is None:
             raise AccessDenied(f"{needs} and there is no enabled account named {name!r:.60}; log in again")
-        if have not in ROLES or ROLES.index(have) < ROLES.index(role):
+        if not _at_least(have, role):
             raise AccessDenied(f"{needs} and {name!r} is {have}; ask an admin")
         return name
 
@@ -315,6 +315,16 @@ class Accounts:
                 return None
             raise
         return password
+
+
+def _at_least(have: str | None, role: str) -> bool:
+    """Whether role `have` may do what `role` may. Example: _at_least("admin", "staff") -> True"""
+    return have in ROLES and ROLES.index(have) >= ROLES.index(role)
+
+
+def _a(role: str) -> str:
+    """Example: _a("admin") -> "an admin"; _a("staff") -> "a staff" """
+    return f"{'an' if role[0] in 'aeiou' else 'a'} {role}"
 
 
 def _session_id(token: str) -> str:

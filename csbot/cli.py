@@ -158,17 +158,12 @@ def _password(args: argparse.Namespace) -> str:
 def cmd_user(args: argparse.Namespace) -> int:
     """Accounts from the command line; a running server sees each change at once (it reads the
     store), so a reset or a disable here ends that account's open sessions there too."""
-    import getpass
-
     from csbot.auth import Accounts
-    from csbot.store import Store
+    from csbot.store import Store, local_actor
 
     settings = _settings(args)
     accounts = Accounts.from_settings(Store.open(settings.db_path), settings)
-    try:
-        actor = f"cli:{getpass.getuser()}"
-    except (KeyError, OSError):
-        actor = "cli"
+    actor = local_actor()
     if args.action == "list":
         for user in accounts.list():
             state = "disabled" if user.get("disabled") else "enabled"

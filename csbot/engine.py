@@ -25,7 +25,7 @@ from csbot.importer import read_answers, read_logs
 from csbot.jobs import Lease
 from csbot.replies import ReplyBook, load_shop_file, load_templates_file
 from csbot.settings import Settings, resolve_model_path
-from csbot.store import Store, clean_answer, now
+from csbot.store import Store, clean_answer, clean_question, local_actor, now
 
 log = logging.getLogger("csbot.engine")
 
@@ -192,13 +192,8 @@ class Engine:
 
     @property
     def actor(self) -> str:
-        """Who the audit log names for a change made without a logged-in user: the CLI's OS user."""
-        try:
-            import getpass
-
-            return f"cli:{getpass.getuser()}"
-        except (ImportError, KeyError, OSError):
-            return "cli"
+        """Who the audit log names for a change made without a logged-in user (store.local_actor)."""
+        return local_actor()
 
     def train(self, *, epochs: float | None = None, device: str | None = None, report=None,
               should_stop=None, job: str | None = None, promote: bool = True) -> dict:
@@ -241,8 +236,8 @@ class Engine:
         def stop_requested() -> bool:
             # a cancel, or the lease lost (another process marked this run interrupted): stop either way
             row = self.store.job(job)
-            return bool((should_stop and should_stop()) or lease.cancel_requested or lease.lost
-                        or row.get("cancel_requested") or row.get("status") != "running")
+            return bool((should_stop and should_stop()) or row.get("cancel_requested")
+                        or row.get("status") != "running")
         try:
             oos = [q["question"] for q in self.store.questions()]
             result = training.train(self.store.examples(), args, oos_texts=oos, report=progress,
@@ -304,8 +299,8 @@ class Engine:
 
     def attach_question(self, answer_id: int, question: str, *, actor: str | None = None) -> None:
         """Add a customer's wording to an existing answer's phrasings."""
-        clean_answer(key="k", questions=[question], answer="a", max_question_chars=self.settings.max_message_chars)
-        answer = self.store.add_question(answer_id, question.strip())
+        question = clean_question(question, max_question_chars=self.settings.max_message_chars)
+        answer = self.store.add_question(answer_id, question)
         self.store.audit(actor or self.actor, "answer_attach", answer["key"], detail={"question": question[:200]})
         self._catch_up_answers()
 

@@ -46,13 +46,16 @@ class Follower:
         self.problem = problem
         return classifier
 
-    def answers(self, index) -> None:
+    def answers(self, index) -> dict:
         """Catch `index` up with the store's answers (at start, and after this process changed one)."""
         with self.lock:
-            answers, generation = self.engine.store.answers_snapshot()
-            done = index.catch_up(answers, generation)
-            self.seen["answers"] = generation
-            self.index_dirty = self.index_dirty or bool(done["changed"] or done["removed"])
+            return self._answers(index)
+
+    def _answers(self, index) -> dict:
+        answers, generation = self.engine.store.answers_snapshot()
+        done = index.catch_up(answers, generation)
+        self.seen["answers"] = generation
+        self.index_dirty = self.index_dirty or bool(done["changed"] or done["removed"])
         return done
 
     def sync(self) -> dict:
@@ -68,11 +71,7 @@ class Follower:
             # keep the others from catching up; the failed one is tried again at the next poll.
             if generations["answers"] != self.seen.get("answers"):
                 try:
-                    answers, generation = engine.store.answers_snapshot()
-                    done = engine.index.catch_up(answers, generation)
-                    self.seen["answers"] = generation
-                    self.index_dirty = self.index_dirty or bool(done["changed"] or done["removed"])
-                    changed["answers"] = done
+                    changed["answers"] = self._answers(engine.index)
                 except Exception:
                     log.exception("could not catch up with the curated answers; retrying at the next poll")
             if (generations["templates"], generations["shop"]) != (self.seen.get("templates"), self.seen.get("shop")):

@@ -15,7 +15,7 @@ and records the new one in one transaction, so two servers cannot start two.
 
 Cancelling sets `cancel_requested` on the row; the child stops at its next step (and is
 killed if it has not stopped after `grace_seconds`); a run whose process is gone is marked
-cancelled at once. When the child exits, a watcher thread records a crash as a failed job and,
+cancelled once its lease runs out. When the child exits, a watcher thread records a crash as a failed job and,
 if asked, promotes the new version in this process.
 
 This module does not train (training.py) nor decide what is served (registry.py).
@@ -55,15 +55,14 @@ def process_alive(pid: int | None) -> bool:
 
 class Lease:
     """Renews a running job's lease in the store every `every` seconds from a thread of its own
-    (a long training step must not look like a dead run), and reads its cancel flag as it goes.
+    (a long training step must not look like a dead run). Whether to stop (a cancel, or the lease
+    taken away) the training loop reads from the job row itself, at each step.
 
     Example: lease = Lease(store, job, worker="host:123", every=7.5); ...train...; lease.stop()
     """
 
     def __init__(self, store, job: str, *, worker: str, every: float):
         self.store, self.job, self.worker, self.every = store, job, worker, every
-        self.cancel_requested = False
-        self.lost = False  # the job is no longer running in the store (its lease ran out): stop
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True, name=f"lease-{job}")
         self._thread.start()
@@ -71,9 +70,7 @@ class Lease:
     def _run(self) -> None:
         while not self._stop.wait(self.every):
             try:
-                row = self.store.heartbeat(self.job, at=time.time(), worker=self.worker)
-                self.cancel_requested = bool(row.get("cancel_requested"))
-                self.lost = row.get("status") != "running"
+                self.store.heartbeat(self.job, at=time.time(), worker=self.worker)
             except Exception:  # a busy database: the next beat retries well within the lease
                 log.exception("could not renew the lease of job %s", self.job)
 
@@ -115,11 +112,6 @@ class Retrainer:
             if not self.store.example_counts()["examples"]:
                 raise TrainingError("there are no training examples; import a support log first")
             options = {"user": user, "epochs": epochs, "promote_if_better": promote_if_better}
-            busy = self.running()
-            if busy:
-                raise TrainingError(f"a training run ({busy['id']}) is already running, started by "
-                                    f"{json.loads(busy.get('options') or '{}').get('user', '?')}; wait for it "
-                                    "or cancel it")
             now_at = self.clock()
             job = self.store.start_job(kind="train", device=pick_device(self.engine.settings.device).type,
                                        options=json.dumps(options), at=now_at, stale_before=now_at - self.lease_seconds)

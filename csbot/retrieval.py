@@ -93,7 +93,7 @@ class AnswerIndex:
 
     def put(self, answer_id: int, texts: list[str]) -> None:
         """Make `texts` the searchable texts of answer `answer_id`, replacing any it had."""
-        texts = list(dict.fromkeys(t for t in texts if t.strip()))
+        texts = _distinct(texts)
         vectors = self._vectors(texts) if texts else None
         with self._lock:
             self.remove_answer(answer_id)
@@ -154,6 +154,7 @@ class AnswerIndex:
         write (a full disk) raises AnswerIndexError and leaves the previous generation as it was."""
         folder = Path(folder)
         generation = folder / f"gen-{uuid.uuid4().hex[:10]}"
+        pointer = None
         try:
             folder.mkdir(parents=True, exist_ok=True)
             generation.mkdir()
@@ -173,7 +174,7 @@ class AnswerIndex:
             _fsync_dir(folder)
         except (OSError, RuntimeError) as exc:  # faiss reports a failed write as RuntimeError
             shutil.rmtree(generation, ignore_errors=True)
-            if "pointer" in locals():
+            if pointer is not None:
                 pointer.unlink(missing_ok=True)  # ours only: another process's may be mid-rename
             raise AnswerIndexError(f"could not write the answer index to {folder} ({exc}); the previous index "
                                    "is untouched. Free some disk space, then run `python -m csbot reindex`") from None
@@ -182,17 +183,11 @@ class AnswerIndex:
         # _mark_replaced), never the one CURRENT names now.
         current = (folder / "CURRENT").read_text().strip()
         for old in folder.glob("gen-*"):
-            try:
-                if old.name not in (generation.name, current) and time.time() - old.stat().st_mtime > KEEP_OLD_SECONDS:
-                    shutil.rmtree(old, ignore_errors=True)
-            except FileNotFoundError:  # another process cleaned it up first
-                pass
+            if old.name not in (generation.name, current) and _older_than(old, KEEP_OLD_SECONDS):
+                shutil.rmtree(old, ignore_errors=True)
         for stale in folder.glob("CURRENT.*.tmp"):  # left by a process killed between write and rename
-            try:
-                if time.time() - stale.stat().st_mtime > KEEP_OLD_SECONDS:
-                    stale.unlink(missing_ok=True)
-            except FileNotFoundError:
-                pass
+            if _older_than(stale, KEEP_OLD_SECONDS):
+                stale.unlink(missing_ok=True)
         return generation
 
     @classmethod
@@ -229,7 +224,20 @@ class AnswerIndex:
 
 def texts_of(answer: dict) -> list[str]:
     """What an answer is searched by: its phrasings, then its own text, without repeats or blanks."""
-    return list(dict.fromkeys(t for t in [*answer["questions"], answer["answer"]] if t.strip()))
+    return _distinct([*answer["questions"], answer["answer"]])
+
+
+def _distinct(texts: list[str]) -> list[str]:
+    """Example: _distinct(["a", " ", "b", "a"]) -> ["a", "b"]"""
+    return list(dict.fromkeys(t for t in texts if t.strip()))
+
+
+def _older_than(path: Path, seconds: float) -> bool:
+    """Whether `path` was last modified over `seconds` ago; False when another process removed it first."""
+    try:
+        return time.time() - path.stat().st_mtime > seconds
+    except FileNotFoundError:
+        return False
 
 
 def fingerprint(texts: list[str]) -> str:

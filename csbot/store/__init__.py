@@ -24,8 +24,8 @@ from pathlib import Path
 
 from sqlite_utils import Database
 
-from csbot.store.answers import AnswerRows, clean_answer
-from csbot.store.audit import AuditRows
+from csbot.store.answers import AnswerRows, clean_answer, clean_question
+from csbot.store.audit import AuditRows, local_actor
 from csbot.store.backend import connect, now, rows, serialized, write
 from csbot.store.catalog import CatalogRows
 from csbot.store.conversations import ConversationRows
@@ -37,7 +37,7 @@ from csbot.store.models import ModelRows
 from csbot.store.sessions import SessionRows
 from csbot.store.users import UserRows
 
-__all__ = ["MIGRATIONS", "Store", "clean_answer", "example_id", "now", "write"]
+__all__ = ["MIGRATIONS", "Store", "clean_answer", "clean_question", "example_id", "local_actor", "now", "write"]
 
 
 class Store(CatalogRows, ExampleRows, AnswerRows, ConversationRows, UserRows, SessionRows, ModelRows,

@@ -30,12 +30,27 @@ def clean_answer(*, key: str, questions: list[str], answer: str, max_question_ch
         problems.append(f"the key must be 1-64 letters, digits, '_' or '-'; found {key!r}")
     if not answer or len(answer) > MAX_ANSWER_CHARS:
         problems.append(f"the answer must be 1-{MAX_ANSWER_CHARS:,} characters; found {len(answer):,}")
-    # any customer message can become a phrasing, so the limit is the message limit
     if not questions or any(len(q) > max_question_chars for q in questions):
-        problems.append(f"give at least one question phrasing, each up to {max_question_chars:,} characters")
+        problems.append(_phrasing_rule(max_question_chars))
     if problems:
         raise DataError("the answer was not saved", problems=problems)
     return {"key": key, "questions": questions, "answer": answer}
+
+
+def clean_question(question: str, *, max_question_chars: int) -> str:
+    """One more phrasing for an existing answer, trimmed, or DataError (the same rule as clean_answer's).
+
+    Example: clean_question("  gift cards? ", max_question_chars=2000) -> "gift cards?"
+    """
+    question = (question or "").strip()
+    if not question or len(question) > max_question_chars:
+        raise DataError("the phrasing was not added", problems=[_phrasing_rule(max_question_chars)])
+    return question
+
+
+def _phrasing_rule(max_question_chars: int) -> str:
+    # any customer message can become a phrasing, so the limit is the message limit
+    return f"give at least one question phrasing, each up to {max_question_chars:,} characters"
 
 
 class AnswerRows:

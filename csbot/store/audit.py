@@ -5,9 +5,21 @@ changes), written by the service that did it and read by admins with a filter.
 
 from __future__ import annotations
 
+import getpass
 import json
 
 from csbot.store.backend import now, rows, serialized
+
+
+def local_actor() -> str:
+    """Who the log names for a change made on this machine without a logged-in user: the OS user.
+
+    Example: local_actor() -> "cli:root"
+    """
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
 
 
 class AuditRows:

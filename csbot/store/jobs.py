@@ -9,6 +9,7 @@ start two. jobs.py (the package's, not this) runs them; this module keeps rows.
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from csbot.errors import TrainingError
@@ -34,7 +35,9 @@ class JobRows:
             self.interrupt_stale_jobs(stale_before=stale_before, kind=kind)
             busy = self.jobs(kind=kind, status="running", limit=1)
             if busy:
-                raise TrainingError(f"a training run ({busy[0]['id']}) is already running; wait for it or cancel it")
+                by = json.loads(busy[0].get("options") or "{}").get("user") or "the command line"
+                raise TrainingError(f"a training run ({busy[0]['id']}) is already running, started by {by}; "
+                                    "wait for it or cancel it")
             return self.create_job(kind=kind, device=device, options=options, at=at)
 
     @serialized
@@ -53,11 +56,10 @@ class JobRows:
         return stale
 
     @serialized
-    def heartbeat(self, job_id: str, *, at: float, worker: str) -> dict:
-        """Renew a running job's lease; returns the row (its cancel flag and status)."""
+    def heartbeat(self, job_id: str, *, at: float, worker: str) -> None:
+        """Renew a running job's lease (a job no longer running keeps its end)."""
         self.db.execute("UPDATE jobs SET heartbeat_at = ?, worker = ? WHERE id = ? AND status = 'running'",
                         [at, worker, job_id])
-        return self.job(job_id)
 
     @serialized
     def update_job(self, job_id: str, **changes) -> None:
