@@ -21,7 +21,6 @@ test: it asserts nothing. Run it on an otherwise idle machine.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import secrets
@@ -38,8 +37,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import csbot  # noqa: E402,F401  (the offline environment)
-from load import (Server, admin_client, admin_name, check_stored, copy_home, health, machine,  # noqa: E402
-                  max_message_id, read_texts, run_load, summary_line)
+from load import (Server, admin_client, admin_name, check_stored, copy_home, health, load_arguments,  # noqa: E402
+                  machine, max_message_id, read_texts, run_load, summary_line)
 
 
 def add_copy_version(home: Path) -> tuple[str, str]:
@@ -89,14 +88,7 @@ def with_admin_actions(server: Server, *, user: str, password: str, new: str, lo
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--home", required=True, help="a csbot home with a trained model (it is copied, not changed)")
-    parser.add_argument("--clients", type=int, default=16)
-    parser.add_argument("--seconds", type=float, default=60)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--timeout", type=float, default=120)
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "follow.json"))
-    args = parser.parse_args()
+    args = load_arguments(__doc__, out="follow.json").parse_args()
     home = Path(args.home).expanduser().resolve()
     texts = read_texts(ROOT / "data" / "support_log.csv")
     figures: dict = {"command": sys.argv, "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -443,19 +443,26 @@ def summary_line(name: str, f: dict) -> str:
             f"{(stored.get('customer_messages_without_bot_reply') or 0) + (stored.get('customer_messages_with_several_bot_replies') or 0)})")
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def load_arguments(description: str, *, out: str) -> argparse.ArgumentParser:
+    """The arguments every load benchmark takes: the home to copy, the clients, the length, the seed,
+    the request timeout and where the figures go."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--home", required=True, help="a csbot home with a trained model (it is copied, not changed)")
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "load.json"))
+    parser.add_argument("--timeout", type=float, default=120, help="seconds one chat request may take")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / out))
+    return parser
+
+
+def main() -> int:
+    parser = load_arguments(__doc__, out="load.json")
     parser.add_argument("--skip-retrain", action="store_true", help="skip the load phase during a retrain")
     parser.add_argument("--retrain-epochs", type=float, help="epochs of the retrain (default: the home's setting, "
                                                              "as the admin page proposes)")
     parser.add_argument("--warmup", type=float, default=5, help="seconds of unrecorded load first, so the first "
                                                                   "phase does not pay for the kernels' first calls")
-    parser.add_argument("--timeout", type=float, default=120, help="seconds one chat request may take")
     parser.add_argument("--startup-timeout", type=float, default=600)
     args = parser.parse_args()
     home = Path(args.home).expanduser().resolve()

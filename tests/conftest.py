@@ -12,6 +12,8 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -140,6 +142,27 @@ def copy_version(store: Store, home: Path) -> str:
                                                         "train_seconds", "metrics")},
                              "id": new_id, "path": new_id, "created_at": current["created_at"] + "-copy"})
     return new_id
+
+
+def launch_app(home: Path, port: int, log: Path, env: dict) -> subprocess.Popen:
+    """`python app.py` on `home` and `port`, its output appended to `log`; not waited for."""
+    with open(log, "a") as out:
+        return subprocess.Popen([sys.executable, "app.py", "--home", str(home), "--port", str(port)],
+                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+
+
+def wait_for_app(process: subprocess.Popen, port: int, log: Path, *, timeout: float = 180) -> None:
+    """Poll /api/health until it answers ("serving on" is printed before the server does)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=2)
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                pytest.fail(f"app.py did not start:\n{log.read_text()}")
+            time.sleep(0.5)
 
 
 class FakeClock:

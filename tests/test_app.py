@@ -9,7 +9,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -18,27 +17,16 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from conftest import ROOT, free_port
+from conftest import free_port, launch_app, wait_for_app
 
 ADMIN_PASSWORD = "admin-browser-test-pw"
 STAFF = ("sam", "sam-browser-test-pw")
 
 
 def start_app(home: Path, port: int, output: Path, env: dict) -> subprocess.Popen:
-    with open(output, "a") as log:
-        process = subprocess.Popen([sys.executable, "app.py", "--home", str(home), "--port", str(port)],
-                                   cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:  # "serving on" is printed before the server answers: poll it instead
-        try:
-            urllib.request.urlopen(f"{url}/api/health", timeout=2)
-            return process
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                pytest.fail(f"app.py did not start:\n{output.read_text()}")
-            time.sleep(0.5)
+    process = launch_app(home, port, output, env)
+    wait_for_app(process, port, output, timeout=120)
+    return process
 
 
 @dataclass
@@ -98,6 +86,10 @@ def send(page, text: str) -> None:
 
 def log_in(page, url: str, name: str, password: str) -> None:
     page.goto(url)  # an anonymous visitor is sent to our login form
+    fill_login(page, name, password)
+
+
+def fill_login(page, name: str, password: str) -> None:
     page.get_by_label("Username").fill(name)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
@@ -293,9 +285,7 @@ def test_staff_log_out_and_a_password_reset_from_the_cli_ends_their_session(serv
     assert reset.returncode == 0, reset.stderr
     page.reload()  # the running server reads sessions from the store: this one is gone
     expect(page.get_by_role("button", name="Log in")).to_be_visible(timeout=30_000)
-    page.get_by_label("Username").fill(STAFF[0])
-    page.get_by_label("Password").fill("sam-new-browser-pw")
-    page.get_by_role("button", name="Log in").click()
+    fill_login(page, STAFF[0], "sam-new-browser-pw")
     expect(page.get_by_role("tab", name="Live conversations")).to_be_visible(timeout=60_000)
     page.close()
 

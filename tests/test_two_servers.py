@@ -10,7 +10,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -21,7 +20,7 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
-from conftest import ROOT, copy_version, free_port
+from conftest import copy_version, free_port, launch_app, wait_for_app
 from csbot.store import Store
 
 ADMIN_PASSWORD = "two-servers-admin-pw"
@@ -34,21 +33,10 @@ class App:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CSBOT_")}
         env["CSBOT_ADMIN_PASSWORD"] = ADMIN_PASSWORD
         self.log = home / f"server-{name}.log"
-        with open(self.log, "w") as out:
-            self.process = subprocess.Popen([sys.executable, "app.py", "--home", str(home), "--port", str(self.port)],
-                                            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+        self.process = launch_app(home, self.port, self.log, env)
 
     def wait_ready(self) -> None:
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                urllib.request.urlopen(f"{self.url}/api/health", timeout=2)
-                return
-            except OSError:
-                if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.process.kill()
-                    pytest.fail(f"app.py did not start:\n{self.log.read_text()}")
-                time.sleep(0.5)
+        wait_for_app(self.process, self.port, self.log)
 
     def get(self, path: str) -> dict:
         with urllib.request.urlopen(f"{self.url}{path}", timeout=30) as response:
