@@ -9,7 +9,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
+import threading
 
 import csbot  # noqa: F401  (sets the offline environment before gradio is imported)
 from csbot.cli import progress_printer
@@ -72,11 +74,40 @@ def main(argv: list[str] | None = None) -> int:
     app = create_app(engine, accounts=accounts, retrainer=Retrainer(engine))
     print(f"csbot: serving on http://{settings.host}:{settings.port}/ (staff: /staff, admin: /admin, "
           "API: POST /api/chat)", flush=True)
-    # On SIGTERM uvicorn stops accepting, lets requests in flight finish, and after 10 s closes
-    # what is still open (browsers keep a page's event stream open for as long as it is shown).
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="warning", access_log=False,
-                timeout_graceful_shutdown=10)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", access_log=False,
+                            timeout_graceful_shutdown=10, proxy_headers=bool(settings.forwarded_allow_ips),
+                            forwarded_allow_ips=settings.forwarded_allow_ips or None)
+    DrainingServer(config, app=app, drain_seconds=settings.drain_seconds).run()
     return 0
+
+
+class DrainingServer:
+    """uvicorn's server with a drain before it stops: on SIGTERM, `/api/ready` answers 503 for
+    `drain_seconds` while every request is still served (a load balancer moves traffic away), then
+    uvicorn stops accepting, lets requests in flight finish, and after 10 s closes what is still
+    open (browsers keep a page's event stream open as long as it is shown). Ctrl-C (SIGINT), or a
+    second SIGTERM, stops at once."""
+
+    def __init__(self, config, *, app, drain_seconds: float):
+        import uvicorn
+
+        outer = self
+
+        class Server(uvicorn.Server):
+            def handle_exit(self, sig, frame) -> None:
+                if sig != signal.SIGTERM or app.state.draining or not drain_seconds:
+                    return super().handle_exit(sig, frame)
+                app.state.draining = True
+                print(f"csbot: SIGTERM: draining for {drain_seconds:g} s, then stopping", flush=True)
+                outer.timer = threading.Timer(drain_seconds, super().handle_exit, (sig, frame))
+                outer.timer.daemon = True
+                outer.timer.start()
+
+        self.server = Server(config)
+        self.timer = None
+
+    def run(self) -> None:
+        self.server.run()
 
 
 if __name__ == "__main__":

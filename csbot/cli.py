@@ -84,6 +84,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace) -> int:
+    from csbot.worker import Worker
+
+    worker = Worker(_engine(args), poll_seconds=args.poll_seconds)
+    worker.stop_on_signals()
+    print(f"csbot worker {worker.name}: waiting for training runs on {worker.device()}", file=sys.stderr, flush=True)
+    worker.run(once=args.once)
+    return 0
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
     bot = _engine(args).bot  # load the model before reading input: a broken model is one clear error
     messages = [args.message] if args.message is not None else (line.rstrip("\n") for line in sys.stdin)
@@ -162,7 +172,7 @@ def cmd_user(args: argparse.Namespace) -> int:
     from csbot.store import Store, local_actor
 
     settings = _settings(args)
-    accounts = Accounts.from_settings(Store.open(settings.db_path), settings)
+    accounts = Accounts.from_settings(Store.from_settings(settings), settings)
     actor = local_actor()
     if args.action == "list":
         for user in accounts.list():
@@ -223,6 +233,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train", required=True, help="CSV with text and intent (or category)")
     p.add_argument("--test", required=True, help="CSV with text and intent (or category)")
     p.add_argument("--json", help="write the figures to this file")
+    p = add("worker", cmd_worker, "claim queued training runs from the store and run them here "
+                                  "(the web app queues them with CSBOT_TRAINING=worker)")
+    p.add_argument("--poll-seconds", type=float, default=2.0, help="wait between looks for a queued run")
+    p.add_argument("--once", action="store_true", help="exit after the first run")
     p = add("ask", cmd_ask, "answer a message (or one message per line on stdin); prints JSON lines")
     p.add_argument("message", nargs="?")
     p.add_argument("--conversation", help="continue this conversation id")

@@ -70,7 +70,7 @@ def messages_per_day(store: Store, *, days: int = 30, now: datetime | None = Non
     Example: days=3, one message on the 27th -> day ["2026-11-26", "2026-11-27", "2026-11-28"], messages [0, 1, 0]
     """
     start, end = window(days=days, now=now)
-    rows = store.query("SELECT substr(created_at, 1, 10) AS day, count(*) AS messages FROM messages"
+    rows = store.query(f"SELECT {store.db.dialect.day('created_at')} AS day, count(*) AS messages FROM messages"
                        " WHERE role = 'customer' AND created_at >= ? AND created_at < ? GROUP BY day",
                        [start, end])
     counts = {r["day"]: r["messages"] for r in rows}
@@ -98,7 +98,7 @@ def ratings(store: Store, *, days: int = 30, now: datetime | None = None) -> dic
 
     Example: 3 likes, 1 dislike -> {"likes": 3, "dislikes": 1, "like_ratio": 0.75}
     """
-    row = store.query("SELECT coalesce(sum(rating = 1), 0) AS likes, coalesce(sum(rating = -1), 0) AS dislikes"
+    row = store.query("SELECT count(CASE WHEN rating = 1 THEN 1 END) AS likes, count(CASE WHEN rating = -1 THEN 1 END) AS dislikes"
                       " FROM messages WHERE role = 'bot' AND created_at >= ? AND created_at < ?",
                       window(days=days, now=now))[0]
     likes, dislikes = int(row["likes"]), int(row["dislikes"])

@@ -35,7 +35,7 @@ class Engine:
 
     def __init__(self, settings: Settings, *, store: Store | None = None, encoder=None):
         self.settings = settings
-        self.store = store or Store.open(settings.db_path)
+        self.store = store or Store.from_settings(settings)
         self._encoder = encoder
         self._index = None
         self._bot = None
@@ -138,6 +138,19 @@ class Engine:
         self.follower.stop()
 
     # --- operations -----------------------------------------------------------------------
+    def readiness(self) -> list[str]:
+        """Why this process should not get traffic yet; [] when it is ready: the store answers, a
+        model is loaded, and the answer index and reply book are caught up with the store."""
+        bot = self.built_bot
+        if bot is None or bot.classifier is None:
+            return ["no model is loaded yet"]
+        try:
+            if not self.follower.caught_up(within=max(5.0, 5 * self.settings.sync_seconds)):
+                return ["the answer index or the reply book is behind the store"]
+        except Exception as exc:
+            return [f"the store does not answer: {type(exc).__name__}: {exc}"]
+        return []
+
     def load_defaults(self, data_dir: Path | None = None) -> dict:
         """Load shop facts, templates, the support log and the curated answers from a data folder.
         Everything is read and checked before anything is stored."""
@@ -196,7 +209,7 @@ class Engine:
         return local_actor()
 
     def train(self, *, epochs: float | None = None, device: str | None = None, report=None,
-              should_stop=None, job: str | None = None, promote: bool = True) -> dict:
+              should_stop=None, job: str | None = None, promote: bool = True, worker: str | None = None) -> dict:
         """Fine-tune on every stored example, save a version with its comparison against the serving
         model, and promote it if `promote` and the gate passes.
 
@@ -212,7 +225,7 @@ class Engine:
             now_at = time.time()
             job = self.store.start_job(kind="train", device=device_name, options="{}", at=now_at,
                                        stale_before=now_at - self.settings.job_lease_seconds)
-        worker = f"{socket.gethostname()}:{os.getpid()}"
+        worker = worker or f"{socket.gethostname()}:{os.getpid()}"  # who runs it, as the admin page shows
         self.store.update_job(job, device=device_name, phase="starting", pid=os.getpid(), worker=worker,
                               heartbeat_at=time.time())
         lease = Lease(self.store, job, worker=worker, every=self.settings.job_lease_seconds / 4)

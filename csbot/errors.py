@@ -31,6 +31,10 @@ class TemplateError(CsbotError):
     """A reply template does not parse or names a slot nobody can fill."""
 
 
+class StoreUnavailable(CsbotError):
+    """The database cannot be reached (PostgreSQL down, a wrong URL or password)."""
+
+
 class ModelError(CsbotError):
     """A model version folder is missing, incomplete or does not match this code."""
 

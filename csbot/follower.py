@@ -34,6 +34,7 @@ class Follower:
         self.index_dirty = False  # caught up in memory but not yet saved to disk
         self.bad_versions: set[str] = set()  # versions that failed to load (not retried every poll)
         self.problem: str | None = None  # why the model served is not the current one (health says it)
+        self.synced_at: float | None = None  # time.monotonic() of the last sync that caught up with everything
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
 
@@ -64,6 +65,7 @@ class Follower:
         bot = engine.built_bot
         if bot is None:
             return {}
+        failed = False
         with self.lock:
             generations = engine.store.generations()
             changed = {}
@@ -73,6 +75,7 @@ class Follower:
                 try:
                     changed["answers"] = self._answers(engine.index)
                 except Exception:
+                    failed = True
                     log.exception("could not catch up with the curated answers; retrying at the next poll")
             if (generations["templates"], generations["shop"]) != (self.seen.get("templates"), self.seen.get("shop")):
                 try:
@@ -80,6 +83,7 @@ class Follower:
                     self.seen.update(templates=generations["templates"], shop=generations["shop"])
                     changed["templates"] = generations["templates"]
                 except Exception:
+                    failed = True
                     log.exception("could not rebuild the reply book; retrying at the next poll")
         # The model outside the catch-up lock: a load takes seconds, and an answer saved meanwhile
         # must not wait for it (the model lock keeps two polls from loading it twice).
@@ -88,7 +92,17 @@ class Follower:
                 self.bad_versions.clear()  # the serving version moved: a folder fixed since may load now
                 changed.update(self._model(bot))
                 self.seen["model"] = generations["model"]
+        if not failed:
+            self.synced_at = time.monotonic()
         return changed
+
+    def caught_up(self, *, within: float) -> bool:
+        """Whether this process serves what the store holds: answers and templates caught up now, or
+        a sync that caught up with everything less than `within` seconds ago (a change made a moment
+        ago is taken at the next poll; readiness must not flap for it)."""
+        generations = self.engine.store.generations()
+        now_seen = all(self.seen.get(k) == generations[k] for k in ("answers", "templates", "shop"))
+        return now_seen or (self.synced_at is not None and time.monotonic() - self.synced_at < within)
 
     def _model(self, bot) -> dict:
         current, serving = self.engine.store.current_model(), bot.classifier

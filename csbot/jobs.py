@@ -18,6 +18,9 @@ killed if it has not stopped after `grace_seconds`); a run whose process is gone
 cancelled once its lease runs out. When the child exits, a watcher thread records a crash as a failed job and,
 if asked, promotes the new version in this process.
 
+With `CSBOT_TRAINING=worker` the server starts nothing: `start` queues the run, and a training
+worker (worker.py, `python -m csbot worker`, on a GPU machine) claims it and runs it there.
+
 This module does not train (training.py) nor decide what is served (registry.py).
 """
 
@@ -100,12 +103,19 @@ class Retrainer:
         return self.store.interrupt_stale_jobs(stale_before=self.clock() - self.lease_seconds)
 
     def running(self) -> dict | None:
+        """The live run: running, or queued for a worker."""
         self.recover()
-        jobs = self.store.jobs(status="running", limit=1)
+        jobs = self.store.jobs(status="running", limit=1) or self.store.jobs(status="queued", limit=1)
         return jobs[0] if jobs else None
 
+    @property
+    def by_worker(self) -> bool:
+        """Whether runs wait for a training worker (CSBOT_TRAINING=worker) instead of starting here."""
+        return self.engine.settings.training == "worker"
+
     def start(self, *, user: str, epochs: float | None = None, promote_if_better: bool = False) -> str:
-        """Start a training run in the background. Returns its job id; refuses while one runs."""
+        """Start a training run in the background, or queue it for a worker (`by_worker`). Returns its
+        job id; refuses while one runs or waits."""
         from csbot.intents import pick_device
 
         with self._lock:
@@ -113,11 +123,14 @@ class Retrainer:
                 raise TrainingError("there are no training examples; import a support log first")
             options = {"user": user, "epochs": epochs, "promote_if_better": promote_if_better}
             now_at = self.clock()
-            job = self.store.start_job(kind="train", device=pick_device(self.engine.settings.device).type,
-                                       options=json.dumps(options), at=now_at, stale_before=now_at - self.lease_seconds)
-            self.store.update_job(job, phase="starting")
-            self.store.audit(user, "train_start", job, detail={"epochs": epochs, "promote_if_better": promote_if_better})
-            self._spawn(job, options)
+            device = "worker" if self.by_worker else pick_device(self.engine.settings.device).type
+            job = self.store.start_job(kind="train", device=device, options=json.dumps(options), at=now_at,
+                                       stale_before=now_at - self.lease_seconds, queued=self.by_worker)
+            self.store.audit(user, "train_start", job, detail={"epochs": epochs, "promote_if_better": promote_if_better,
+                                                               "where": "worker" if self.by_worker else "local"})
+            if not self.by_worker:
+                self.store.update_job(job, phase="starting")
+                self._spawn(job, options)
             return job
 
     def _spawn(self, job: str, options: dict) -> None:
@@ -141,6 +154,11 @@ class Retrainer:
         """Ask the running job to stop; it stops at its next step. A job whose process is gone is
         marked cancelled as soon as its lease runs out (at once when it already has). Returns the id."""
         job = self.store.job(job_id) if job_id else self.running()
+        if job and job["status"] == "queued" and self.store.cancel_queued_job(job["id"]):
+            self.store.audit(user, "train_cancel", job["id"])
+            return job["id"]
+        if job and job["status"] == "queued":  # a worker took it just now: cancel the running run
+            job = self.store.job(job["id"])
         if not job or job["status"] != "running":
             raise TrainingError("no training run is running, so there is nothing to cancel")
         self.store.update_job(job["id"], cancel_requested=1, phase=f"{job['phase']} (cancelling)")

@@ -6,14 +6,17 @@
     GET/POST /login  our login form; GET /logout ends the session
     POST /api/chat   {"conversation_id": ..., "message": ...} -> the reply and its route as JSON
     GET  /api/health the serving model, whether it is degraded, and whether a training run is going
+    GET  /api/ready  200 when this replica should get traffic (model loaded, caught up with the
+                     store, not shutting down), else 503 with the reasons: for load balancers
 
 Logins are ours, not Gradio's: a session is a row in the store (auth.py) named by an HttpOnly,
 SameSite=Lax cookie, so every server process on the same store knows it, it survives restarts,
 it expires, and a password reset, role change or disable ends it at once. Each Gradio app is
 mounted with an `auth_dependency` that reads that cookie, and every staff/admin handler checks
 the caller's role again on the server (ui/common.py), since a Gradio app's events can all be
-called through its API. The client address is the TCP peer: behind a reverse proxy, have the
-proxy limit too (we do not trust X-Forwarded-For).
+called through its API. The client address is the TCP peer, or, for a peer listed in
+`forwarded_allow_ips` (the reverse proxy), the address the proxy puts in X-Forwarded-For
+(uvicorn's proxy-headers middleware): nobody else can choose the address they are counted by.
 
 This module wires; the bot decides (bot.py), the store keeps (store/), accounts check (auth.py).
 """
@@ -219,6 +222,14 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
         return {"conversation_id": reply.conversation_id, "reply": reply.text, "route": reply.route,
                 "intent": reply.intent, "confidence": reply.confidence, "answer_id": reply.answer_id,
                 "handoff": reply.handoff, "message_id": reply.message_id, "model_version": reply.model_version}
+
+    app.state.draining = False  # set on SIGTERM (app.py): readiness fails while requests still get answers
+
+    @app.get("/api/ready")
+    def ready():
+        """For a load balancer: 200 when this replica should get traffic, else 503 with the reasons."""
+        problems = (["shutting down"] if app.state.draining else []) + engine.readiness()
+        return JSONResponse({"ready": not problems, "problems": problems}, status_code=503 if problems else 200)
 
     @app.get("/api/health")
     def health():

@@ -49,6 +49,12 @@ class Settings:
     secure_cookies: bool = False
     sync_seconds: float = 1.0
     job_lease_seconds: float = 30.0
+    database_url: str = ""  # "" = the SQLite file csbot.db in home
+    database_pool_size: int = 10
+    artifacts_dir: str = ""  # "" = home; a folder every replica mounts (NFS, a bucket) when there are several
+    training: str = "local"
+    drain_seconds: float = 5.0
+    forwarded_allow_ips: str = ""
     host: str = "127.0.0.1"
     port: int = 7860
 
@@ -76,19 +82,33 @@ class Settings:
         _check_range("session_max_hours", self.session_max_hours, self.session_idle_minutes / 60, 24 * 90)
         _check_range("sync_seconds", self.sync_seconds, 0.1, 60)
         _check_range("job_lease_seconds", self.job_lease_seconds, 5, 3600)
+        _check_range("database_pool_size", self.database_pool_size, 1, 1000)
+        if self.database_url and not self.database_url.startswith(("postgresql://", "postgres://", "sqlite://")):
+            raise SettingsError("database_url must be postgresql://user:password@host/database or sqlite:///path; "
+                                f"found {self.database_url.split('@')[-1]!r}. Leave it empty for csbot.db in home.")
+        _check_range("drain_seconds", self.drain_seconds, 0, 300)
+        if self.training not in ("local", "worker"):
+            raise SettingsError(f"training must be local (the web server starts each run) or worker (a "
+                                f"`python -m csbot worker` runs them); found {self.training!r}")
 
-    # Where things live under home. Derived, so they can never disagree with `home`.
+    # Where things live. Derived, so they can never disagree with `home`.
     @property
-    def db_path(self) -> Path:
-        return self.home / "csbot.db"
+    def database(self) -> str | Path:
+        """The store: the database URL, or the SQLite file in home."""
+        return self.database_url or self.home / "csbot.db"
+
+    @property
+    def artifacts(self) -> Path:
+        """Model versions and answer-index snapshots: home, or the shared folder every replica reads."""
+        return Path(self.artifacts_dir).expanduser().resolve() if self.artifacts_dir else self.home
 
     @property
     def indexes_dir(self) -> Path:
-        return self.home / "indexes"
+        return self.artifacts / "indexes"
 
     @property
     def models_dir(self) -> Path:
-        return self.home / "models"
+        return self.artifacts / "models"
 
 
 def _check_range(name: str, value: float, low: float, high: float) -> None:

@@ -12,17 +12,20 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from playwright.sync_api import sync_playwright
-from sqlite_utils import Database
 
 from csbot.settings import load_settings
 from csbot.store import Store
+from csbot.store.sqlite import SqliteDatabase
+from pgcluster import Cluster
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).parent.parent
@@ -57,9 +60,31 @@ def encoder() -> HashingEncoder:
     return HashingEncoder()
 
 
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory) -> Iterator[Cluster]:
+    """One throwaway PostgreSQL cluster for the whole test session (started on first use)."""
+    root = Path(tempfile.mkdtemp(prefix="csbot-pg-"))  # short: a Unix socket path has a length limit
+    with Cluster.started(root) as cluster:
+        yield cluster
+
+
 @pytest.fixture
-def store() -> Store:
-    return Store(Database(memory=True))
+def database_url(request, postgres) -> Iterator[str]:
+    """A new, empty PostgreSQL database for one test, dropped after it."""
+    name = "t_" + re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:40] + "_" + os.urandom(3).hex()
+    yield postgres.create_database(name)
+    postgres.drop_database(name)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request) -> Iterator[Store]:
+    """An empty store on each engine: SQLite in memory, and a new PostgreSQL database."""
+    if request.param == "sqlite":
+        yield Store(SqliteDatabase(":memory:"))
+        return
+    store = Store.open(request.getfixturevalue("database_url"))
+    yield store
+    store.close()
 
 
 @pytest.fixture

@@ -49,7 +49,7 @@ def site(tmp_path_factory, tiny_training):
     # The training child reads its settings from the home, as the real server's does.
     (home / "csbot.toml").write_text("[csbot]\nepochs = 1\nbatch_size = 8\n", encoding="utf-8")
     settings = load_settings(home=home, environ={}, data_dir=str(root / "data"))
-    engine = Engine(settings, store=Store.open(settings.db_path), encoder=HashingEncoder())
+    engine = Engine(settings, store=Store.open(settings.database), encoder=HashingEncoder())
     engine.load_defaults(root / "data")
     broken = save_version(engine, tiny_training, "2026-01-01T00:00:00.000+00:00")
     old = save_version(engine, tiny_training, "2026-02-01T00:00:00.000+00:00")

@@ -108,7 +108,7 @@ def test_customer_gets_a_template_reply_rates_it_and_is_offered_a_person(server,
     expect(page.get_by_test_id("bot").last).to_contain_text("within 30 days", timeout=30_000)
     page.get_by_label("Like").last.click()
     store = server.store()
-    [conversation] = [c for c in store.db["conversations"].rows if store.messages(c["id"])
+    [conversation] = [c for c in store.db.rows("SELECT * FROM conversations") if store.messages(c["id"])
                       and store.messages(c["id"])[0]["text"] == "how do I return the mugs I bought"]
     reply = store.messages(conversation["id"])[1]
     assert reply["route"] == "template" and reply["intent"] == "return_item"

@@ -102,7 +102,7 @@ def test_human_owned_conversation_keeps_the_bot_quiet(make_bot, store):
 def test_bad_messages_get_a_clear_error_and_store_nothing(make_bot, store, message, fragment):
     with pytest.raises(DataError, match=fragment):
         make_bot().respond(message)
-    assert store.db["messages"].count == 0
+    assert store.db.value("SELECT count(*) FROM messages") == 0
 
 
 def test_clean_message_strips_control_characters():

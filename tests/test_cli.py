@@ -126,14 +126,14 @@ def test_commands_on_an_empty_home_explain_what_to_do(tmp_path):
     assert result.returncode == 1 and "at least 2 intents" in result.stderr and "import-logs" in result.stderr
     from csbot.store import Store
 
-    [job] = Store.open(tmp_path / "csbot.db").db["jobs"].rows
+    [job] = Store.open(tmp_path / "csbot.db").jobs()
     assert job["status"] == "failed" and "at least 2 intents" in job["error"]
 
 
 def test_training_runs_are_recorded_as_jobs(home):
     from csbot.store import Store
 
-    jobs = list(Store.open(home / "csbot.db").db["jobs"].rows)
+    jobs = Store.open(home / "csbot.db").jobs()
     assert jobs and all(job["status"] == "done" and job["model_version"] for job in jobs)
     assert all(job["step"] == job["total"] > 0 for job in jobs)
 

@@ -25,7 +25,7 @@ def pair(settings, data_dir, tiny_training):
     v1 = save_version(a, tiny_training, "2026-01-01T00:00:00.000+00:00")
     v2 = save_version(a, tiny_training, "2026-02-01T00:00:00.000+00:00")
     a.promote(v1)
-    b = Engine(settings, store=Store.open(settings.db_path), encoder=HashingEncoder())
+    b = Engine(settings, store=Store.open(settings.database), encoder=HashingEncoder())
     assert a.bot.classifier.version == b.bot.classifier.version == v1
     return a, b, v1, v2
 

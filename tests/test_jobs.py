@@ -14,6 +14,7 @@ from conftest import FakeClock, HashingEncoder
 from csbot.engine import Engine
 from csbot.errors import TrainingError
 from csbot.jobs import Retrainer
+from csbot.settings import load_settings
 from csbot.store import Store
 
 
@@ -32,6 +33,13 @@ def stop_children(*retrainers) -> None:
         if retrainer._process and retrainer._process.poll() is None:
             retrainer._process.kill()
             retrainer._process.wait()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def settings(request, tmp_path, data_dir):
+    """A home on each engine: its SQLite file, or a new PostgreSQL database."""
+    url = request.getfixturevalue("database_url") if request.param == "postgresql" else ""
+    return load_settings(home=tmp_path / "home", environ={}, data_dir=str(data_dir), database_url=url)
 
 
 @pytest.fixture
@@ -100,7 +108,7 @@ def test_two_servers_starting_at_once_start_one_run(engine, settings, sleeper):
             results.append(retrainer.start(user="ada"))
         except TrainingError as exc:
             results.append(exc)
-    threads = [threading.Thread(target=start, args=(Store.open(settings.db_path),)) for _ in range(2)]
+    threads = [threading.Thread(target=start, args=(Store.open(settings.database),)) for _ in range(2)]
     for t in threads:
         t.start()
     for t in threads:
@@ -117,7 +125,6 @@ def test_a_run_whose_lease_was_taken_away_stops_and_the_interrupted_mark_stands(
     import shutil
 
     from csbot.errors import TrainingCancelled
-    from csbot.settings import load_settings
 
     home = tmp_path / "home"
     shutil.copytree(trained_home, home)

@@ -49,7 +49,7 @@ def log_in(client: TestClient, name: str, password: str, page: str = "/staff/"):
 def other_process(site) -> Accounts:
     """Accounts over a second connection to the same database file: the CLI, or another server."""
     engine = site[1]
-    return Accounts(Store.open(engine.settings.db_path))
+    return Accounts(Store.open(engine.settings.database))
 
 
 def test_anonymous_visitors_are_sent_to_the_login_form(site):

@@ -13,8 +13,17 @@ def test_defaults_then_file_then_environment_then_overrides(tmp_path):
     settings = load_settings(home=tmp_path, environ={"CSBOT_BATCH_SIZE": "16", "CSBOT_DEVICE": "cpu"},
                              answer_threshold=0.7)
     assert (settings.epochs, settings.batch_size, settings.device, settings.answer_threshold) == (2.0, 16, "cpu", 0.7)
-    assert settings.db_path == tmp_path.resolve() / "csbot.db"
+    assert settings.database == tmp_path.resolve() / "csbot.db"
     assert settings.models_dir == tmp_path.resolve() / "models"
+
+
+def test_a_shared_database_and_artifacts_folder_come_from_the_environment(tmp_path):
+    settings = load_settings(home=tmp_path, environ={"CSBOT_DATABASE_URL": "postgresql://csbot:pw@db/csbot",
+                                                     "CSBOT_ARTIFACTS_DIR": str(tmp_path / "shared"),
+                                                     "CSBOT_TRAINING": "worker"})
+    assert settings.database == "postgresql://csbot:pw@db/csbot" and settings.training == "worker"
+    assert settings.models_dir == (tmp_path / "shared" / "models").resolve()
+    assert settings.indexes_dir == (tmp_path / "shared" / "indexes").resolve()
 
 
 def test_home_comes_from_the_environment(tmp_path):
@@ -26,6 +35,8 @@ def test_home_comes_from_the_environment(tmp_path):
     ({"CSBOT_DEVICE": "tpu"}, "device must be auto, cpu or cuda"),
     ({"CSBOT_TARGET_PRECISION": "1.5"}, "target_precision must be between"),
     ({"CSBOT_PORT": "0"}, "port must be between"),
+    ({"CSBOT_DATABASE_URL": "mysql://root:secret@db/x"}, "database_url must be postgresql://"),
+    ({"CSBOT_TRAINING": "gpu"}, "training must be local"),
 ])
 def test_bad_values_are_refused_with_the_fix(tmp_path, environ, message):
     with pytest.raises(SettingsError, match=message):

@@ -1,17 +1,45 @@
 import pytest
-from sqlite_utils import Database
 
 from csbot.errors import DataError
-from csbot.store import MIGRATIONS, Store, example_id
+from csbot.store import Store, example_id, migrations, open_database, write
+from csbot.store.sqlite import SqliteDatabase
+
+ENGINES = ["sqlite", "postgresql"]
 
 
-def test_migrations_apply_once(tmp_path):
+def target(engine: str, request, tmp_path):
+    """Where a store of this engine lives: a SQLite file, or a new PostgreSQL database."""
+    return tmp_path / "csbot.db" if engine == "sqlite" else request.getfixturevalue("database_url")
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_migrations_apply_once(engine, request, tmp_path):
+    where = target(engine, request, tmp_path)
+    Store.open(where).close()
+    store = Store.open(where)  # reopening applies nothing twice
+    assert migrations.pending(store.db) == [] and migrations.apply(store.db) == []
+    assert {"messages", "answers", "model_versions", "jobs", "examples"} <= store.db.tables()
+    if engine == "sqlite":
+        assert store.db.value("PRAGMA journal_mode") == "wal"
+    else:  # PostgreSQL's own types where they matter
+        types = dict(store.db.execute("SELECT column_name, data_type FROM information_schema.columns "
+                                      "WHERE table_name = 'messages'").fetchall())
+        assert types["trace"] == "jsonb" and types["created_at"] == "timestamp with time zone"
+    store.close()
+
+
+def test_a_store_migrated_by_sqlite_utils_is_recognised(tmp_path):
+    """Stores made before the schema was portable recorded their migrations in sqlite-utils' table."""
     path = tmp_path / "csbot.db"
-    Store.open(path)
-    store = Store.open(path)  # reopening applies nothing twice
-    assert MIGRATIONS.pending(store.db) == []
-    assert {"messages", "answers", "model_versions", "jobs", "examples"} <= set(store.db.table_names())
-    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    store = Store.open(path)
+    store.set_shop({"shop_name": "Old shop"})
+    store.db.execute("CREATE TABLE _sqlite_migrations (migration_set TEXT, name TEXT, applied_at TEXT)")
+    store.db.execute("INSERT INTO _sqlite_migrations SELECT 'csbot', name, applied_at FROM schema_migrations")
+    store.db.execute("DROP TABLE schema_migrations")
+    store.close()
+    again = Store.open(path)  # would fail creating tables that exist if the old record were ignored
+    assert again.shop() == {"shop_name": "Old shop"} and migrations.pending(again.db) == []
+    assert again.db.value("SELECT count(*) FROM schema_migrations") == len(migrations.MIGRATIONS)
 
 
 def test_example_ids_ignore_case_and_spacing():
@@ -58,7 +86,7 @@ def test_only_one_model_is_current(store):
 
 
 def test_memory_store_is_independent():
-    a, b = Store(Database(memory=True)), Store(Database(memory=True))
+    a, b = Store(SqliteDatabase(":memory:")), Store(SqliteDatabase(":memory:"))
     a.set_shop({"shop_name": "A"})
     assert b.shop() == {}
 
@@ -103,20 +131,19 @@ def test_users_are_listed_without_password_hashes(store):
     assert store.user("sam")["password_hash"] == "scrypt$x" and store.user("kim") is None
 
 
-def test_a_commit_that_fails_rolls_back_and_leaves_no_transaction_open():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_a_commit_that_fails_rolls_back_and_leaves_no_transaction_open(engine, request, tmp_path):
     """A failing COMMIT, for real: a deferred foreign key is only checked when the transaction commits."""
-    import sqlite3
-
-    from csbot.store import write
-
-    db = Database(memory=True)
-    db.execute("PRAGMA foreign_keys = ON")
-    db.executescript("CREATE TABLE parent (id INTEGER PRIMARY KEY);"
-                     "CREATE TABLE child (id INTEGER PRIMARY KEY, parent INTEGER REFERENCES parent(id) "
-                     "DEFERRABLE INITIALLY DEFERRED);")
-    with pytest.raises(sqlite3.IntegrityError):
+    db = open_database(target(engine, request, tmp_path))
+    if engine == "sqlite":
+        db.execute("PRAGMA foreign_keys = ON")
+    db.execute("CREATE TABLE parent (id INTEGER PRIMARY KEY)")
+    db.execute("CREATE TABLE child (id INTEGER PRIMARY KEY, parent INTEGER REFERENCES parent(id) "
+               "DEFERRABLE INITIALLY DEFERRED)")
+    with pytest.raises(Exception, match="(?i)foreign key"):
         with write(db):
             db.execute("INSERT INTO child (id, parent) VALUES (1, 99)")
-    assert not db.conn.in_transaction and db.execute("SELECT count(*) FROM child").fetchone()[0] == 0
+    assert not db.in_transaction and db.value("SELECT count(*) FROM child") == 0
     db.execute("INSERT INTO parent (id) VALUES (1)")  # later writes commit as usual
-    assert db.execute("SELECT count(*) FROM parent").fetchone()[0] == 1
+    assert db.value("SELECT count(*) FROM parent") == 1
+    db.close()

@@ -1,7 +1,8 @@
 """The store: every piece of state csbot keeps, and the one source of truth every process follows.
 
-`Store` opens the backend (SQLite through sqlite-utils, WAL mode, so several processes on one
-machine share a file) and is made of one part per noun, each in its own module:
+`Store` opens a database (backend.py: a SQLite file in WAL mode, shared by the processes of one
+machine, or PostgreSQL through a connection pool, shared by many machines; the SQL is written once
+for both) and is made of one part per noun, each in its own module:
 
     catalog        shop facts, intents, reply templates
     examples       labelled training examples
@@ -13,50 +14,51 @@ machine share a file) and is made of one part per noun, each in its own module:
     generations    change counters every process polls to catch up with the others
 
 The schema is a list of migrations (migrations.py) applied on open. This package does not embed,
-search or train; it keeps rows. Files (FAISS indexes, model weights) live beside the database.
+search or train; it keeps rows. Files (FAISS indexes, model weights) live in the artifacts folder.
 """
 
 from __future__ import annotations
 
 import secrets
-import threading
 from pathlib import Path
-
-from sqlite_utils import Database
 
 from csbot.store.answers import AnswerRows, clean_answer, clean_question
 from csbot.store.audit import AuditRows, local_actor
-from csbot.store.backend import connect, now, rows, serialized, write
+from csbot.store import migrations
+from csbot.store.backend import Database, open_database, now, rows, serialized, snapshot, write
 from csbot.store.catalog import CatalogRows
 from csbot.store.conversations import ConversationRows
 from csbot.store.examples import ExampleRows, example_id
 from csbot.store.generations import GenerationRows
 from csbot.store.jobs import JobRows
-from csbot.store.migrations import MIGRATIONS
 from csbot.store.models import ModelRows
 from csbot.store.sessions import SessionRows
 from csbot.store.users import UserRows
 
-__all__ = ["MIGRATIONS", "Store", "clean_answer", "clean_question", "example_id", "local_actor", "now", "write"]
+__all__ = ["Database", "Store", "open_database", "snapshot", "clean_answer", "clean_question", "example_id", "local_actor", "now", "write"]
 
 
 class Store(CatalogRows, ExampleRows, AnswerRows, ConversationRows, UserRows, SessionRows, ModelRows,
             JobRows, AuditRows, GenerationRows):
-    """All reads and writes of csbot's rows. Takes an open Database (tests pass memory=True)."""
+    """All reads and writes of csbot's rows. Takes an open Database (tests pass SqliteDatabase(":memory:"))."""
 
     def __init__(self, db: Database):
         self.db = db
-        self._lock = threading.RLock()
-        with self._lock, write(db):  # two processes opening an old store at once migrate it once
-            MIGRATIONS.apply(db)
+        with db.lock:  # two processes opening an old store at once migrate it once (migrations.apply)
+            migrations.apply(db)
 
     @classmethod
-    def open(cls, path: Path) -> Store:
-        return cls(connect(Path(path)))
+    def open(cls, target: str | Path, *, pool_size: int = 10) -> Store:
+        """The store at a `postgresql://` URL (`pool_size` connections at most) or in a SQLite file
+        (made when missing)."""
+        return cls(open_database(target, pool_size=pool_size))
+
+    @classmethod
+    def from_settings(cls, settings) -> Store:
+        return cls.open(settings.database, pool_size=settings.database_pool_size)
 
     def close(self) -> None:
-        with self._lock:
-            self.db.close()
+        self.db.close()
 
     @serialized
     def query(self, sql: str, params: list | tuple = ()) -> list[dict]:
@@ -69,6 +71,6 @@ class Store(CatalogRows, ExampleRows, AnswerRows, ConversationRows, UserRows, Se
 
         Example: service_key("browser_state") -> "Qx3...": the same value in every server process.
         """
-        self.db.execute("INSERT OR IGNORE INTO service_keys (name, value, created_at) VALUES (?, ?, ?)",
+        self.db.execute("INSERT INTO service_keys (name, value, created_at) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                         [name, secrets.token_urlsafe(32), now()])
-        return self.db.execute("SELECT value FROM service_keys WHERE name = ?", [name]).fetchone()[0]
+        return self.db.value("SELECT value FROM service_keys WHERE name = ?", [name])

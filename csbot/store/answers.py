@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from csbot.errors import DataError
-from csbot.store.backend import now, serialized, write
+from csbot.store.backend import now, serialized, snapshot, write
 from csbot.store.generations import bump
 
 KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -59,18 +59,18 @@ class AnswerRows:
         """Create the answer `key`, or replace its text and phrasings (refused with `create_only`,
         checked in the same transaction). Returns its id."""
         with write(self.db):
-            existing = list(self.db["answers"].rows_where("key = ?", [key]))
+            existing = self.db.one("SELECT id FROM answers WHERE key = ?", [key])
             if existing and create_only:
                 raise DataError(f"there is already an answer {key!r}: attach the message to it, or choose another key")
             if existing:
-                answer_id = existing[0]["id"]
-                self.db["answers"].update(answer_id, {"answer": answer, "updated_at": now()})
+                answer_id = existing["id"]
+                self.db.update("answers", answer_id, {"answer": answer, "updated_at": now()})
                 self.db.execute("DELETE FROM answer_questions WHERE answer_id = ?", [answer_id])
             else:
-                answer_id = self.db["answers"].insert(
-                    {"key": key, "answer": answer, "created_at": now(), "updated_at": now()}).last_pk
-            self.db["answer_questions"].insert_all(
-                [{"answer_id": answer_id, "question": q} for q in dict.fromkeys(questions)])
+                answer_id = self.db.insert("answers", {"key": key, "answer": answer, "created_at": now(),
+                                                       "updated_at": now()})
+            self.db.insert_many("answer_questions",
+                                [{"answer_id": answer_id, "question": q} for q in dict.fromkeys(questions)])
             bump(self.db, "answers")
         return answer_id
 
@@ -89,8 +89,8 @@ class AnswerRows:
             existing = self.answer(answer_id)
             phrasings = [q["question"] for q in self.questions(answer_id)]
             if question not in phrasings:
-                self.db["answer_questions"].insert({"answer_id": answer_id, "question": question})
-                self.db["answers"].update(answer_id, {"updated_at": now()})
+                self.db.insert("answer_questions", {"answer_id": answer_id, "question": question})
+                self.db.update("answers", answer_id, {"updated_at": now()})
                 bump(self.db, "answers")
         return {**existing, "questions": [*phrasings, question] if question not in phrasings else phrasings}
 
@@ -104,10 +104,10 @@ class AnswerRows:
 
     @serialized
     def answer(self, answer_id: int) -> dict:
-        rows = list(self.db["answers"].rows_where("id = ?", [answer_id]))
-        if not rows:
+        row = self.db.one("SELECT * FROM answers WHERE id = ?", [answer_id])
+        if row is None:
             raise DataError(f"no curated answer {answer_id}; it may have just been deleted. Refresh the list")
-        return rows[0]
+        return row
 
     @serialized
     def answers(self) -> list[dict]:
@@ -118,18 +118,18 @@ class AnswerRows:
     def answers_snapshot(self) -> tuple[list[dict], int]:
         """Every answer with its phrasings and the `answers` generation they are at, read in one
         transaction, so an index built from them can say exactly which change it includes."""
-        with self.db.atomic():
-            generation = self.db.execute("SELECT coalesce(max(value), 0) FROM generations WHERE name = 'answers'"
-                                         ).fetchone()[0]
-            rows = list(self.db["answers"].rows_where(order_by="key"))
+        with snapshot(self.db):
+            generation = self.db.value("SELECT coalesce(max(value), 0) FROM generations WHERE name = 'answers'")
+            rows = self.db.rows("SELECT * FROM answers ORDER BY key")
             questions: dict[int, list[str]] = {}
-            for q in self.db["answer_questions"].rows_where(order_by="id"):
-                questions.setdefault(q["answer_id"], []).append(q["question"])
+            for answer_id, question in self.db.execute("SELECT answer_id, question FROM answer_questions ORDER BY id"
+                                                       ).fetchall():
+                questions.setdefault(answer_id, []).append(question)
         return [{**r, "questions": questions.get(r["id"], [])} for r in rows], generation
 
     @serialized
     def questions(self, answer_id: int | None = None) -> list[dict]:
         """Question phrasings with their row ids."""
         if answer_id is None:
-            return list(self.db["answer_questions"].rows_where(order_by="id"))
-        return list(self.db["answer_questions"].rows_where("answer_id = ?", [answer_id], order_by="id"))
+            return self.db.rows("SELECT * FROM answer_questions ORDER BY id")
+        return self.db.rows("SELECT * FROM answer_questions WHERE answer_id = ? ORDER BY id", [answer_id])

@@ -8,7 +8,7 @@ from __future__ import annotations
 import getpass
 import json
 
-from csbot.store.backend import now, rows, serialized
+from csbot.store.backend import json_text, now, serialized
 
 
 def local_actor() -> str:
@@ -27,8 +27,8 @@ class AuditRows:
     def audit(self, actor: str, action: str, target: str | None = None, *, detail: dict | None = None,
               address: str | None = None) -> None:
         """Record an action. Example: audit("ada", "promote", "v20261201-1200-ab12cd")"""
-        self.db["audit"].insert({"at": now(), "actor": actor, "action": action, "target": target,
-                                 "detail": json.dumps(detail, ensure_ascii=False) if detail else None,
+        self.db.insert("audit", {"at": now(), "actor": actor, "action": action, "target": target,
+                                 "detail": json_text(detail) if detail else None,
                                  "address": address})
 
     @serialized
@@ -43,9 +43,11 @@ class AuditRows:
             where.append("action = ?")
             params.append(action)
         if text:
-            where.append("(coalesce(target, '') || ' ' || coalesce(detail, '') || ' ' || coalesce(address, '')) LIKE ?")
-            params.append(f"%{text}%")
-        found = rows(self.db, f"SELECT * FROM audit WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
+            # lower() both sides: LIKE ignores case on SQLite, not on PostgreSQL
+            where.append("lower(coalesce(target, '') || ' ' || coalesce(CAST(detail AS TEXT), '') || ' ' || "
+                         "coalesce(address, '')) LIKE ?")
+            params.append(f"%{text.lower()}%")
+        found = self.db.rows(f"SELECT * FROM audit WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
                      [*params, limit])
         for row in found:
             row["detail"] = json.loads(row["detail"]) if row["detail"] else {}

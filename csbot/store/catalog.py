@@ -14,20 +14,21 @@ class CatalogRows:
     @serialized
     def set_shop(self, facts: dict[str, str]) -> None:
         with write(self.db):
-            self.db["shop_facts"].upsert_all([{"key": k, "value": v} for k, v in facts.items()], pk="key")
+            for key, value in facts.items():
+                self.db.upsert("shop_facts", {"key": key, "value": value}, keys=("key",))
             bump(self.db, "shop")
 
     @serialized
     def shop(self) -> dict[str, str]:
-        return {r["key"]: r["value"] for r in self.db["shop_facts"].rows}
+        return dict(self.db.execute("SELECT key, value FROM shop_facts ORDER BY key").fetchall())
 
     @serialized
     def set_intent(self, name: str, *, description: str, templates: list[str]) -> None:
         """Create or replace an intent and all of its template variants, in one transaction."""
         with write(self.db):
-            self.db["intents"].upsert({"name": name, "description": description}, pk="name")
+            self.db.upsert("intents", {"name": name, "description": description}, keys=("name",))
             self.db.execute("DELETE FROM templates WHERE intent = ?", [name])
-            self.db["templates"].insert_all(
+            self.db.insert_many("templates",
                 [{"intent": name, "position": i, "text": t, "updated_at": now()}
                  for i, t in enumerate(templates)])
             bump(self.db, "templates")
@@ -41,11 +42,11 @@ class CatalogRows:
 
     @serialized
     def intents(self) -> dict[str, str]:
-        return {r["name"]: r["description"] for r in self.db["intents"].rows_where(order_by="name")}
+        return dict(self.db.execute("SELECT name, description FROM intents ORDER BY name").fetchall())
 
     @serialized
     def templates(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
-        for row in self.db["templates"].rows_where(order_by="intent, position"):
-            out.setdefault(row["intent"], []).append(row["text"])
+        for intent, text in self.db.execute("SELECT intent, text FROM templates ORDER BY intent, position").fetchall():
+            out.setdefault(intent, []).append(text)
         return out

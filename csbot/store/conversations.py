@@ -12,7 +12,7 @@ import json
 import uuid
 
 from csbot.errors import DataError
-from csbot.store.backend import now, rows, serialized, write
+from csbot.store.backend import json_text, now, serialized, write
 
 INBOX_STATUSES = ("open", "labelled", "answered", "dismissed")
 
@@ -23,35 +23,35 @@ class ConversationRows:
         """The conversation with this id, created if new (a new id is made when None)."""
         conversation_id = conversation_id or uuid.uuid4().hex
         stamp = now()
-        # INSERT OR IGNORE: two processes creating the same new conversation both get the one row
-        self.db.execute("INSERT OR IGNORE INTO conversations (id, channel, created_at, updated_at, customer_name, "
-                        "owner, slots, pending_intent, pending_slot) VALUES (?, ?, ?, ?, NULL, 'bot', '{}', NULL, NULL)",
-                        [conversation_id, channel, stamp, stamp])
-        row = self.db["conversations"].get(conversation_id)
+        # ON CONFLICT DO NOTHING: two processes creating the same new conversation both get the one row
+        self.db.execute("INSERT INTO conversations (id, channel, created_at, updated_at, customer_name, owner, slots, "
+                        "pending_intent, pending_slot) VALUES (?, ?, ?, ?, NULL, 'bot', '{}', NULL, NULL) "
+                        "ON CONFLICT DO NOTHING", [conversation_id, channel, stamp, stamp])
+        row = self.db.one("SELECT * FROM conversations WHERE id = ?", [conversation_id])
         return {**row, "slots": json.loads(row["slots"] or "{}")}
 
     @serialized
     def claim_for_person(self, conversation_id: str) -> bool:
         """Give a bot-owned conversation to a person, in one step; False when a person had it already
         (so a double click or two staff at once hand it over only once)."""
-        with write(self.db):
-            cursor = self.db.execute("UPDATE conversations SET owner = 'human', handoff_at = ?, updated_at = ?, "
-                                     "pending_intent = NULL, pending_slot = NULL WHERE id = ? AND owner != 'human'",
-                                     [now(), now(), conversation_id])
-            return cursor.rowcount == 1
+        # one statement: its row lock makes a second claim wait, then find owner = 'human'
+        cursor = self.db.execute("UPDATE conversations SET owner = 'human', handoff_at = ?, updated_at = ?, "
+                                 "pending_intent = NULL, pending_slot = NULL WHERE id = ? AND owner != 'human'",
+                                 [now(), now(), conversation_id])
+        return cursor.rowcount == 1
 
     @serialized
     def update_conversation(self, conversation_id: str, **changes) -> None:
         if "slots" in changes:
-            changes["slots"] = json.dumps(changes["slots"])
-        self.db["conversations"].update(conversation_id, {**changes, "updated_at": now()})
+            changes["slots"] = json_text(changes["slots"])
+        self.db.update("conversations", conversation_id, {**changes, "updated_at": now()})
 
     @serialized
     def add_message(self, conversation_id: str, *, role: str, text: str, **fields) -> int:
         if "trace" in fields and not isinstance(fields["trace"], str):
-            fields["trace"] = json.dumps(fields["trace"])
-        return self.db["messages"].insert({"conversation_id": conversation_id, "created_at": now(),
-                                           "role": role, "text": text, **fields}).last_pk
+            fields["trace"] = json_text(fields["trace"])
+        return self.db.insert("messages", {"conversation_id": conversation_id, "created_at": now(),
+                                           "role": role, "text": text, **fields})
 
     @serialized
     def record_reply(self, conversation_id: str, *, message_id: int, changes: dict, inbox: str | None,
@@ -59,13 +59,15 @@ class ConversationRows:
         """Store the bot's handling of customer message `message_id` in one transaction: the
         conversation's changes, the inbox flag and the reply (a dict of message fields with `text`).
 
-        The owner is read inside the transaction: when a person took the conversation while the
+        The owner is read inside the transaction, locking the conversation's row (other
+        conversations' replies are written meanwhile): when a person took the conversation while the
         reply was being worked out, nothing of the bot's is written, the message goes to the inbox
         as 'human', and None is returned. Otherwise returns the reply's id (None when `reply` is None).
         """
-        with write(self.db):
-            owner = self.db.execute("SELECT owner FROM conversations WHERE id = ?", [conversation_id]).fetchone()
-            if owner and owner[0] == "human":
+        with write(self.db, serial=False):
+            owner = self.db.value(f"SELECT owner FROM conversations WHERE id = ?{self.db.dialect.for_update}",
+                                  [conversation_id])
+            if owner == "human":
                 self.flag_for_inbox(message_id, reason="human")
                 return None
             self.update_conversation(conversation_id, **changes)
@@ -78,7 +80,7 @@ class ConversationRows:
 
     @serialized
     def messages(self, conversation_id: str) -> list[dict]:
-        return list(self.db["messages"].rows_where("conversation_id = ?", [conversation_id], order_by="id"))
+        return self.db.rows("SELECT * FROM messages WHERE conversation_id = ? ORDER BY id", [conversation_id])
 
     @serialized
     def has_messages(self, conversation_id: str) -> bool:
@@ -87,31 +89,29 @@ class ConversationRows:
 
     @serialized
     def last_bot_message(self, conversation_id: str) -> dict | None:
-        found = list(self.db["messages"].rows_where("conversation_id = ? AND role = 'bot'",
-                                                    [conversation_id], order_by="id desc", limit=1))
-        return found[0] if found else None
+        return self.db.one("SELECT * FROM messages WHERE conversation_id = ? AND role = 'bot' ORDER BY id DESC LIMIT 1",
+                           [conversation_id])
 
     @serialized
     def count_intent_replies(self, conversation_id: str, intent: str) -> int:
-        return self.db.execute(
+        return self.db.value(
             "SELECT count(*) FROM messages WHERE conversation_id = ? AND role = 'bot' AND intent = ?"
-            " AND route = 'template'", [conversation_id, intent]).fetchone()[0]
+            " AND route = 'template'", [conversation_id, intent])
 
     @serialized
     def message(self, message_id: int) -> dict | None:
-        found = list(self.db["messages"].rows_where("id = ?", [message_id]))
-        return found[0] if found else None
+        return self.db.one("SELECT * FROM messages WHERE id = ?", [message_id])
 
     @serialized
     def messages_after(self, conversation_id: str, after_id: int = 0) -> list[dict]:
         """The conversation's messages with an id above after_id (what a polling page has not seen)."""
-        return list(self.db["messages"].rows_where("conversation_id = ? AND id > ?", [conversation_id, after_id],
-                                                   order_by="id"))
+        return self.db.rows("SELECT * FROM messages WHERE conversation_id = ? AND id > ? ORDER BY id",
+                            [conversation_id, after_id])
 
     # --- the staff inbox ----------------------------------------------------------------
     @serialized
     def flag_for_inbox(self, message_id: int, *, reason: str) -> None:
-        self.db["messages"].update(message_id, {"inbox": reason, "inbox_status": "open"})
+        self.db.update("messages", message_id, {"inbox": reason, "inbox_status": "open"})
 
     @serialized
     def set_inbox_status(self, message_id: int, status: str) -> None:
@@ -121,13 +121,13 @@ class ConversationRows:
         with write(self.db):
             if self.message(message_id) is None:
                 raise DataError(f"no message {message_id}")
-            self.db["messages"].update(message_id, {"inbox_status": status})
+            self.db.update("messages", message_id, {"inbox_status": status})
 
     @serialized
     def inbox(self, *, status: str = "open", limit: int = 200) -> list[dict]:
         """Customer messages waiting for staff, newest first, each with the bot's reply to it
         (`reply_text`, `reply_route`, `reply_trace` as a dict, `reply_id`, `rating`) when there was one."""
-        found = rows(self.db, """SELECT m.*, r.id AS reply_id, r.text AS reply_text, r.route AS reply_route,
+        found = self.db.rows("""SELECT m.*, r.id AS reply_id, r.text AS reply_text, r.route AS reply_route,
                       r.trace AS reply_trace, r.rating AS rating, r.model_version AS model_version_reply
                FROM messages m LEFT JOIN messages r ON r.id = (
                    SELECT min(id) FROM messages WHERE conversation_id = m.conversation_id AND id > m.id
@@ -148,21 +148,21 @@ class ConversationRows:
             message = self.message(message_id)
             if message is None or message["conversation_id"] != conversation_id or message["role"] != "bot":
                 raise DataError(f"message {message_id} is not a bot reply in this conversation")
-            self.db["messages"].update(message_id, {"rating": rating})
+            self.db.update("messages", message_id, {"rating": rating})
             if rating == -1:
-                asked = list(self.db["messages"].rows_where(
-                    "conversation_id = ? AND id < ? AND role = 'customer'", [conversation_id, message_id],
-                    order_by="id desc", limit=1))
-                if asked and asked[0]["inbox_status"] in (None, "dismissed"):
-                    self.flag_for_inbox(asked[0]["id"], reason="disliked")
+                asked = self.db.one("SELECT * FROM messages WHERE conversation_id = ? AND id < ? AND role = 'customer' "
+                                    "ORDER BY id DESC LIMIT 1", [conversation_id, message_id])
+                if asked and asked["inbox_status"] in (None, "dismissed"):
+                    self.flag_for_inbox(asked["id"], reason="disliked")
 
     @serialized
     def live_conversations(self, *, limit: int = 100) -> list[dict]:
         """Conversations a person owns or was asked for, most recently active first."""
-        return [{**r, "slots": json.loads(r["slots"] or "{}")} for r in self.db["conversations"].rows_where(
-            "owner = 'human' OR handoff_at IS NOT NULL", order_by="updated_at desc", limit=limit)]
+        return [{**r, "slots": json.loads(r["slots"] or "{}")} for r in self.db.rows(
+            "SELECT * FROM conversations WHERE owner = 'human' OR handoff_at IS NOT NULL ORDER BY updated_at DESC "
+            "LIMIT ?", [limit])]
 
     @serialized
     def recent_customer_messages(self, limit: int = 500) -> list[str]:
-        return [r["text"] for r in self.db["messages"].rows_where("role = 'customer'", order_by="id desc",
-                                                                  limit=limit)]
+        return [r[0] for r in self.db.execute("SELECT text FROM messages WHERE role = 'customer' ORDER BY id DESC "
+                                              "LIMIT ?", [limit]).fetchall()]

@@ -27,17 +27,18 @@ class ExampleRows:
         Returns how many were new."""
         stamp = now()
         with write(self.db):
-            before = self.db["examples"].count
-            self.db["examples"].insert_all(
+            count = "SELECT count(*) FROM examples"
+            before = self.db.value(count)
+            self.db.insert_many("examples",
                 [{"id": example_id(r["text"], r["intent"]), "text": r["text"], "intent": r["intent"],
                   "source": source, "agent_reply": r.get("agent_reply") or None,
                   "created_at": r.get("created_at") or None, "added_at": stamp} for r in rows],
                 ignore=True)
-            return self.db["examples"].count - before
+            return self.db.value(count) - before
 
     @serialized
     def examples(self) -> list[tuple[str, str]]:
-        return [(r["text"], r["intent"]) for r in self.db["examples"].rows_where(order_by="id")]
+        return [tuple(r) for r in self.db.execute("SELECT text, intent FROM examples ORDER BY id").fetchall()]
 
     @serialized
     def example_counts(self) -> dict:
@@ -46,5 +47,6 @@ class ExampleRows:
         Example: {"examples": 1975, "staff": 12}
         """
         examples, staff = self.db.execute(
-            "SELECT count(*), coalesce(sum(substr(source, 1, 6) = 'staff:'), 0) FROM examples").fetchone()
+            "SELECT count(*), coalesce(sum(CASE WHEN source LIKE 'staff:%' THEN 1 ELSE 0 END), 0) FROM examples"
+        ).fetchone()
         return {"examples": examples, "staff": staff}

@@ -9,9 +9,7 @@ Example: bump(db, "answers") inside the answer's write; generations() -> {"answe
 
 from __future__ import annotations
 
-from sqlite_utils import Database
-
-from csbot.store.backend import now, serialized
+from csbot.store.backend import Database, now, serialized
 
 KINDS = ("answers", "templates", "shop", "model")
 
@@ -21,7 +19,7 @@ def bump(db: Database, name: str) -> None:
     if name not in KINDS:
         raise ValueError(f"generation name must be one of {KINDS}; found {name!r}")
     db.execute("INSERT INTO generations (name, value, updated_at) VALUES (?, 1, ?) "
-               "ON CONFLICT(name) DO UPDATE SET value = value + 1, updated_at = excluded.updated_at",
+               "ON CONFLICT (name) DO UPDATE SET value = generations.value + 1, updated_at = excluded.updated_at",
                [name, now()])
 
 

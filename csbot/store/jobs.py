@@ -1,6 +1,7 @@
 """Training jobs: a row per run with its phase, progress, outcome and a lease.
 
-A running job's process writes `heartbeat_at` every few seconds; a job whose heartbeat is older
+A job is `queued` (waiting for a training worker to claim it), then `running`, then done, failed,
+cancelled or interrupted. A running job's process writes `heartbeat_at` every few seconds; a job whose heartbeat is older
 than the lease is gone (killed, crashed, its machine rebooted) whatever its pid says, and is
 marked interrupted by whoever looks next, so it never blocks a new run. Starting a run checks
 for a live one and records the new one in a single write transaction, so two servers cannot
@@ -12,7 +13,7 @@ from __future__ import annotations
 import json
 import uuid
 
-from csbot.errors import TrainingError
+from csbot.errors import DataError, TrainingError
 from csbot.store.backend import now, serialized, write
 
 INTERRUPTED = "the training process stopped sending its heartbeat before it finished (killed, crashed or restarted)"
@@ -22,35 +23,60 @@ class JobRows:
     @serialized
     def create_job(self, *, kind: str, device: str, options: str | None = None, at: float | None = None) -> str:
         job_id = uuid.uuid4().hex[:12]
-        self.db["jobs"].insert({"id": job_id, "kind": kind, "status": "running", "phase": "queued",
+        self.db.insert("jobs", {"id": job_id, "kind": kind, "status": "running", "phase": "queued",
                                 "step": 0, "total": 0, "device": device, "started_at": now(),
-                                "updated_at": now(), "options": options, "heartbeat_at": at})
+                                "updated_at": now(), "options": options, "heartbeat_at": at}, returning=None)
         return job_id
 
     @serialized
-    def start_job(self, *, kind: str, device: str, options: str, at: float, stale_before: float) -> str:
-        """Record a new running job unless a live one runs (stale ones are marked interrupted first),
-        in one transaction. Returns the new id; TrainingError names the live run."""
+    def start_job(self, *, kind: str, device: str, options: str, at: float, stale_before: float,
+                  queued: bool = False) -> str:
+        """Record a new job unless a live one runs or waits (stale ones are marked interrupted first),
+        in one transaction: running at once, or `queued` for a worker to claim. Returns the new id;
+        TrainingError names the live run."""
         with write(self.db):
             self.interrupt_stale_jobs(stale_before=stale_before, kind=kind)
-            busy = self.jobs(kind=kind, status="running", limit=1)
+            busy = self.db.one("SELECT * FROM jobs WHERE kind = ? AND status IN ('running', 'queued') "
+                               "ORDER BY started_at DESC LIMIT 1", [kind])
             if busy:
-                by = json.loads(busy[0].get("options") or "{}").get("user") or "the command line"
-                raise TrainingError(f"a training run ({busy[0]['id']}) is already running, started by {by}; "
+                by = json.loads(busy.get("options") or "{}").get("user") or "the command line"
+                state = "waiting for a worker" if busy["status"] == "queued" else "already running"
+                raise TrainingError(f"a training run ({busy['id']}) is {state}, started by {by}; "
                                     "wait for it or cancel it")
-            return self.create_job(kind=kind, device=device, options=options, at=at)
+            job_id = self.create_job(kind=kind, device=device, options=options, at=at)
+            if queued:
+                self.update_job(job_id, status="queued", phase="waiting for a worker", heartbeat_at=None)
+            return job_id
+
+    @serialized
+    def claim_job(self, *, worker: str, device: str, at: float, kind: str = "train") -> dict | None:
+        """Take the oldest queued job for `worker`, which runs it on `device`; None when none waits.
+        One statement: on PostgreSQL the row is locked and other workers skip it (SKIP LOCKED), so
+        two workers never take the same job, and neither waits for the other."""
+        claimed = self.db.value(
+            "UPDATE jobs SET status = 'running', phase = 'starting', worker = ?, device = ?, heartbeat_at = ?, "
+            "updated_at = ? WHERE id = (SELECT id FROM jobs WHERE kind = ? AND status = 'queued' "
+            f"ORDER BY started_at LIMIT 1{self.db.dialect.skip_locked}) RETURNING id",
+            [worker, device, at, now(), kind])
+        return self.job(claimed) if claimed else None
+
+    @serialized
+    def cancel_queued_job(self, job_id: str) -> bool:
+        """Cancel a job no worker has taken yet; False when it is not waiting (a worker took it)."""
+        return self.db.execute("UPDATE jobs SET status = 'cancelled', cancel_requested = 1, finished_at = ?, "
+                               "updated_at = ? WHERE id = ? AND status = 'queued'", [now(), now(), job_id]).rowcount == 1
 
     @serialized
     def interrupt_stale_jobs(self, *, stale_before: float, kind: str = "train") -> list[str]:
         """Mark running jobs whose heartbeat is older than `stale_before` as interrupted. Returns their ids.
         A plain read when there are none (health checks call this): the write lock only when needed."""
         find = "SELECT id FROM jobs WHERE kind = ? AND status = 'running' AND coalesce(heartbeat_at, 0) < ?"
-        if not self.db.conn.in_transaction and not self.db.execute(find, [kind, stale_before]).fetchone():
+        if not self.db.in_transaction and not self.db.execute(find, [kind, stale_before]).fetchone():
             return []
         with write(self.db):
             stale = [r[0] for r in self.db.execute(find, [kind, stale_before]).fetchall()]
             for job_id in stale:
-                cancelled = self.db.execute("SELECT cancel_requested FROM jobs WHERE id = ?", [job_id]).fetchone()[0]
+                cancelled = self.db.value("SELECT cancel_requested FROM jobs WHERE id = ?", [job_id])
                 self.update_job(job_id, status="cancelled" if cancelled else "interrupted", finished_at=now(),
                                 eta_seconds=None, error=None if cancelled else INTERRUPTED)
         return stale
@@ -63,7 +89,7 @@ class JobRows:
 
     @serialized
     def update_job(self, job_id: str, **changes) -> None:
-        self.db["jobs"].update(job_id, {**changes, "updated_at": now()})
+        self.db.update("jobs", job_id, {**changes, "updated_at": now()})
 
     @serialized
     def finish_job(self, job_id: str, **changes) -> bool:
@@ -76,7 +102,10 @@ class JobRows:
 
     @serialized
     def job(self, job_id: str) -> dict:
-        return self.db["jobs"].get(job_id)
+        found = self.db.one("SELECT * FROM jobs WHERE id = ?", [job_id])
+        if found is None:
+            raise DataError(f"no training run {job_id!r}; see the admin page's list of runs")
+        return found
 
     @serialized
     def jobs(self, *, kind: str = "train", status: str | None = None, limit: int = 20) -> list[dict]:
@@ -84,4 +113,4 @@ class JobRows:
         where, params = "kind = ?", [kind]
         if status:
             where, params = where + " AND status = ?", params + [status]
-        return list(self.db["jobs"].rows_where(where, params, order_by="started_at desc", limit=limit))
+        return self.db.rows(f"SELECT * FROM jobs WHERE {where} ORDER BY started_at DESC LIMIT ?", [*params, limit])

@@ -1,87 +1,114 @@
-"""The schema, written once: a list of sqlite-utils migrations applied in order when a store opens.
+"""The schema, written once for both engines: a list of migrations applied in order when a store opens.
 
-A migration is never edited once released; a change to the schema is a new function below.
+Each migration is a list of DDL statements whose column types are the dialect's words ({id},
+{text}, {int}, {real}, {json}, {stamp}; backend.Dialect), so SQLite gets TEXT where PostgreSQL
+gets timestamptz or jsonb. Applied migrations are rows of `schema_migrations`; the whole run
+holds the writers' lock, so two processes opening an old store migrate it once. A migration is
+never edited once released; a change to the schema is a new entry at the end.
+
+Stores made before this list was portable recorded their migrations in sqlite-utils'
+`_sqlite_migrations` table; those count as applied.
 """
 
 from __future__ import annotations
 
-from sqlite_utils import Database
-from sqlite_utils.migrations import Migrations
+from csbot.store.backend import Database, now, write
 
-MIGRATIONS = Migrations("csbot")
+MIGRATIONS: list[tuple[str, list[str]]] = [
+    ("m001_initial", [
+        "CREATE TABLE shop_facts (key {text} PRIMARY KEY, value {text})",
+        "CREATE TABLE intents (name {text} PRIMARY KEY, description {text})",
+        "CREATE TABLE templates (id {id}, intent {text} REFERENCES intents(name), position {int}, text {text}, "
+        "updated_at {stamp})",
+        "CREATE UNIQUE INDEX idx_templates_intent_position ON templates (intent, position)",
+        "CREATE TABLE examples (id {text} PRIMARY KEY, text {text}, intent {text}, source {text}, "
+        "agent_reply {text}, created_at {text}, added_at {stamp})",  # created_at: as the imported log says
+        "CREATE INDEX idx_examples_intent ON examples (intent)",
+        "CREATE TABLE answers (id {id}, key {text}, answer {text}, created_at {stamp}, updated_at {stamp})",
+        "CREATE UNIQUE INDEX idx_answers_key ON answers (key)",
+        "CREATE TABLE answer_questions (id {id}, answer_id {int} REFERENCES answers(id), question {text})",
+        "CREATE UNIQUE INDEX idx_answer_questions_answer_id_question ON answer_questions (answer_id, question)",
+        "CREATE TABLE conversations (id {text} PRIMARY KEY, channel {text}, created_at {stamp}, updated_at {stamp}, "
+        "customer_name {text}, owner {text}, slots {json}, pending_intent {text}, pending_slot {text})",
+        "CREATE TABLE messages (id {id}, conversation_id {text} REFERENCES conversations(id), created_at {stamp}, "
+        "role {text}, text {text}, route {text}, intent {text}, confidence {real}, answer_id {int}, "
+        "model_version {text}, latency_ms {real}, trace {json}, rating {int}, inbox {text}, inbox_status {text})",
+        "CREATE INDEX idx_messages_conversation_id_id ON messages (conversation_id, id)",
+        "CREATE INDEX idx_messages_inbox_status ON messages (inbox_status)",
+        "CREATE TABLE model_versions (id {text} PRIMARY KEY, path {text}, created_at {stamp}, base_model {text}, "
+        "data_hash {text}, metrics {json}, threshold {real}, device {text}, train_seconds {real}, "
+        "is_current {int}, note {text})",
+        "CREATE TABLE jobs (id {text} PRIMARY KEY, kind {text}, status {text}, phase {text}, step {int}, "
+        "total {int}, loss {real}, device {text}, started_at {stamp}, updated_at {stamp}, finished_at {stamp}, "
+        "error {text}, model_version {text})",
+    ]),
+    ("m002_web", [  # accounts, staff replies and hand-offs, cancellable background jobs, version reports
+        "CREATE TABLE users (name {text} PRIMARY KEY, role {text}, password_hash {text}, created_at {stamp}, "
+        "updated_at {stamp})",
+        "ALTER TABLE messages ADD COLUMN author {text}",  # the staff member who wrote a role='staff' message
+        "CREATE INDEX idx_messages_created_at ON messages (created_at)",
+        "ALTER TABLE conversations ADD COLUMN handoff_at {stamp}",  # when a person was asked for
+        "CREATE INDEX idx_conversations_owner_updated_at ON conversations (owner, updated_at)",
+        "ALTER TABLE jobs ADD COLUMN cancel_requested {int}",
+        "ALTER TABLE jobs ADD COLUMN eta_seconds {real}",
+        "ALTER TABLE jobs ADD COLUMN elapsed_seconds {real}",
+        "ALTER TABLE jobs ADD COLUMN options {json}",
+        "ALTER TABLE jobs ADD COLUMN pid {int}",
+        "ALTER TABLE model_versions ADD COLUMN comparison {json}",  # the new model against the serving one
+    ]),
+    ("m003_shared", [
+        # What every process must see alike. One change counter per kind of shared state (answers,
+        # templates, shop, model): a process compares them with what it serves and catches up.
+        "CREATE TABLE generations (name {text} PRIMARY KEY, value {int}, updated_at {stamp})",
+        "CREATE TABLE service_keys (name {text} PRIMARY KEY, value {text}, created_at {stamp})",
+        "ALTER TABLE users ADD COLUMN disabled {int} NOT NULL DEFAULT 0",
+        # A login session: the sha-256 of the cookie's token (a stolen database holds no usable token).
+        # Times are epoch seconds from auth.py's clock.
+        'CREATE TABLE sessions (id {text} PRIMARY KEY, "user" {text}, created_at {real}, seen_at {real}, '
+        "expires_at {real}, address {text}, agent {text})",
+        'CREATE INDEX idx_sessions_user ON sessions ("user")',
+        "CREATE TABLE login_failures (name {text}, address {text}, failures {int}, last_at {real}, "
+        "locked_until {real}, PRIMARY KEY (name, address))",
+        'CREATE TABLE rate_hits (key {text}, "window" {int}, hits {int}, PRIMARY KEY (key, "window"))',
+        "CREATE TABLE audit (id {id}, at {stamp}, actor {text}, action {text}, target {text}, detail {json}, "
+        "address {text})",
+        "CREATE INDEX idx_audit_at ON audit (at)",
+        "CREATE INDEX idx_audit_actor_at ON audit (actor, at)",
+        "CREATE INDEX idx_audit_action_at ON audit (action, at)",
+        "ALTER TABLE jobs ADD COLUMN heartbeat_at {real}",  # epoch seconds; a stale one means the run is gone
+        "ALTER TABLE jobs ADD COLUMN worker {text}",  # host:pid of the process that runs it
+    ]),
+]
 
 
-@MIGRATIONS()
-def m001_initial(db: Database) -> None:
-    db["shop_facts"].create({"key": str, "value": str}, pk="key")
-    db["intents"].create({"name": str, "description": str}, pk="name")
-    db["templates"].create({"id": int, "intent": str, "position": int, "text": str,
-                            "updated_at": str}, pk="id", foreign_keys=[("intent", "intents", "name")])
-    db["templates"].create_index(["intent", "position"], unique=True)
-    db["examples"].create({"id": str, "text": str, "intent": str, "source": str,
-                           "agent_reply": str, "created_at": str, "added_at": str}, pk="id")
-    db["examples"].create_index(["intent"])
-    db["answers"].create({"id": int, "key": str, "answer": str, "created_at": str,
-                          "updated_at": str}, pk="id")
-    db["answers"].create_index(["key"], unique=True)
-    db["answer_questions"].create({"id": int, "answer_id": int, "question": str}, pk="id",
-                                  foreign_keys=[("answer_id", "answers", "id")])
-    db["answer_questions"].create_index(["answer_id", "question"], unique=True)
-    db["conversations"].create({"id": str, "channel": str, "created_at": str, "updated_at": str,
-                                "customer_name": str, "owner": str, "slots": str,
-                                "pending_intent": str, "pending_slot": str}, pk="id")
-    db["messages"].create({"id": int, "conversation_id": str, "created_at": str, "role": str,
-                           "text": str, "route": str, "intent": str, "confidence": float,
-                           "answer_id": int, "model_version": str, "latency_ms": float,
-                           "trace": str, "rating": int, "inbox": str, "inbox_status": str},
-                          pk="id", foreign_keys=[("conversation_id", "conversations", "id")])
-    db["messages"].create_index(["conversation_id", "id"])
-    db["messages"].create_index(["inbox_status"])
-    db["model_versions"].create({"id": str, "path": str, "created_at": str, "base_model": str,
-                                 "data_hash": str, "metrics": str, "threshold": float,
-                                 "device": str, "train_seconds": float, "is_current": int,
-                                 "note": str}, pk="id")
-    db["jobs"].create({"id": str, "kind": str, "status": str, "phase": str, "step": int,
-                       "total": int, "loss": float, "device": str, "started_at": str,
-                       "updated_at": str, "finished_at": str, "error": str,
-                       "model_version": str}, pk="id")
+def applied(db: Database) -> set[str]:
+    """Names of the migrations this database has (none for a new one)."""
+    tables = db.tables()
+    done = set()
+    if "schema_migrations" in tables:
+        done |= {r[0] for r in db.execute("SELECT name FROM schema_migrations").fetchall()}
+    if "_sqlite_migrations" in tables:  # recorded by sqlite-utils before the schema was portable
+        done |= {r[0] for r in db.execute("SELECT name FROM _sqlite_migrations WHERE migration_set = 'csbot'"
+                                          ).fetchall()}
+    return done
 
 
-@MIGRATIONS()
-def m002_web(db: Database) -> None:
-    """Accounts, staff replies and hand-offs, cancellable background jobs, version reports."""
-    db["users"].create({"name": str, "role": str, "password_hash": str, "created_at": str,
-                        "updated_at": str}, pk="name")
-    db["messages"].add_column("author", str)  # the staff member who wrote a role='staff' message
-    db["messages"].create_index(["created_at"])
-    db["conversations"].add_column("handoff_at", str)  # when a person was asked for
-    db["conversations"].create_index(["owner", "updated_at"])
-    for column, kind in (("cancel_requested", int), ("eta_seconds", float), ("elapsed_seconds", float),
-                         ("options", str), ("pid", int)):
-        db["jobs"].add_column(column, kind)
-    db["model_versions"].add_column("comparison", str)  # JSON: the new model against the serving one
+def pending(db: Database) -> list[str]:
+    done = applied(db)
+    return [name for name, _ in MIGRATIONS if name not in done]
 
 
-@MIGRATIONS()
-def m003_shared(db: Database) -> None:
-    """What every process must see alike: change counters, login sessions and failures, shared rate
-    counters, the audit log, account state and training-job leases."""
-    # One counter per kind of shared state (answers, templates, shop, model); a process compares
-    # them with what it serves and catches up when one moved.
-    db["generations"].create({"name": str, "value": int, "updated_at": str}, pk="name")
-    db["service_keys"].create({"name": str, "value": str, "created_at": str}, pk="name")
-    db["users"].add_column("disabled", int, not_null_default=0)
-    # A login session: the sha-256 of the cookie's token (a stolen database holds no usable token).
-    db["sessions"].create({"id": str, "user": str, "created_at": float, "seen_at": float,
-                           "expires_at": float, "address": str, "agent": str}, pk="id")
-    db["sessions"].create_index(["user"])
-    db["login_failures"].create({"name": str, "address": str, "failures": int, "last_at": float,
-                                 "locked_until": float}, pk=("name", "address"))
-    db["rate_hits"].create({"key": str, "window": int, "hits": int}, pk=("key", "window"))
-    db["audit"].create({"id": int, "at": str, "actor": str, "action": str, "target": str,
-                        "detail": str, "address": str}, pk="id")
-    db["audit"].create_index(["at"])
-    db["audit"].create_index(["actor", "at"])
-    db["audit"].create_index(["action", "at"])
-    db["jobs"].add_column("heartbeat_at", float)  # epoch seconds; a stale one means the run is gone
-    db["jobs"].add_column("worker", str)  # host:pid of the process that runs it
+def apply(db: Database) -> list[str]:
+    """Bring the schema up to date, in one serial transaction. Returns the names applied."""
+    with write(db):
+        db.execute("CREATE TABLE IF NOT EXISTS schema_migrations (name TEXT PRIMARY KEY, applied_at TEXT)")
+        done = applied(db)
+        todo = [(name, statements) for name, statements in MIGRATIONS if name not in done]
+        for name, statements in todo:
+            for statement in statements:
+                db.execute(statement.format(**db.dialect.types))
+            db.execute("INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)", [name, now()])
+        # an old store's record, copied so the new table alone says what is applied
+        for name in sorted(done - {r[0] for r in db.execute("SELECT name FROM schema_migrations").fetchall()}):
+            db.execute("INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)", [name, now()])
+    return [name for name, _ in todo]

@@ -20,7 +20,7 @@ class SessionRows:
         the password check and this insert leaves no session behind. Returns whether it was made."""
         with write(self.db):
             cursor = self.db.execute(
-                "INSERT INTO sessions (id, user, created_at, seen_at, expires_at, address, agent) "
+                'INSERT INTO sessions (id, "user", created_at, seen_at, expires_at, address, agent) '
                 "SELECT ?, name, ?, ?, ?, ?, ? FROM users WHERE name = ? AND password_hash = ? AND role = ? "
                 "AND disabled = 0", [session_id, at, at, expires_at, address, agent[:200], user, password_hash, role])
             return cursor.rowcount == 1
@@ -28,12 +28,8 @@ class SessionRows:
     @serialized
     def session(self, session_id: str) -> dict | None:
         """The session with its account's role and disabled flag, or None."""
-        row = self.db.execute("SELECT s.*, u.role AS role, u.disabled AS disabled FROM sessions s "
-                              "JOIN users u ON u.name = s.user WHERE s.id = ?", [session_id]).fetchone()
-        if row is None:
-            return None
-        columns = [c[1] for c in self.db.execute("PRAGMA table_info(sessions)").fetchall()] + ["role", "disabled"]
-        return dict(zip(columns, row))
+        return self.db.one('SELECT s.*, u.role AS role, u.disabled AS disabled FROM sessions s '
+                           'JOIN users u ON u.name = s."user" WHERE s.id = ?', [session_id])
 
     @serialized
     def touch_session(self, session_id: str, at: float) -> None:
@@ -43,13 +39,13 @@ class SessionRows:
     def end_session(self, session_id: str) -> str | None:
         """Delete one session; returns its user (None when it was not there)."""
         with write(self.db):
-            row = self.db.execute("SELECT user FROM sessions WHERE id = ?", [session_id]).fetchone()
+            user = self.db.value('SELECT "user" FROM sessions WHERE id = ?', [session_id])
             self.db.execute("DELETE FROM sessions WHERE id = ?", [session_id])
-        return row[0] if row else None
+        return user
 
     @serialized
     def user_sessions(self, user: str) -> list[dict]:
-        return list(self.db["sessions"].rows_where("user = ?", [user], order_by="seen_at desc"))
+        return self.db.rows('SELECT * FROM sessions WHERE "user" = ? ORDER BY seen_at DESC', [user])
 
     @serialized
     def prune_sessions(self, *, idle_before: float, at: float) -> int:
@@ -60,8 +56,7 @@ class SessionRows:
     # --- failed logins ---------------------------------------------------------------
     @serialized
     def login_failures(self, name: str, address: str) -> dict | None:
-        found = list(self.db["login_failures"].rows_where("name = ? AND address = ?", [name, address]))
-        return found[0] if found else None
+        return self.db.one("SELECT * FROM login_failures WHERE name = ? AND address = ?", [name, address])
 
     @serialized
     def begin_login_attempt(self, name: str, address: str, *, at: float, lock_for, forget_before: float) -> float:
@@ -79,9 +74,9 @@ class SessionRows:
             if row and row["locked_until"] > at:
                 return row["locked_until"] - at
             failures = (row["failures"] if row and row["last_at"] >= forget_before else 0) + 1
-            self.db["login_failures"].upsert({"name": name, "address": address, "failures": failures,
+            self.db.upsert("login_failures", {"name": name, "address": address, "failures": failures,
                                               "last_at": at, "locked_until": at + lock_for(failures)},
-                                             pk=("name", "address"))
+                           keys=("name", "address"))
             self.db.execute("DELETE FROM login_failures WHERE last_at < ?", [at - 86400])  # a day forgets
         return 0.0
 
@@ -99,11 +94,11 @@ class SessionRows:
 
         Example: count_hit("login:127.0.0.1", window=int(time.time() // 60)) -> 1, then 2, ...
         """
-        with write(self.db):
-            hits = self.db.execute("INSERT INTO rate_hits (key, window, hits) VALUES (?, ?, 1) "
-                                   "ON CONFLICT(key, window) DO UPDATE SET hits = hits + 1 RETURNING hits",
-                                   [key, window]).fetchone()[0]
+        with write(self.db, serial=False):  # the upsert locks the one counter row it adds to
+            hits = self.db.value('INSERT INTO rate_hits (key, "window", hits) VALUES (?, ?, 1) '
+                                 'ON CONFLICT (key, "window") DO UPDATE SET hits = rate_hits.hits + 1 RETURNING hits',
+                                 [key, window])
             # this key's old windows, and those of every key of the same kind ("login:", ...)
-            self.db.execute("DELETE FROM rate_hits WHERE window < ? AND key LIKE ?",
+            self.db.execute('DELETE FROM rate_hits WHERE "window" < ? AND key LIKE ?',
                             [window - 1, key.split(":", 1)[0] + ":%"])
         return hits

@@ -18,19 +18,18 @@ class UserRows:
         with write(self.db):
             if self.db.execute("SELECT 1 FROM users WHERE name = ?", [name]).fetchone():
                 raise DataError(f"there is already a user named {name!r}; pick another name or reset its password")
-            self.db["users"].insert({"name": name, "role": role, "password_hash": password_hash,
-                                     "created_at": now(), "updated_at": now(), "disabled": 0})
+            self.db.insert("users", {"name": name, "role": role, "password_hash": password_hash,
+                                     "created_at": now(), "updated_at": now(), "disabled": 0}, returning=None)
 
     @serialized
     def user(self, name: str) -> dict | None:
-        found = list(self.db["users"].rows_where("name = ?", [name]))
-        return found[0] if found else None
+        return self.db.one("SELECT * FROM users WHERE name = ?", [name])
 
     @serialized
     def users(self) -> list[dict]:
         """Accounts without their password hashes."""
         return [{k: v for k, v in r.items() if k != "password_hash"}
-                for r in self.db["users"].rows_where(order_by="name")]
+                for r in self.db.rows("SELECT * FROM users ORDER BY name")]
 
     @serialized
     def change_user(self, name: str, *, role: str | None = None, disabled: bool | None = None,
@@ -41,16 +40,16 @@ class UserRows:
         with write(self.db):
             if self.user(name) is None:
                 raise DataError(f"no user named {name!r}; see the user list for the exact name")
-            before = self.db.execute(admins).fetchone()[0]
+            before = self.db.value(admins)
             if delete:
                 self.db.execute("DELETE FROM users WHERE name = ?", [name])
             else:
                 changes = {"role": role, "password_hash": password_hash,
                            "disabled": None if disabled is None else int(disabled)}
-                self.db["users"].update(name, {**{k: v for k, v in changes.items() if v is not None},
-                                               "updated_at": now()})
-            if before and not self.db.execute(admins).fetchone()[0]:
+                self.db.update("users", name, {**{k: v for k, v in changes.items() if v is not None},
+                                               "updated_at": now()}, by="name")
+            if before and not self.db.value(admins):
                 raise DataError(f"{name!r} is the last enabled admin account; make another admin first, "
                                 "so someone can still manage csbot")
-            ended = self.db.execute("DELETE FROM sessions WHERE user = ?", [name]).rowcount
+            ended = self.db.execute('DELETE FROM sessions WHERE "user" = ?', [name]).rowcount
         return ended

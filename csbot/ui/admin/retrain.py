@@ -59,6 +59,7 @@ def status_html(job: dict | None) -> str:
             ("Loss", "–" if loss is None else f"{loss:.4f}"), ("Elapsed", eta(job.get("elapsed_seconds"))),
             ("Time left (estimate)", eta(job.get("eta_seconds")) if status == "running" else "–"),
             ("Device", device_label(job.get("device") or "?")),
+            ("Worker", job.get("worker") or ("waiting for a training worker" if status == "queued" else "–")),
             ("Started", f"{(job.get('started_at') or '')[:19].replace('T', ' ')} UTC by "
                         f"{(job.get('options') or {}).get('user', '?')}")]
     table = "".join(f"<tr><th style='text-align:left;padding-right:1em'>{e(k)}</th><td>{e(str(v))}</td></tr>"
@@ -82,7 +83,9 @@ def retrain_tab(page: gr.Blocks, *, engine: "Engine", accounts: "Accounts", retr
 
     admin = guarded(accounts, "admin")
     store = engine.store
-    device = device_label(pick_device(engine.settings.device).type)
+    where = ("on a **training worker** (`python -m csbot worker`, on its GPU when it has one)"
+             if retrainer.by_worker else
+             f"on **{device_label(pick_device(engine.settings.device).type)}**, in a background process")
 
     with gr.Tab("Retrain", id="retrain"):
         data_note = gr.Markdown()
@@ -100,7 +103,7 @@ def retrain_tab(page: gr.Blocks, *, engine: "Engine", accounts: "Accounts", retr
     @admin
     def training_data(request: gr.Request, *, user):
         counts = store.example_counts()
-        return (f"Training will run on **{device}**, in a background process: the chat keeps answering. "
+        return (f"Training will run {where}: the chat keeps answering. "
                 f"**{counts['examples']:,}** training examples, of which **{counts['staff']:,}** "
                 "were labelled by staff.")
 

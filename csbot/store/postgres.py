@@ -1,0 +1,106 @@
+"""The PostgreSQL engine: psycopg 3 with a connection pool, for stores shared by several machines.
+
+Each thread takes its own connection from the pool for a statement, or holds one for a whole
+transaction (kept per thread, so the store's methods called inside a transaction join it). A
+serial write takes one transaction-level advisory lock, so the business rules' checks see the
+same one-writer-at-a-time world they have on SQLite; a plain write relies on row locks
+(`SELECT ... FOR UPDATE`) and runs beside other writers. Stamps are `timestamptz`, JSON columns
+`jsonb`; rows come back as the same plain values SQLite gives (backend.plain). The session's
+time zone is UTC.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import threading
+from collections.abc import Iterator
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from csbot.errors import StoreUnavailable
+from csbot.store.backend import POSTGRES, Database, Result
+
+WRITERS_LOCK = 0x637362_6F74  # pg_advisory_xact_lock key of serial writes ("csbot")
+
+
+@functools.lru_cache(maxsize=1024)
+def _native(sql: str) -> str:
+    """Our `?` placeholders as psycopg's `%s` (a literal % doubled)."""
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for messages. Example: postgresql://csbot:***@db/csbot"""
+    info = psycopg.conninfo.conninfo_to_dict(url)
+    return url.replace(f":{info['password']}@", ":***@") if info.get("password") else url
+
+
+class PostgresDatabase(Database):
+    dialect = POSTGRES
+
+    def __init__(self, url: str, *, pool_size: int = 10, connect_timeout: float = 15.0):
+        self.url = url
+        self.lock = contextlib.nullcontext()  # the pool gives each thread its own connection
+        self._local = threading.local()
+        self.pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=False, name="csbot",
+                                   kwargs={"autocommit": True, "options": "-c TimeZone=UTC"})
+        try:
+            self.pool.open(wait=True, timeout=connect_timeout)
+        except PoolTimeout:
+            self.pool.close()
+            raise StoreUnavailable(f"could not connect to PostgreSQL at {redacted(url)} within {connect_timeout:.0f} s; "
+                                   "check CSBOT_DATABASE_URL (host, database, user, password) and that the "
+                                   "server is running") from None
+
+    @contextlib.contextmanager
+    def _connection(self) -> Iterator[psycopg.Connection]:
+        held = getattr(self._local, "conn", None)
+        if held is not None:
+            yield held
+            return
+        with self.pool.connection() as conn:
+            yield conn
+
+    def execute(self, sql: str, params: list | tuple = ()) -> Result:
+        with self._connection() as conn:
+            cursor = conn.execute(_native(sql), list(params))
+            columns = [c.name for c in cursor.description] if cursor.description else []
+            return Result(columns, cursor.fetchall() if columns else [], cursor.rowcount)
+
+    def executemany(self, sql: str, rows: list[list]) -> None:
+        with self._connection() as conn:
+            conn.cursor().executemany(_native(sql), rows)
+
+    @property
+    def in_transaction(self) -> bool:
+        return getattr(self._local, "conn", None) is not None
+
+    @contextlib.contextmanager
+    def transaction(self, *, serial: bool, snapshot: bool = False) -> Iterator[None]:
+        held = getattr(self._local, "conn", None)
+        if held is not None:
+            with held.transaction():  # a savepoint inside the outer transaction
+                if serial:
+                    held.execute("SELECT pg_advisory_xact_lock(%s)", [WRITERS_LOCK])
+                yield
+            return
+        with self.pool.connection() as conn:
+            self._local.conn = conn
+            try:
+                with conn.transaction():
+                    if snapshot:
+                        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    if serial:
+                        conn.execute("SELECT pg_advisory_xact_lock(%s)", [WRITERS_LOCK])
+                    yield
+            finally:
+                self._local.conn = None
+
+    def tables(self) -> set[str]:
+        return {r[0] for r in self.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
+                                           ).fetchall()}
+
+    def close(self) -> None:
+        self.pool.close()

@@ -1,0 +1,94 @@
+"""Training on a worker: web replicas with CSBOT_TRAINING=worker queue runs, `csbot worker`
+claims each once (FOR UPDATE SKIP LOCKED on PostgreSQL), trains where it runs and publishes the
+version to the shared artifacts folder, and every replica serves it once promoted."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from conftest import DATA, HashingEncoder
+from csbot.engine import Engine
+from csbot.errors import TrainingError
+from csbot.jobs import Retrainer
+from csbot.settings import load_settings
+from csbot.store import Store
+from csbot.worker import Worker
+
+
+def queue(store: Store, user: str = "ada") -> str:
+    return store.start_job(kind="train", device="worker", options=json.dumps({"user": user}), at=100.0,
+                           stale_before=70.0, queued=True)
+
+
+def test_a_queued_run_waits_for_a_worker_blocks_a_second_and_is_claimed_once(store):
+    job = queue(store)
+    assert store.job(job)["status"] == "queued" and store.job(job)["heartbeat_at"] is None
+    with pytest.raises(TrainingError, match="waiting for a worker, started by ada"):
+        queue(store, "kim")
+    store.interrupt_stale_jobs(stale_before=10**12)  # a queued run has no lease to run out
+    assert store.job(job)["status"] == "queued"
+    claimed = store.claim_job(worker="gpu-1:42", device="cuda", at=200.0)
+    assert claimed["id"] == job and (claimed["status"], claimed["worker"], claimed["device"]) == ("running", "gpu-1:42", "cuda")
+    assert claimed["heartbeat_at"] == 200.0
+    assert store.claim_job(worker="gpu-2:7", device="cuda", at=201.0) is None
+    assert not store.cancel_queued_job(job)  # taken: cancelling is the running run's cancel now
+
+
+def test_a_queued_run_can_be_cancelled_before_a_worker_takes_it(store):
+    job = queue(store)
+    assert store.cancel_queued_job(job)
+    assert store.job(job)["status"] == "cancelled" and store.claim_job(worker="w:1", device="cpu", at=1.0) is None
+    assert queue(store) != job  # nothing blocks the next run
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_workers_racing_for_one_run_claim_it_once(engine, request, tmp_path):
+    """Four workers, each with its own connection, claim at the same moment: one gets the run."""
+    where = tmp_path / "csbot.db" if engine == "sqlite" else request.getfixturevalue("database_url")
+    stores = [Store.open(where) for _ in range(4)]
+    job = queue(stores[0])
+    barrier, claimed = threading.Barrier(4), []
+
+    def claim(store: Store, n: int) -> None:
+        barrier.wait()
+        claimed.append(store.claim_job(worker=f"w:{n}", device="cpu", at=300.0))
+    threads = [threading.Thread(target=claim, args=(s, n)) for n, s in enumerate(stores)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    won = [c for c in claimed if c]
+    assert len(claimed) == 4 and len(won) == 1 and won[0]["id"] == job
+    assert stores[1].job(job)["worker"] == won[0]["worker"]
+    for store in stores:
+        store.close()
+
+
+def test_a_run_queued_by_a_replica_is_trained_by_a_worker_elsewhere_and_served_once_promoted(database_url, tmp_path):
+    """The web replica and the worker share only the PostgreSQL store and the artifacts folder."""
+    def settings(machine: str):
+        return load_settings(home=tmp_path / machine, environ={}, database_url=database_url,
+                             artifacts_dir=str(tmp_path / "shared"), training="worker", epochs=1, batch_size=8,
+                             device="cpu", data_dir=str(DATA))
+    web = Engine(settings("web"), encoder=HashingEncoder())
+    web.load_defaults(DATA)
+    retrainer = Retrainer(web)
+    job = retrainer.start(user="ada", epochs=1, promote_if_better=True)
+    assert retrainer._process is None  # nothing trains on the web machine
+    assert retrainer.status()["status"] == "queued" and retrainer.running()["id"] == job
+
+    worker = Worker(Engine(settings("gpu-box"), encoder=HashingEncoder()), name="gpu-box:1")
+    summary = worker.run_once()
+    row = web.store.job(job)
+    assert row["status"] == "done" and row["worker"].startswith("gpu-box") and row["device"] == "cpu"
+    assert summary["version"] == row["model_version"] and summary["promoted"]
+    assert (tmp_path / "shared" / "models" / row["model_version"] / "meta.json").is_file()
+    assert not (tmp_path / "web" / "models").exists()  # published to the shared folder only
+    assert web.store.current_model()["id"] == row["model_version"]
+    web.sync()  # what the follower does every second
+    assert web.bot.classifier.version == row["model_version"]
+    assert worker.run_once() is None  # nothing else waits
+    assert [a["action"] for a in web.store.audit_log(text=job)][-2:] == ["train_claim", "train_start"]
