@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 import csbot  # noqa: F401  (sets the offline environment before gradio is imported)
 from csbot.cli import progress_printer
@@ -26,11 +27,30 @@ def prepare(engine: Engine) -> None:
         summary = engine.load_defaults()
         print(f"csbot: loaded demo data: {summary['intents']} intents, {summary['examples']} messages, "
               f"{summary['answers']} curated answers", flush=True)
-    if engine.store.current_model() is None:
+    if engine.store.current_model() is None and engine.settings.training == "worker":
+        wait_for_first_model(engine)
+    elif engine.store.current_model() is None:
         print("csbot: no model yet, fine-tuning one on the support log (a few minutes on a CPU)...", flush=True)
         summary = engine.train(report=progress_printer(sys.stdout))
         print(f"csbot: model {summary['version']} ready: held-out accuracy {summary['metrics']['accuracy']}", flush=True)
     engine.bot.warm_up()  # load the weights and warm the kernels before the first customer
+
+
+def wait_for_first_model(engine: Engine, *, poll_seconds: float = 2.0) -> None:
+    """With CSBOT_TRAINING=worker a replica never trains: the first model is queued for a training
+    worker (once, whichever replica comes first) and the replica waits until one is promoted."""
+    from csbot.errors import TrainingError
+    from csbot.jobs import Retrainer
+
+    try:
+        job = Retrainer(engine).start(user="first start", promote_if_better=True)
+        print(f"csbot: no model yet; queued training run {job} for a training worker (python -m csbot worker)",
+              flush=True)
+    except TrainingError as exc:  # another replica queued it already
+        print(f"csbot: no model yet; {exc}", flush=True)
+    while engine.store.current_model() is None:
+        time.sleep(poll_seconds)
+    print(f"csbot: model {engine.store.current_model()['id']} is ready", flush=True)
 
 
 def open_accounts(engine: Engine, environ=os.environ):

@@ -84,6 +84,19 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_copy_store(args: argparse.Namespace) -> int:
+    from csbot.store import Store
+    from csbot.store.transfer import copy_store
+
+    settings = _settings(args)
+    source, target = Store.from_settings(settings), Store.open(args.to)
+    copied = copy_store(source, target)
+    print(f"copied {sum(copied.values()):,} rows ({copied['messages']:,} messages, {copied['answers']:,} answers, "
+          f"{copied['model_versions']:,} model versions) into {target.db.redacted_url}. Serve from it with "
+          f"CSBOT_DATABASE_URL; model files stay in {settings.artifacts}.")
+    return 0
+
+
 def cmd_worker(args: argparse.Namespace) -> int:
     from csbot.worker import Worker
 
@@ -233,6 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train", required=True, help="CSV with text and intent (or category)")
     p.add_argument("--test", required=True, help="CSV with text and intent (or category)")
     p.add_argument("--json", help="write the figures to this file")
+    p = add("copy-store", cmd_copy_store, "copy this home's store (every row) into a new, empty database, "
+                                          "e.g. from csbot.db to PostgreSQL")
+    p.add_argument("--to", required=True, help="postgresql://user:password@host/db, or sqlite:///path/csbot.db")
     p = add("worker", cmd_worker, "claim queued training runs from the store and run them here "
                                   "(the web app queues them with CSBOT_TRAINING=worker)")
     p.add_argument("--poll-seconds", type=float, default=2.0, help="wait between looks for a queued run")

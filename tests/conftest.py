@@ -16,6 +16,7 @@ import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -155,6 +156,11 @@ def save_version(engine, result, created_at: str) -> str:
         result.classifier.meta = original  # the fixture is shared with other test files
 
 
+def later(stamp: str, seconds: float = 1.0) -> str:
+    """A row stamp a moment after `stamp`. Example: later("2026-12-01T10:00:00.000+00:00") -> "...10:00:01.000+00:00" """
+    return (datetime.fromisoformat(stamp) + timedelta(seconds=seconds)).isoformat(timespec="milliseconds")
+
+
 def copy_version(store: Store, home: Path) -> str:
     """Record a second model version in `home`: the current one's folder under a new name (so
     loading it is a real model load), made a moment later. Returns its id."""
@@ -165,7 +171,7 @@ def copy_version(store: Store, home: Path) -> str:
     (home / "models" / new_id / "meta.json").write_text(json.dumps({**meta, "version": new_id}))
     store.add_model_version({**{k: current[k] for k in ("base_model", "data_hash", "threshold", "device",
                                                         "train_seconds", "metrics")},
-                             "id": new_id, "path": new_id, "created_at": current["created_at"] + "-copy"})
+                             "id": new_id, "path": new_id, "created_at": later(current["created_at"])})
     return new_id
 
 

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from csbot.errors import DataError
@@ -147,3 +149,36 @@ def test_a_commit_that_fails_rolls_back_and_leaves_no_transaction_open(engine, r
     db.execute("INSERT INTO parent (id) VALUES (1)")  # later writes commit as usual
     assert db.value("SELECT count(*) FROM parent") == 1
     db.close()
+
+
+def test_a_whole_store_copies_from_sqlite_to_postgresql_and_back(tmp_path, database_url):
+    from csbot.store.transfer import copy_store
+
+    source = Store.open(tmp_path / "csbot.db")
+    source.set_shop({"shop_name": "Copy shop"})
+    source.set_intent("greeting", description="hi", templates=["Hello", "Hi there"])
+    source.upsert_answer(key="wrap", questions=["Do you wrap?", "Gift wrap?"], answer="Yes, £4")
+    cid = source.conversation(None, channel="web")["id"]
+    asked = source.add_message(cid, role="customer", text="wrap?")
+    source.add_message(cid, role="bot", text="Yes", route="answer", trace={"threshold": float("-inf"), "score": 0.9})
+    source.flag_for_inbox(asked, reason="low_confidence")
+    source.add_user("ada", role="admin", password_hash="scrypt$x")
+    source.audit("ada", "login", detail={"ok": True})
+
+    target = Store.open(database_url)
+    copied = copy_store(source, target)
+    assert copied["messages"] == 2 and copied["answer_questions"] == 2
+    assert target.answers()[0]["questions"] == ["Do you wrap?", "Gift wrap?"] and target.shop() == source.shop()
+    assert target.templates() == source.templates() and target.generations() == source.generations()
+    assert [m["text"] for m in target.inbox()] == ["wrap?"]
+    assert json.loads(target.messages(cid)[1]["trace"]) == {"threshold": None, "score": 0.9}  # jsonb has no -inf
+    assert target.user("ada")["password_hash"] == "scrypt$x" and target.audit_log()[0]["detail"] == {"ok": True}
+    # new rows continue after the copied ids
+    assert target.add_message(cid, role="customer", text="thanks") > max(m["id"] for m in source.messages(cid))
+    assert target.upsert_answer(key="returns", questions=["Returns?"], answer="30 days") > source.answers()[0]["id"]
+
+    with pytest.raises(DataError, match="the target store is not empty"):
+        copy_store(source, target)  # nothing is mixed into a store in use
+    back = Store.open(tmp_path / "back.db")
+    copy_store(target, back)
+    assert back.messages(cid)[-1]["text"] == "thanks" and back.answers() == target.answers()

@@ -1,7 +1,9 @@
-"""Two `python app.py` processes on two ports sharing one home behave as one service: a customer
-on A and staff on B see the same conversations; a login made on A works on B; an answer written
-on B is used on A within 5 s; a promote on A serves on B within 10 s; SIGKILL of A in the middle
-of a client loop loses no acknowledged message, and B keeps answering."""
+"""Two `python app.py` replicas behave as one service, on each engine: sharing one home's SQLite
+file, or on two homes (two machines) sharing only a PostgreSQL store and an artifacts folder, with
+a training worker beside them. A customer on A and staff on B see the same conversations; a login
+made on A works on B; an answer written on B is used on A within 5 s; a promote on A serves on B
+within 10 s; a retrain asked for on A is trained by the worker and served by both once promoted;
+SIGKILL of A in the middle of a client loop loses no acknowledged message, and B keeps answering."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -20,18 +23,23 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
-from conftest import copy_version, free_port, launch_app, wait_for_app
+from conftest import ROOT, copy_version, free_port, launch_app, wait_for_app
 from csbot.store import Store
 
 ADMIN_PASSWORD = "two-servers-admin-pw"
 
 
+def environment(extra: dict) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CSBOT_")}
+    return {**env, "CSBOT_ADMIN_PASSWORD": ADMIN_PASSWORD, **extra}
+
+
 class App:
-    def __init__(self, home: Path, name: str):
+    def __init__(self, home: Path, name: str, extra: dict):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CSBOT_")}
-        env["CSBOT_ADMIN_PASSWORD"] = ADMIN_PASSWORD
+        env = environment(extra)
+        home.mkdir(parents=True, exist_ok=True)
         self.log = home / f"server-{name}.log"
         self.process = launch_app(home, self.port, self.log, env)
 
@@ -86,21 +94,48 @@ def eventually(check, *, within: float, what: str):
         time.sleep(0.1)
 
 
-@pytest.fixture(scope="module")
-def servers(trained_home, tmp_path_factory):
-    home = tmp_path_factory.mktemp("two") / "home"
-    shutil.copytree(trained_home, home)
-    store = Store.open(home / "csbot.db")
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def servers(request, trained_home, tmp_path_factory):
+    root = tmp_path_factory.mktemp("two")
+    worker = None
+    if request.param == "sqlite":  # one machine: both replicas on one home
+        shutil.copytree(trained_home, root / "home")
+        homes, extra, shared = [root / "home"] * 2, {"CSBOT_DRAIN_SECONDS": "3"}, root / "home"
+        store = Store.open(root / "home" / "csbot.db")
+    else:  # two machines: nothing shared but the database and the artifacts folder
+        postgres = request.getfixturevalue("postgres")
+        url = postgres.create_database("two_servers")
+        shared = root / "shared"
+        shutil.copytree(trained_home / "models", shared / "models")
+        copied = subprocess.run([sys.executable, "-m", "csbot", "copy-store", "--to", url, "--home", str(trained_home)],
+                                cwd=ROOT, env=environment({}), capture_output=True, text=True, timeout=120)
+        assert copied.returncode == 0 and "messages" in copied.stdout, copied.stderr
+        homes = [root / "machine-a", root / "machine-b"]
+        extra = {"CSBOT_DATABASE_URL": url, "CSBOT_ARTIFACTS_DIR": str(shared), "CSBOT_TRAINING": "worker",
+                 "CSBOT_DRAIN_SECONDS": "3"}
+        store = Store.open(url)
+        (root / "gpu-box").mkdir()
+        with open(root / "gpu-box" / "worker.log", "w") as log:  # the training worker, on a third "machine"
+            worker = subprocess.Popen([sys.executable, "-m", "csbot", "worker", "--poll-seconds", "0.5",
+                                       "--home", str(root / "gpu-box")], cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                      env=environment({**extra, "CSBOT_EPOCHS": "1", "CSBOT_BATCH_SIZE": "8",
+                                                       "CSBOT_DEVICE": "cpu"}))
     old = store.current_model()
-    new_id = copy_version(store, home)  # a second version to promote
-    a, b = App(home, "a"), App(home, "b")  # started together, racing over the same empty-ish home
+    new_id = copy_version(store, shared)  # a second version to promote
+    a, b = App(homes[0], "a", extra), App(homes[1], "b", extra)  # started together, racing over one store
     try:
         a.wait_ready()
         b.wait_ready()
-        yield a, b, store, old["id"], new_id
+        yield a, b, store, old["id"], new_id, worker
     finally:
         a.stop()
         b.stop()
+        if worker is not None:
+            worker.terminate()
+            worker.wait(timeout=60)
+        store.close()
+        if request.param == "postgresql":
+            postgres.drop_database("two_servers")
 
 
 def test_a_customer_on_a_is_seen_by_staff_on_b_with_a_login_made_on_a(servers):
@@ -131,7 +166,7 @@ def test_an_answer_written_on_b_is_used_on_a_within_5_s(servers):
 
 
 def test_a_promote_on_a_serves_on_b_within_10_s(servers):
-    a, b, store, old, new = servers
+    a, b, store, old, new, _ = servers
     token = a.login("admin", ADMIN_PASSWORD, "/admin/")
     a.page("/admin/", token).predict(new, api_name="/promote")
     promoted = time.monotonic()
@@ -140,6 +175,26 @@ def test_a_promote_on_a_serves_on_b_within_10_s(servers):
     assert time.monotonic() - promoted <= 10
     assert b.chat("hello")["model_version"] == new
     assert store.audit_log(action="promote")[0]["target"] == new
+
+
+def test_a_retrain_asked_for_on_a_is_trained_by_the_worker_and_served_by_both(servers):
+    a, b, store, _, _, worker = servers
+    token = a.login("admin", ADMIN_PASSWORD, "/admin/")
+    admin_on_a = a.page("/admin/", token)
+    status = admin_on_a.predict(1, False, api_name="/start_training")
+    job = store.jobs(limit=1)[0]
+    assert job["status"] in ("queued", "running") and "Status" in status
+    done = eventually(lambda: store.job(job["id"])["status"] not in ("queued", "running") and store.job(job["id"]),
+                      within=300, what="the training run to finish")
+    assert done["status"] == "done", done
+    if worker is not None:
+        assert done["pid"] == worker.pid and done["worker"].endswith(f":{worker.pid}") and done["device"] == "cpu"
+    version = done["model_version"]
+    admin_on_a.predict(version, api_name="/promote")
+    for server in (a, b):
+        eventually(lambda: server.get("/api/health")["model_version"] == version, within=15,
+                   what=f"{server.url} serving {version}")
+        assert server.chat("hello")["model_version"] == version
 
 
 def test_sigkill_of_a_under_load_loses_no_acknowledged_message(servers):
@@ -173,3 +228,27 @@ def test_sigkill_of_a_under_load_loses_no_acknowledged_message(servers):
         assert len(rows) == 1 and rows[0]["role"] == "customer", text
         assert store.message(message_id)["conversation_id"] == cid and store.message(message_id)["role"] == "bot"
     assert b.get("/api/health")["status"] == "ok"
+
+
+
+def test_sigterm_drains_b_answering_while_readiness_fails_then_it_exits(servers):
+    """What a load balancer sees on a deploy: not ready at once, every request still answered
+    during the drain, then the port closes and the process exits cleanly."""
+    _, b, store, *_ = servers
+    assert b.get("/api/ready") == {"ready": True, "problems": []}
+    b.process.send_signal(signal.SIGTERM)
+
+    def not_ready():
+        try:
+            b.get("/api/ready")
+        except urllib.error.HTTPError as exc:
+            return exc.code == 503 and json.loads(exc.read())["problems"] == ["shutting down"]
+        return False
+    eventually(not_ready, within=5, what="B's readiness failing after SIGTERM")
+    reply = b.chat("draining: where is my order?")  # still served while draining
+    assert store.message(reply["message_id"])["role"] == "bot"
+    # uvicorn ends by re-raising the SIGTERM it handled, as a process stopped by it should
+    assert b.process.wait(timeout=60) == -signal.SIGTERM
+    assert "draining for 3 s" in b.log.read_text()
+    with pytest.raises(OSError):
+        b.get("/api/health")

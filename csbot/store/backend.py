@@ -123,6 +123,19 @@ class Database:
     def transaction(self, *, serial: bool, snapshot: bool = False):
         raise NotImplementedError
 
+    def json_columns(self) -> dict[str, list[str]]:
+        """The columns the engine checks as JSON, by table (none on SQLite, where JSON is text)."""
+        return {}
+
+    def continue_ids(self, table: str) -> None:
+        """After rows were inserted with their ids, make the next new id follow the highest one
+        (SQLite does this by itself)."""
+
+    @property
+    def redacted_url(self) -> str:
+        """The URL without its password, for messages."""
+        return self.url
+
     def rows(self, sql: str, params: list | tuple = ()) -> list[dict]:
         return self.execute(sql, params).dicts()
 

@@ -98,6 +98,21 @@ class PostgresDatabase(Database):
             finally:
                 self._local.conn = None
 
+    @property
+    def redacted_url(self) -> str:
+        return redacted(self.url)
+
+    def json_columns(self) -> dict[str, list[str]]:
+        found: dict[str, list[str]] = {}
+        for table, column in self.execute("SELECT table_name, column_name FROM information_schema.columns "
+                                          "WHERE table_schema = current_schema() AND data_type = 'jsonb'").fetchall():
+            found.setdefault(table, []).append(column)
+        return found
+
+    def continue_ids(self, table: str) -> None:
+        self.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), "
+                     f"coalesce((SELECT max(id) FROM {table}), 0) + 1, false)")
+
     def tables(self) -> set[str]:
         return {r[0] for r in self.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()"
                                            ).fetchall()}

@@ -1,0 +1,48 @@
+"""Copying a whole store into another, empty one: moving from the embedded SQLite file to
+PostgreSQL when a second machine comes, or taking a SQLite copy of a PostgreSQL store.
+
+Every table is copied in the order its foreign keys need, in one transaction on the target; ids
+are kept, so messages still point at their conversations and answers at their phrasings, and
+the target's id counters continue after the highest copied id. Files (models, indexes) are not
+rows: they stay in the artifacts folder.
+"""
+
+from __future__ import annotations
+
+import json
+
+from csbot.errors import DataError
+from csbot.store.backend import json_text, write
+
+# parents before children; every table of the schema
+TABLES = ("shop_facts", "intents", "templates", "examples", "answers", "answer_questions", "conversations",
+          "messages", "model_versions", "jobs", "users", "generations", "service_keys", "sessions",
+          "login_failures", "rate_hits", "audit")
+WITH_IDS = ("templates", "answers", "answer_questions", "messages", "audit")  # ids the database hands out
+MUST_BE_EMPTY = ("intents", "examples", "answers", "conversations", "model_versions", "users")
+
+
+def copy_store(source, target) -> dict[str, int]:
+    """Copy every row of `source` into the empty store `target` (both Store). Returns rows per table.
+
+    Example: copy_store(Store.open("home/csbot.db"), Store.open("postgresql://csbot@db/csbot"))
+             -> {"shop_facts": 9, "intents": 14, ...}
+    """
+    used = [t for t in MUST_BE_EMPTY if target.db.value(f"SELECT count(*) FROM {t}")]
+    if used:
+        raise DataError(f"the target store is not empty (it has rows in {', '.join(used)}); copy into a new, "
+                        "empty database so nothing is mixed or overwritten")
+    json_columns = target.db.json_columns()
+    copied = {}
+    with write(target.db):
+        for table in TABLES:
+            found = source.db.rows(f"SELECT * FROM {table}")
+            for row in found:  # JSON text from SQLite may hold what jsonb refuses (Infinity)
+                for column in json_columns.get(table, ()):
+                    if isinstance(row.get(column), str):
+                        row[column] = json_text(json.loads(row[column]))
+            target.db.insert_many(table, found)
+            copied[table] = len(found)
+        for table in WITH_IDS:
+            target.db.continue_ids(table)
+    return copied
