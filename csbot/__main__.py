@@ -1,3 +1,4 @@
 from csbot.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # not when a spawned training process imports this module (distributed.py)
+    raise SystemExit(main())

@@ -53,6 +53,7 @@ class Settings:
     database_pool_size: int = 10
     artifacts_dir: str = ""  # "" = home; a folder every replica mounts (NFS, a bucket) when there are several
     training: str = "local"
+    train_processes: int = 0
     drain_seconds: float = 5.0
     forwarded_allow_ips: str = ""
     host: str = "127.0.0.1"
@@ -87,6 +88,7 @@ class Settings:
             raise SettingsError("database_url must be postgresql://user:password@host/database or sqlite:///path; "
                                 f"found {self.database_url.split('@')[-1]!r}. Leave it empty for csbot.db in home.")
         _check_range("drain_seconds", self.drain_seconds, 0, 300)
+        _check_range("train_processes", self.train_processes, 0, 64)
         if self.training not in ("local", "worker"):
             raise SettingsError(f"training must be local (the web server starts each run) or worker (a "
                                 f"`python -m csbot worker` runs them); found {self.training!r}")

@@ -45,6 +45,7 @@ class TrainArgs:
     head_lr_factor: float = 20.0
     label_smoothing: float = 0.0
     warmup_fraction: float = 0.06
+    processes: int = Settings.train_processes  # 0: one per GPU (distributed.py), 1 on a CPU
 
     def __post_init__(self) -> None:
         if self.epochs <= 0 or self.batch_size < 1 or self.learning_rate <= 0:
@@ -53,6 +54,8 @@ class TrainArgs:
         if not (0 < self.target_precision <= 1 and 0 < self.target_coverage <= 1):
             raise TrainingError(f"target_precision and target_coverage must be in (0, 1]; found "
                                 f"{self.target_precision}, {self.target_coverage}")
+        if self.processes < 0:
+            raise TrainingError(f"processes must be 0 (one per GPU) or more; found {self.processes}")
         if not 0 < self.holdout_fraction < 1:
             raise TrainingError(f"holdout_fraction must be between 0 and 1; found {self.holdout_fraction}")
 
@@ -63,7 +66,8 @@ class TrainArgs:
                       max_length=settings.max_length, seed=settings.seed,
                       holdout_fraction=settings.holdout_fraction,
                       target_precision=settings.target_precision,
-                      target_coverage=settings.target_coverage, device=settings.device)
+                      target_coverage=settings.target_coverage, device=settings.device,
+                      processes=settings.train_processes)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
@@ -149,14 +153,23 @@ def _batches(texts: list[str], batch_size: int, rng: random.Random) -> list[list
 
 def fine_tune(train: list[tuple[str, str]], labels: list[str], args: TrainArgs, *,
               report: Report | None = None, should_stop: ShouldStop | None = None,
-              started: float | None = None) -> tuple[IntentNet, object, torch.device]:
+              started: float | None = None, group=None) -> tuple[IntentNet, object, torch.device]:
     """Fine-tune the whole encoder and a linear head with cross-entropy.
 
     The head starts at the class centroids of the base model's embeddings (scaled), so the first
-    steps already classify sensibly and few epochs suffice on a CPU.
+    steps already classify sensibly and few epochs suffice on a CPU. With more than one process
+    (args.processes, or one per GPU) the run is distributed.fine_tune_parallel, whose ranks come
+    back here with their `group`: the same batches in the same order, each rank its share.
     """
+    from csbot import distributed
+
     started = started or time.monotonic()
-    device = pick_device(args.device)
+    if group is None:
+        processes = distributed.processes_for(pick_device(args.device), args.processes)
+        if processes > 1:
+            return distributed.fine_tune_parallel(train, labels, args, processes=processes, report=report,
+                                                  should_stop=should_stop, started=started)
+    device = group.device if group else pick_device(args.device)
     torch.manual_seed(args.seed)
     rng = random.Random(args.seed)
     net, tokenizer = load_base(args.base_model, len(labels))
@@ -181,22 +194,28 @@ def fine_tune(train: list[tuple[str, str]], labels: list[str], args: TrainArgs, 
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp and amp_dtype == torch.float16)
     step = 0
+    model = group.wrap(net) if group else net
     net.train()
     while step < total:
         for batch_ids in _batches(texts, args.batch_size, rng):
             if step >= total:
                 break
-            if should_stop and should_stop():
+            stop = bool(should_stop and should_stop())
+            if group is not None:
+                stop = group.any(stop)  # every rank stops at the same step
+                batch_ids = group.shard(batch_ids)
+            if stop:
                 raise TrainingCancelled(f"training cancelled at step {step} of {total}; "
                                         "the serving model is unchanged")
             batch = tokenizer([texts[i] for i in batch_ids], padding=True, truncation=True,
                               max_length=args.max_length, return_tensors="pt").to(device)
             with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
-                logits = net(batch["input_ids"], batch["attention_mask"])
+                logits = model(batch["input_ids"], batch["attention_mask"])
             loss = torch.nn.functional.cross_entropy(logits.float(), targets[batch_ids].to(device),
                                                      label_smoothing=args.label_smoothing)
-            if not torch.isfinite(loss):
-                raise TrainingError(f"loss became {loss.item()} at step {step}; "
+            seen = group.mean(loss) if group is not None else loss  # every rank sees the same value
+            if not torch.isfinite(seen):
+                raise TrainingError(f"loss became {seen.item()} at step {step}; "
                                     "lower learning_rate and train again")
             scaler.scale(loss).backward()
             scaler.unscale_(optimizer)
@@ -207,7 +226,7 @@ def fine_tune(train: list[tuple[str, str]], labels: list[str], args: TrainArgs, 
             optimizer.zero_grad(set_to_none=True)
             step += 1
             if report:
-                report(Progress("fine_tune", step, total, float(loss.item()), time.monotonic() - started))
+                report(Progress("fine_tune", step, total, float(seen.item()), time.monotonic() - started))
         net.train()
     net.eval()
     return net, tokenizer, device
@@ -333,6 +352,8 @@ def data_hash(examples: list[tuple[str, str]]) -> str:
 def train(examples: Iterable[tuple[str, str]], args: TrainArgs, *, oos_texts: list[str] = (),
           report: Report | None = None, should_stop: ShouldStop | None = None) -> TrainResult:
     """Run every phase and return the calibrated classifier with its held-out metrics."""
+    from csbot import distributed
+
     started = time.monotonic()
     say = report or (lambda progress: None)
     say(Progress("collect", elapsed=0.0))
@@ -354,6 +375,7 @@ def train(examples: Iterable[tuple[str, str]], args: TrainArgs, *, oos_texts: li
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "device": device.type, "train_seconds": round(seconds, 1), "n_train": len(train_pairs),
         "n_heldout": len(heldout), "args": {k: v for k, v in vars(args).items()},
+        "processes": distributed.processes_for(device, args.processes),
     }
     return TrainResult(classifier, metrics, seconds, classifier.meta["data_hash"], len(train_pairs),
                        len(heldout), heldout)

