@@ -19,3 +19,27 @@ python3 -m csbot evaluate --train data/support_log.csv --test data/support_log.c
 python3 benchmarks/banking77.py --data .bench 2>&1 | grep -v '^\[' | tail -4
 cp benchmarks/results/banking77_full.json "$OUT/banking77_full_gpu.json"
 cp benchmarks/results/banking77_oos.json "$OUT/banking77_oos_gpu.json"
+# 3. the training worker on BANKING77 (one GPU): a queued run claimed by `python -m csbot worker
+#    --once` from a SQLite home, the way a web replica with CSBOT_TRAINING=worker hands it over.
+#    Needs the store's packages (sqlite-utils, faiss); skipped with a note when the machine lacks them.
+if python3 -c "import sqlite_utils, faiss" 2>/dev/null; then
+  home=$(mktemp -d)
+  python3 -m csbot init --home "$home" >/dev/null
+  python3 - "$home" <<'PY'
+import csv, json, sys
+from csbot.settings import load_settings
+from csbot.store import Store
+home = sys.argv[1]
+store = Store.from_settings(load_settings(home=home))
+with open(".bench/train.csv", newline="", encoding="utf-8") as f:
+    rows = [{"text": r["text"], "intent": r["category"]} for r in csv.DictReader(f)]
+store.db.execute("DELETE FROM examples")
+store.add_examples(rows, source="banking77")
+store.start_job(kind="train", device="worker", options=json.dumps({"user": "gpu_check"}), at=0, stale_before=-1, queued=True)
+PY
+  start=$(date +%s.%N)
+  CSBOT_TRAINING=worker python3 -m csbot worker --once --home "$home" 2>&1 | tail -2
+  echo "worker BANKING77 training on one GPU: $(echo "$(date +%s.%N) - $start" | bc) s" | tee "$OUT/worker.txt"
+else
+  echo "worker step skipped: this machine lacks sqlite-utils or faiss" | tee "$OUT/worker.txt"
+fi

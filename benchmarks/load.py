@@ -87,10 +87,10 @@ def log_problems(path: Path) -> list[str]:
 class Server:
     """`python app.py` on a copy of the home, its output in a log file."""
 
-    def __init__(self, home: Path, *, env: dict[str, str], log: Path):
-        self.home, self.port, self.log = home, free_port(), log
+    def __init__(self, home: Path, *, env: dict[str, str], log: Path, port: int | None = None):
+        self.home, self.port, self.log = home, port or free_port(), log
         self.url = f"http://127.0.0.1:{self.port}"
-        self._out = open(log, "wb")
+        self._out = open(log, "ab")
         self.started = time.perf_counter()
         self.process = subprocess.Popen([sys.executable, "app.py", "--home", str(home), "--port", str(self.port)],
                                         cwd=ROOT, env=env, stdout=self._out, stderr=subprocess.STDOUT,
@@ -153,8 +153,8 @@ def client_loop(url: str, *, texts: list[str], rng: random.Random, start: thread
             if left == 0:
                 cid, left = None, rng.randint(*CONVERSATION_LENGTH)
             text = rng.choice(texts)
-            record = {"sent_cid": cid, "text": text, "status": None, "error": None, "cid": None}
             t0 = time.perf_counter()
+            record = {"sent_cid": cid, "text": text, "status": None, "error": None, "cid": None, "at": t0}
             try:
                 response = client.post("/api/chat", json={"conversation_id": cid, "message": text})
                 record["status"] = response.status_code

@@ -129,7 +129,10 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
         if request.method == "GET" and page in PAGES:
             if await run_in_threadpool(session_user, request, PAGES[page]) is None:
                 return RedirectResponse(f"/login?next={quote(page)}", status_code=303)
-        return await call_next(request)
+        response = await call_next(request)
+        if app.state.draining:  # no keep-alive connection left open to a replica about to close them
+            response.headers["connection"] = "close"
+        return response
 
     @app.get("/login")
     def login_form(next: str = "/staff/"):
