@@ -227,7 +227,7 @@ def main() -> int:
             url = cluster.create_database("bench")
             subprocess.run([sys.executable, "-m", "csbot", "copy-store", "--to", url, "--home", str(local)],
                            cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-            figures["postgresql"] = {"server": str(cluster.bin), "settings": "fsync=off, synchronous_commit=off "
+            figures["postgresql"] = {"server": str(cluster.bin), "settings": "fsync=off "
                                      "(a throwaway cluster; a production one syncs its WAL)"}
 
             print("replicas: the store's cost per chat message ...", flush=True)

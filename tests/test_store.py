@@ -182,3 +182,23 @@ def test_a_whole_store_copies_from_sqlite_to_postgresql_and_back(tmp_path, datab
     back = Store.open(tmp_path / "back.db")
     copy_store(target, back)
     assert back.messages(cid)[-1]["text"] == "thanks" and back.answers() == target.answers()
+
+
+def test_a_postgresql_crash_loses_no_committed_row_and_the_store_reconnects(postgres, database_url):
+    """The server is stopped at once (immediate mode: like a crash, recovered from its WAL) and
+    started again under an open store: what was committed is there, and the pool makes new
+    connections by itself (a call that had a cut connection fails once, with the driver's error)."""
+    store = Store.open(database_url)
+    cid = store.conversation(None, channel="web")["id"]
+    ids = [store.add_message(cid, role="customer", text=f"message {i}") for i in range(20)]
+    postgres.restart()
+    failures = 0
+    for _ in range(20):  # at most one failure per pooled connection that was cut
+        try:
+            found = store.messages(cid)
+            break
+        except Exception:
+            failures += 1
+    assert [m["id"] for m in found] == ids and failures <= 10
+    assert store.add_message(cid, role="customer", text="after the restart") > ids[-1]
+    store.close()
