@@ -92,3 +92,14 @@ def test_a_run_queued_by_a_replica_is_trained_by_a_worker_elsewhere_and_served_o
     assert web.bot.classifier.version == row["model_version"]
     assert worker.run_once() is None  # nothing else waits
     assert [a["action"] for a in web.store.audit_log(text=job)][-2:] == ["train_claim", "train_start"]
+
+
+def test_the_admin_page_shows_a_run_waiting_for_a_worker_then_which_worker_runs_it_and_where(store):
+    from csbot.ui.admin.retrain import status_html
+
+    job = queue(store)
+    waiting = status_html({**store.job(job), "options": {"user": "ada"}})
+    assert "queued" in waiting and "waiting for a training worker" in waiting
+    store.claim_job(worker="gpu-box:4242", device="cuda", at=1.0)
+    running = status_html({**store.job(job), "options": {"user": "ada"}})
+    assert "gpu-box:4242" in running and "GPU (cuda)" in running
