@@ -50,6 +50,15 @@ def wait_for_first_model(engine: Engine, *, poll_seconds: float = 2.0) -> None:
         print(f"csbot: no model yet; {exc}", flush=True)
     while engine.store.current_model() is None:
         time.sleep(poll_seconds)
+        retrainer = Retrainer(engine)
+        if engine.store.current_model() is None and retrainer.running() is None:  # it failed or was cancelled
+            last = retrainer.status()
+            print(f"csbot: the first training run {last['id'] if last else ''} ended {last['status'] if last else ''}"
+                  f" without a model ({(last or {}).get('error') or 'no error recorded'}); queuing another", flush=True)
+            try:
+                retrainer.start(user="first start", promote_if_better=True)
+            except TrainingError:
+                pass  # another replica queued it first
     print(f"csbot: model {engine.store.current_model()['id']} is ready", flush=True)
 
 
@@ -103,10 +112,12 @@ def main(argv: list[str] | None = None) -> int:
 
 class DrainingServer:
     """uvicorn's server with a drain before it stops: on SIGTERM, `/api/ready` answers 503 for
-    `drain_seconds` while every request is still served (a load balancer moves traffic away), then
-    uvicorn stops accepting, lets requests in flight finish, and after 10 s closes what is still
-    open (browsers keep a page's event stream open as long as it is shown). Ctrl-C (SIGINT), or a
-    second SIGTERM, stops at once."""
+    `drain_seconds` while every request is still served (a load balancer that reads readiness moves
+    traffic away; responses say `Connection: close`, so a proxy keeps no idle connection to it),
+    then uvicorn stops accepting, lets requests in flight finish, and after 10 s closes what is
+    still open (browsers keep a page's event stream open as long as it is shown). Ctrl-C (SIGINT)
+    or a second SIGTERM skips the drain; a second Ctrl-C stops at once. uvicorn ends by re-raising
+    the SIGTERM it handled, so the exit status is that of a process stopped by SIGTERM."""
 
     def __init__(self, config, *, app, drain_seconds: float):
         import uvicorn

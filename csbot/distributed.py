@@ -126,6 +126,14 @@ def fine_tune_parallel(train, labels, args, *, processes: int, report=None, shou
                 try:
                     message = messages.get(timeout=0.5)
                 except queues.Empty:
+                    if all(p.exitcode is not None for p in ranks):  # a last word may still be in the pipe
+                        try:
+                            message = messages.get(timeout=2)
+                        except queues.Empty:
+                            message = None
+                        if message is not None:
+                            outcome = message if message[0] != "progress" else None
+                            continue
                     failed = [p for p in ranks if p.exitcode not in (None, 0)]
                     if failed:  # died without a word (killed, out of memory)
                         outcome = ("error", f"training process {failed[0].name} exited with code {failed[0].exitcode}")

@@ -202,3 +202,17 @@ def test_a_postgresql_crash_loses_no_committed_row_and_the_store_reconnects(post
     assert [m["id"] for m in found] == ids and failures <= 10
     assert store.add_message(cid, role="customer", text="after the restart") > ids[-1]
     store.close()
+
+
+def test_copying_a_store_whose_rows_lost_their_parents_is_refused_with_the_counts(tmp_path, database_url):
+    """SQLite never enforced the foreign keys PostgreSQL does: say which rows would break them."""
+    from csbot.store.transfer import copy_store
+
+    source = Store.open(tmp_path / "csbot.db")
+    cid = source.conversation(None)["id"]
+    source.add_message(cid, role="customer", text="hello")
+    source.db.execute("DELETE FROM conversations")
+    target = Store.open(database_url)
+    with pytest.raises(DataError, match="1 messages of a missing conversation"):
+        copy_store(source, target)
+    assert target.db.value("SELECT count(*) FROM messages") == 0

@@ -68,18 +68,19 @@ class JobRows:
 
     @serialized
     def interrupt_stale_jobs(self, *, stale_before: float, kind: str = "train") -> list[str]:
-        """Mark running jobs whose heartbeat is older than `stale_before` as interrupted. Returns their ids.
-        A plain read when there are none (health checks call this): the write lock only when needed."""
+        """Mark running jobs whose heartbeat is older than `stale_before` as interrupted (cancelled when
+        a cancel was asked for). Returns their ids. One statement, so a heartbeat or an end written at
+        the same moment is never overwritten: the row is checked again under its lock. A plain read
+        when there are none (health checks call this)."""
         find = "SELECT id FROM jobs WHERE kind = ? AND status = 'running' AND coalesce(heartbeat_at, 0) < ?"
         if not self.db.in_transaction and not self.db.execute(find, [kind, stale_before]).fetchone():
             return []
-        with write(self.db):
-            stale = [r[0] for r in self.db.execute(find, [kind, stale_before]).fetchall()]
-            for job_id in stale:
-                cancelled = self.db.value("SELECT cancel_requested FROM jobs WHERE id = ?", [job_id])
-                self.update_job(job_id, status="cancelled" if cancelled else "interrupted", finished_at=now(),
-                                eta_seconds=None, error=None if cancelled else INTERRUPTED)
-        return stale
+        stamp = now()
+        return [r[0] for r in self.db.execute(
+            "UPDATE jobs SET status = CASE WHEN cancel_requested = 1 THEN 'cancelled' ELSE 'interrupted' END, "
+            "error = CASE WHEN cancel_requested = 1 THEN NULL ELSE ? END, finished_at = ?, updated_at = ?, "
+            "eta_seconds = NULL WHERE kind = ? AND status = 'running' AND coalesce(heartbeat_at, 0) < ? RETURNING id",
+            [INTERRUPTED, stamp, stamp, kind, stale_before]).fetchall()]
 
     @serialized
     def heartbeat(self, job_id: str, *, at: float, worker: str) -> None:

@@ -12,13 +12,19 @@ from __future__ import annotations
 import json
 
 from csbot.errors import DataError
-from csbot.store.backend import json_text, write
+from csbot.store.backend import json_text, snapshot, write
 
 # parents before children; every table of the schema
 TABLES = ("shop_facts", "intents", "templates", "examples", "answers", "answer_questions", "conversations",
           "messages", "model_versions", "jobs", "users", "generations", "service_keys", "sessions",
           "login_failures", "rate_hits", "audit")
 WITH_IDS = ("templates", "answers", "answer_questions", "messages", "audit")  # ids the database hands out
+ORPHANS = {  # the schema's foreign keys, as the rows that would break them
+    "templates of a missing intent": "SELECT count(*) FROM templates WHERE intent NOT IN (SELECT name FROM intents)",
+    "phrasings of a missing answer": "SELECT count(*) FROM answer_questions WHERE answer_id NOT IN (SELECT id FROM answers)",
+    "messages of a missing conversation": "SELECT count(*) FROM messages WHERE conversation_id NOT IN "
+                                          "(SELECT id FROM conversations)",
+}
 MUST_BE_EMPTY = ("intents", "examples", "answers", "conversations", "model_versions", "users")
 
 
@@ -32,9 +38,14 @@ def copy_store(source, target) -> dict[str, int]:
     if used:
         raise DataError(f"the target store is not empty (it has rows in {', '.join(used)}); copy into a new, "
                         "empty database so nothing is mixed or overwritten")
+    orphans = {what: n for what, sql in ORPHANS.items() if (n := source.db.value(sql))}
+    if orphans:
+        raise DataError("the source store has rows whose parent row is missing (SQLite never enforced its "
+                        "foreign keys; PostgreSQL does): " + ", ".join(f"{n} {what}" for what, n in orphans.items())
+                        + ". Delete them in the source first, then copy again")
     json_columns = target.db.json_columns()
     copied = {}
-    with write(target.db):
+    with write(target.db), snapshot(source.db):  # one moment of the source, all or nothing in the target
         for table in TABLES:
             found = source.db.rows(f"SELECT * FROM {table}")
             for row in found:  # JSON text from SQLite may hold what jsonb refuses (Infinity)
