@@ -42,23 +42,21 @@ def wait_for_first_model(engine: Engine, *, poll_seconds: float = 2.0) -> None:
     from csbot.errors import TrainingError
     from csbot.jobs import Retrainer
 
-    try:
-        job = Retrainer(engine).start(user="first start", promote_if_better=True)
-        print(f"csbot: no model yet; queued training run {job} for a training worker (python -m csbot worker)",
-              flush=True)
-    except TrainingError as exc:  # another replica queued it already
-        print(f"csbot: no model yet; {exc}", flush=True)
+    retrainer = Retrainer(engine)
     while engine.store.current_model() is None:
-        time.sleep(poll_seconds)
-        retrainer = Retrainer(engine)
-        if engine.store.current_model() is None and retrainer.running() is None:  # it failed or was cancelled
+        # none queued yet, or the last run ended without a model (looked at again: it may have just made one)
+        if retrainer.running() is None and engine.store.current_model() is None:
             last = retrainer.status()
-            print(f"csbot: the first training run {last['id'] if last else ''} ended {last['status'] if last else ''}"
-                  f" without a model ({(last or {}).get('error') or 'no error recorded'}); queuing another", flush=True)
+            if last:
+                print(f"csbot: training run {last['id']} ended {last['status']} without a model "
+                      f"({last.get('error') or 'no error recorded'})", flush=True)
             try:
-                retrainer.start(user="first start", promote_if_better=True)
-            except TrainingError:
-                pass  # another replica queued it first
+                job = retrainer.start(user="first start", promote_if_better=True)
+                print(f"csbot: no model yet; queued training run {job} for a training worker "
+                      "(python -m csbot worker)", flush=True)
+            except TrainingError as exc:  # another replica queued it first
+                print(f"csbot: no model yet; {exc}", flush=True)
+        time.sleep(poll_seconds)
     print(f"csbot: model {engine.store.current_model()['id']} is ready", flush=True)
 
 
@@ -106,11 +104,11 @@ def main(argv: list[str] | None = None) -> int:
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", access_log=False,
                             timeout_graceful_shutdown=10, proxy_headers=bool(settings.forwarded_allow_ips),
                             forwarded_allow_ips=settings.forwarded_allow_ips or None)
-    DrainingServer(config, app=app, drain_seconds=settings.drain_seconds).run()
+    draining_server(config, app=app, drain_seconds=settings.drain_seconds).run()
     return 0
 
 
-class DrainingServer:
+def draining_server(config, *, app, drain_seconds: float):
     """uvicorn's server with a drain before it stops: on SIGTERM, `/api/ready` answers 503 for
     `drain_seconds` while every request is still served (a load balancer that reads readiness moves
     traffic away; responses say `Connection: close`, so a proxy keeps no idle connection to it),
@@ -118,27 +116,19 @@ class DrainingServer:
     still open (browsers keep a page's event stream open as long as it is shown). Ctrl-C (SIGINT)
     or a second SIGTERM skips the drain; a second Ctrl-C stops at once. uvicorn ends by re-raising
     the SIGTERM it handled, so the exit status is that of a process stopped by SIGTERM."""
+    import uvicorn
 
-    def __init__(self, config, *, app, drain_seconds: float):
-        import uvicorn
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            if sig != signal.SIGTERM or app.state.draining or not drain_seconds:
+                return super().handle_exit(sig, frame)
+            app.state.draining = True
+            print(f"csbot: SIGTERM: draining for {drain_seconds:g} s, then stopping", flush=True)
+            timer = threading.Timer(drain_seconds, super().handle_exit, (sig, frame))
+            timer.daemon = True
+            timer.start()
 
-        outer = self
-
-        class Server(uvicorn.Server):
-            def handle_exit(self, sig, frame) -> None:
-                if sig != signal.SIGTERM or app.state.draining or not drain_seconds:
-                    return super().handle_exit(sig, frame)
-                app.state.draining = True
-                print(f"csbot: SIGTERM: draining for {drain_seconds:g} s, then stopping", flush=True)
-                outer.timer = threading.Timer(drain_seconds, super().handle_exit, (sig, frame))
-                outer.timer.daemon = True
-                outer.timer.start()
-
-        self.server = Server(config)
-        self.timer = None
-
-    def run(self) -> None:
-        self.server.run()
+    return Server(config)
 
 
 if __name__ == "__main__":

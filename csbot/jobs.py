@@ -105,8 +105,7 @@ class Retrainer:
     def running(self) -> dict | None:
         """The live run: running, or queued for a worker."""
         self.recover()
-        jobs = self.store.jobs(status="running", limit=1) or self.store.jobs(status="queued", limit=1)
-        return jobs[0] if jobs else None
+        return self.store.live_job()
 
     @property
     def by_worker(self) -> bool:

@@ -121,10 +121,14 @@ def tiny_model_dir(tiny_training, tmp_path_factory) -> Path:
     return tiny_training.classifier.save(folder)
 
 
+def clean_environment(**extra: str) -> dict:
+    """This process's environment without any CSBOT_* setting from the outside, plus `extra`."""
+    return {**{k: v for k, v in os.environ.items() if not k.startswith("CSBOT_")}, **extra}
+
+
 def csbot(*args: str, home: Path, stdin: str | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run `python -m csbot ARGS --home HOME` as a user would, with no CSBOT_* from the outside."""
-    environment = {k: v for k, v in os.environ.items() if not k.startswith("CSBOT_")}
-    environment.update({"CSBOT_BATCH_SIZE": "8", **(env or {})})
+    environment = clean_environment(CSBOT_BATCH_SIZE="8", **(env or {}))
     return subprocess.run([sys.executable, "-m", "csbot", *args, "--home", str(home)], cwd=ROOT,
                           input=stdin, capture_output=True, text=True, env=environment, timeout=600)
 

@@ -5,7 +5,6 @@ admins at /admin, and what anonymous visitors and staff accounts may not do."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -17,7 +16,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from conftest import free_port, launch_app, wait_for_app
+from conftest import clean_environment, free_port, launch_app, wait_for_app
 
 ADMIN_PASSWORD = "admin-browser-test-pw"
 STAFF = ("sam", "sam-browser-test-pw")
@@ -68,8 +67,7 @@ def server(trained_home: Path, tmp_path_factory):
     (home / "csbot.toml").write_text("[csbot]\nepochs = 2\nbatch_size = 8\n")
     Accounts(Store.open(home / "csbot.db")).create(STAFF[0], STAFF[1], role="staff")
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CSBOT_")}
-    env["CSBOT_ADMIN_PASSWORD"] = ADMIN_PASSWORD
+    env = clean_environment(CSBOT_ADMIN_PASSWORD=ADMIN_PASSWORD)
     output = home / "server.log"
     process = start_app(home, port, output, env)
     server = Server(f"http://127.0.0.1:{port}", home, output, port, env, process)

@@ -7,7 +7,6 @@ SIGKILL at several points of their work; the checks hold wherever the kill lands
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT, HashingEncoder, copy_version, csbot
+from conftest import ROOT, HashingEncoder, clean_environment, copy_version, csbot
 from csbot.retrieval import AnswerIndex
 from csbot.settings import load_settings
 from csbot.store import Store
@@ -31,10 +30,6 @@ def home_copy(trained_home: Path, tmp_path: Path, toml: str = "") -> Path:
     shutil.copytree(trained_home, home)
     (home / "csbot.toml").write_text(f"[csbot]\n{toml or 'batch_size = 8'}\n")
     return home
-
-
-def environment() -> dict:
-    return {k: v for k, v in os.environ.items() if not k.startswith("CSBOT_")}
 
 
 def wait_until(condition, *, timeout: float, what: str, process: subprocess.Popen | None = None):
@@ -64,7 +59,7 @@ def test_sigkill_during_training_interrupts_the_job_and_keeps_the_serving_model(
     now = time.time()
     job = store.start_job(kind="train", device="cpu", options="{}", at=now, stale_before=now - 5)
     child = subprocess.Popen([sys.executable, "-m", "csbot", "train", "--job", job, "--no-promote", "--background",
-                              "--home", str(home)], cwd=ROOT, env=environment(), stdout=subprocess.DEVNULL,
+                              "--home", str(home)], cwd=ROOT, env=clean_environment(), stdout=subprocess.DEVNULL,
                              stderr=subprocess.DEVNULL, start_new_session=True)
     wait_until(lambda: (store.job(job)["phase"] == "fine_tune" and store.job(job)["step"] >= 2), timeout=300,
                what="fine-tuning to start", process=child)
@@ -96,7 +91,7 @@ def test_sigkill_during_index_saves_always_leaves_a_loadable_index(tmp_path):
             index.save({str(folder)!r})
     """)
     for n, delay in ((50, 0.05), (400, 0.15), (60, 0.3), (800, 0.45), (70, 0.6)):
-        saver = subprocess.Popen([sys.executable, "-c", script, str(n)], cwd=ROOT, env=environment(),
+        saver = subprocess.Popen([sys.executable, "-c", script, str(n)], cwd=ROOT, env=clean_environment(),
                                  stdout=subprocess.PIPE, text=True)
         assert saver.stdout.readline().strip() == "ready"
         time.sleep(delay)
@@ -119,7 +114,7 @@ def test_sigkill_during_an_answer_import_stores_all_of_it_or_none(trained_home, 
 
     def started(marker: str) -> subprocess.Popen:
         return subprocess.Popen([sys.executable, "-m", "csbot", "import-answers", str(import_file(marker)),
-                                 "--home", str(home)], cwd=ROOT, env=environment(),
+                                 "--home", str(home)], cwd=ROOT, env=clean_environment(),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def stored(marker: str) -> int:
@@ -161,7 +156,7 @@ def test_sigkill_during_a_promote_leaves_one_loadable_current_version(trained_ho
     for n, fraction in enumerate((0.4, 0.7, 0.85, 0.95, 1.1)):
         target = new_id if n % 2 == 0 else old["id"]
         process = subprocess.Popen([sys.executable, "-m", "csbot", "promote", target, "--home", str(home)], cwd=ROOT,
-                                   env=environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                   env=clean_environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         time.sleep(took * fraction)
         kill(process)
         current = [v for v in store.model_versions() if v["is_current"]]
@@ -192,7 +187,7 @@ def test_a_disk_that_refuses_writes_keeps_the_old_index_and_the_new_answer_servi
         print(json.dumps({{"saved": saved, "route": reply.route, "answer_id": reply.answer_id, "expected": answer_id,
                           "hit": hit.answer_id}}))
     """)
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=environment(), capture_output=True,
+    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=clean_environment(), capture_output=True,
                             text=True, timeout=300)
     assert result.returncode == 0, result.stderr
     outcome = json.loads(result.stdout.strip().splitlines()[-1])

@@ -8,7 +8,6 @@ SIGKILL of A in the middle of a client loop loses no acknowledged message, and B
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -23,15 +22,14 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
-from conftest import ROOT, copy_version, free_port, launch_app, wait_for_app
+from conftest import ROOT, clean_environment, copy_version, free_port, launch_app, wait_for_app
 from csbot.store import Store
 
 ADMIN_PASSWORD = "two-servers-admin-pw"
 
 
 def environment(extra: dict) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CSBOT_")}
-    return {**env, "CSBOT_ADMIN_PASSWORD": ADMIN_PASSWORD, **extra}
+    return clean_environment(CSBOT_ADMIN_PASSWORD=ADMIN_PASSWORD, **extra)
 
 
 class App:

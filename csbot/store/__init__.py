@@ -25,7 +25,7 @@ from pathlib import Path
 from csbot.store.answers import AnswerRows, clean_answer, clean_question
 from csbot.store.audit import AuditRows, local_actor
 from csbot.store import migrations
-from csbot.store.backend import Database, open_database, now, rows, serialized, snapshot, write
+from csbot.store.backend import Database, open_database, now, serialized, snapshot, write
 from csbot.store.catalog import CatalogRows
 from csbot.store.conversations import ConversationRows
 from csbot.store.examples import ExampleRows, example_id
@@ -63,7 +63,7 @@ class Store(CatalogRows, ExampleRows, AnswerRows, ConversationRows, UserRows, Se
     @serialized
     def query(self, sql: str, params: list | tuple = ()) -> list[dict]:
         """Rows of a read-only SQL query as dicts (the dashboard's figures)."""
-        return rows(self.db, sql, params)
+        return self.db.rows(sql, params)
 
     @serialized
     def service_key(self, name: str) -> str:

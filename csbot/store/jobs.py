@@ -36,8 +36,7 @@ class JobRows:
         TrainingError names the live run."""
         with write(self.db):
             self.interrupt_stale_jobs(stale_before=stale_before, kind=kind)
-            busy = self.db.one("SELECT * FROM jobs WHERE kind = ? AND status IN ('running', 'queued') "
-                               "ORDER BY started_at DESC LIMIT 1", [kind])
+            busy = self.live_job(kind)
             if busy:
                 by = json.loads(busy.get("options") or "{}").get("user") or "the command line"
                 state = "waiting for a worker" if busy["status"] == "queued" else "already running"
@@ -47,6 +46,12 @@ class JobRows:
             if queued:
                 self.update_job(job_id, status="queued", phase="waiting for a worker", heartbeat_at=None)
             return job_id
+
+    @serialized
+    def live_job(self, kind: str = "train") -> dict | None:
+        """The job of a kind that runs or waits for a worker (start_job keeps it to one), or None."""
+        return self.db.one("SELECT * FROM jobs WHERE kind = ? AND status IN ('running', 'queued') "
+                           "ORDER BY started_at DESC LIMIT 1", [kind])
 
     @serialized
     def claim_job(self, *, worker: str, device: str, at: float, kind: str = "train") -> dict | None:

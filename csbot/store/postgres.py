@@ -20,7 +20,7 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from csbot.errors import StoreUnavailable
-from csbot.store.backend import POSTGRES, Database, Result
+from csbot.store.backend import POSTGRES, Database, Result, plain
 
 WRITERS_LOCK = 0x637362_6F74  # pg_advisory_xact_lock key of serial writes ("csbot")
 
@@ -67,7 +67,8 @@ class PostgresDatabase(Database):
         with self._connection() as conn:
             cursor = conn.execute(_native(sql), list(params))
             columns = [c.name for c in cursor.description] if cursor.description else []
-            return Result(columns, cursor.fetchall() if columns else [], cursor.rowcount)
+            values = [tuple(map(plain, row)) for row in cursor.fetchall()] if columns else []
+            return Result(columns, values, cursor.rowcount)
 
     def executemany(self, sql: str, rows: list[list]) -> None:
         with self._connection() as conn:
