@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect
+from playwright.sync_api import Error as PlaywrightError, expect
 
 from conftest import clean_environment, free_port, launch_app, wait_for_app
 
@@ -74,6 +74,21 @@ def server(trained_home: Path, tmp_path_factory):
     yield server
     server.process.terminate()
     server.process.wait(timeout=20)
+
+
+def reload_after_restart(page, timeout: float = 60) -> None:
+    """Reload a page that was open while its server restarted. Gradio's frontend reloads the page
+    by itself once it reconnects (it polls every 2 s), so our reload can race its own and find the
+    old document detached: retry until one reload lands."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            page.reload()
+            return
+        except PlaywrightError:
+            if time.monotonic() > deadline:
+                raise
+            page.wait_for_load_state()
 
 
 def send(page, text: str) -> None:
@@ -293,19 +308,22 @@ def test_a_customer_keeps_their_conversation_and_staff_logins_survive_a_restart(
     customer.goto(server.url)
     send(customer, "hello before the restart")
     expect(customer.get_by_test_id("bot").last).to_be_visible(timeout=60_000)
+    from csbot.auth import Accounts
+
+    Accounts(server.store()).create("rita", "rita-browser-test-pw", role="staff")  # her own: no test before this one matters
     staff = browser.new_page()
-    log_in(staff, server.url + "/staff/", STAFF[0], "sam-new-browser-pw")
+    log_in(staff, server.url + "/staff/", "rita", "rita-browser-test-pw")
     expect(staff.get_by_role("tab", name="Live conversations")).to_be_visible(timeout=60_000)
 
     server.restart()
-    customer.reload()
+    reload_after_restart(customer)
     expect(customer.get_by_test_id("user").first).to_contain_text("hello before the restart", timeout=60_000)
     send(customer, "and after it")
     expect(customer.get_by_test_id("user")).to_have_count(2, timeout=60_000)
     conversations = {m["conversation_id"] for m in server.store().query(
         "SELECT conversation_id FROM messages WHERE text IN ('hello before the restart', 'and after it')")}
     assert len(conversations) == 1  # the same conversation, not a new one
-    staff.reload()  # the session is in the store: no new login after a restart
+    reload_after_restart(staff)  # the session is in the store: no new login after a restart
     expect(staff.get_by_role("tab", name="Live conversations")).to_be_visible(timeout=60_000)
     for page in (customer, staff):
         page.close()
