@@ -28,12 +28,31 @@ def held_out_intents(categories: list[str]) -> list[str]:
 
 def evaluate(train: Path, test: Path, out: Path, epochs: str | None) -> dict:
     command = [sys.executable, "-m", "csbot", "evaluate", "--train", str(train), "--test", str(test),
-               "--json", str(out)]
+               "--json", str(out), "--compare-runtimes"]
     if epochs:
         command += ["--epochs", epochs]
     with tempfile.TemporaryDirectory() as home:  # never the user's home
         subprocess.run(command + ["--home", home], cwd=ROOT, check=True)
     return json.loads(out.read_text())
+
+
+ROWS = [("accuracy (top intent)", "accuracy"), ("macro-F1", "macro_f1"), ("in-scope accepted", "in_scope_accepted"),
+        ("accepted and right", "in_scope_accuracy"), ("precision of the accepted", "accepted_precision"),
+        ("OOS recall", "oos_recall")]
+
+
+def side_by_side(title: str, figures: dict) -> str:
+    """The served runtime beside the same run's PyTorch network, as a Markdown table."""
+    served, pytorch = figures, figures["pytorch"]
+    lines = [f"{title}", f"| | PyTorch fp32 | {figures['runtime']} |", "|---|---|---|"]
+    for label, key in ROWS:
+        if served.get(key) is not None:
+            lines.append(f"| {label} | {pytorch[key]:.4f} | {served[key]:.4f} |")
+    lat = figures["latency_ms"]
+    lines.append(f"| one message p50 / p95 ms | {lat['pytorch']['p50']} / {lat['pytorch']['p95']} | "
+                 f"{lat['served']['p50']} / {lat['served']['p95']} |")
+    lines.append(f"| batched messages/s | {pytorch['batched_per_second']} | {served['batched_per_second']} |")
+    return "\n".join(lines)
 
 
 def main() -> int:
@@ -48,6 +67,7 @@ def main() -> int:
         full = evaluate(data / "train.csv", data / "test.csv", RESULTS / "banking77_full.json", args.epochs)
         print(f"BANKING77, 77 intents: accuracy {full['accuracy']:.4f}, macro-F1 {full['macro_f1']:.4f}, "
               f"trained in {full['train_seconds']:.0f}s on {full['device']}")
+        print(side_by_side("BANKING77, 77 intents, one training run:", full))
     if args.only in (None, "oos"):
         with open(data / "train.csv", newline="", encoding="utf-8") as fh:
             rows = list(csv.DictReader(fh))
@@ -65,6 +85,7 @@ def main() -> int:
         print(f"BANKING77, {len(held)} intents held out: OOS recall {oos['oos_recall']:.4f}, in-scope accepted "
               f"{oos['in_scope_accepted']:.4f}, in-scope accuracy (accepted and right) {oos['in_scope_accuracy']:.4f}, "
               f"top-1 accuracy {oos['accuracy']:.4f}")
+        print(side_by_side(f"BANKING77, {len(held)} intents held out, one training run:", oos))
     return 0
 
 

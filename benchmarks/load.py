@@ -432,6 +432,17 @@ def machine() -> dict:
             "cuda": torch.cuda.is_available(), "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS")}
 
 
+def peak_rss_mb(pid: int) -> float | None:
+    """The process's peak resident memory (VmHWM), read before it stops; None when it is gone."""
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    except OSError:
+        pass
+    return None
+
+
 def summary_line(name: str, f: dict) -> str:
     lat = f.get("latency_ms") or {}
     stored = f.get("stored") or {}
@@ -464,6 +475,7 @@ def main() -> int:
     parser.add_argument("--warmup", type=float, default=5, help="seconds of unrecorded load first, so the first "
                                                                   "phase does not pay for the kernels' first calls")
     parser.add_argument("--startup-timeout", type=float, default=600)
+    parser.add_argument("--runtime", choices=["onnx", "torch"], help="serve with this CSBOT_RUNTIME (default: the setting)")
     args = parser.parse_args()
     home = Path(args.home).expanduser().resolve()
     if not (home / "csbot.db").is_file():
@@ -481,7 +493,7 @@ def main() -> int:
         password = secrets.token_urlsafe(18)
         user, made_here = admin_name(copy / "csbot.db", password)
         env = {**os.environ, "CSBOT_CHAT_PER_MINUTE": "0", "CSBOT_CHAT_IP_PER_MINUTE": "0",
-               "CSBOT_ADMIN_PASSWORD": password}
+               "CSBOT_ADMIN_PASSWORD": password, **({"CSBOT_RUNTIME": args.runtime} if args.runtime else {})}
         from csbot.settings import load_settings
 
         settings = load_settings(home=copy, environ=env)
@@ -535,6 +547,7 @@ def main() -> int:
         if retrain is not None:
             retrain.stop()
         if server is not None:
+            figures["server_peak_rss_mb"] = peak_rss_mb(server.process.pid)
             server.stop()
             figures["server"] = {"exit_code": server.process.returncode,
                                  "log_problem_lines": log_problems(server.log), "log_tail": log_tail(server.log, 30)}

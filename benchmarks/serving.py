@@ -1,10 +1,13 @@
 """Default-data benchmark: time `init` and `train` on the shipped demo data, then the latency of
 answering one message at a time with the loaded model, and the serving process's peak memory.
 
-    python benchmarks/serving.py [--home DIR] [--messages 1000]
+    python benchmarks/serving.py [--home DIR] [--messages 1000] [--runtime onnx|torch] [--compare]
 
 Without --home it uses a fresh temporary home and trains there (in a child process, so the
 serving figures below are of a process that only serves). Figures go to benchmarks/results/serving.json.
+--compare serves the same home twice, one child process per runtime (PyTorch, then ONNX Runtime),
+the same messages in the same order, and prints the two side by side (serving_compare.json).
+Throughput is 16 threads calling `Bot.respond` for 20 s (the micro-batcher shares their passes).
 """
 
 from __future__ import annotations
@@ -43,7 +46,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--home", help="an existing, trained home (default: a fresh temporary one)")
     parser.add_argument("--messages", type=int, default=1000)
+    parser.add_argument("--runtime", choices=["onnx", "torch"], help="override the runtime setting")
+    parser.add_argument("--compare", action="store_true", help="PyTorch beside ONNX Runtime on --home")
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "serving.json"))
     args = parser.parse_args()
+    if args.compare:
+        return compare(args)
     figures: dict = {}
     tmp = None
     home = args.home
@@ -60,7 +68,7 @@ def main() -> int:
     from csbot.settings import load_settings
 
     started = time.perf_counter()
-    engine = Engine(load_settings(home=home))
+    engine = Engine(load_settings(home=home, **({"runtime": args.runtime} if args.runtime else {})))
     bot = engine.bot
     bot.warm_up()
     figures["load_seconds"] = round(time.perf_counter() - started, 2)
@@ -75,17 +83,62 @@ def main() -> int:
         reply = bot.respond(message, None, channel="benchmark")
         latencies.append((time.perf_counter() - t0) * 1000)
         routes[reply.route] = routes.get(reply.route, 0) + 1
+    figures["threads16_per_second"] = throughput(bot, pool, threads=16, seconds=20)
     figures.update({
+        "runtime": {"classifier": bot.classifier.runtime_name if bot.classifier else None,
+                    "answers": engine.encoder.runtime_name},
         "messages": args.messages, "p50_ms": round(percentile(latencies, 50), 2),
         "p95_ms": round(percentile(latencies, 95), 2), "mean_ms": round(sum(latencies) / len(latencies), 2),
         "routes": routes, "model_version": bot.classifier.version if bot.classifier else None,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)})
-    out = ROOT / "benchmarks" / "results" / "serving.json"
+    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(figures, indent=2))
     print(json.dumps(figures, indent=2))
     if tmp:
         tmp.cleanup()
+    return 0
+
+
+def throughput(bot, pool: list[str], *, threads: int, seconds: float) -> float:
+    """Messages a second answered by `threads` threads each calling bot.respond in a loop."""
+    import threading
+
+    done, stop = [0] * threads, time.perf_counter() + seconds
+
+    def client(n: int) -> None:
+        rng = random.Random(n)
+        while time.perf_counter() < stop:
+            bot.respond(rng.choice(pool), None, channel="benchmark")
+            done[n] += 1
+    workers = [threading.Thread(target=client, args=(n,)) for n in range(threads)]
+    started = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return round(sum(done) / (time.perf_counter() - started), 1)
+
+
+def compare(args) -> int:
+    if not args.home:
+        raise SystemExit("--compare needs --home: a trained home both runtimes serve")
+    results = {}
+    for runtime in ("torch", "onnx"):
+        out = ROOT / "benchmarks" / "results" / f"serving_{runtime}.json"
+        subprocess.run([sys.executable, __file__, "--home", args.home, "--messages", str(args.messages),
+                        "--runtime", runtime, "--out", str(out)], check=True, stdout=subprocess.DEVNULL)
+        results[runtime] = json.loads(out.read_text())
+        out.unlink()
+    (ROOT / "benchmarks" / "results" / "serving_compare.json").write_text(json.dumps(results, indent=2))
+    t, o = results["torch"], results["onnx"]
+    print(f"| {args.messages} messages, one at a time (Bot.respond) | PyTorch | ONNX Runtime |\n|---|---|---|")
+    print(f"| runtime | {t['runtime']['classifier']}; {t['runtime']['answers']} | "
+          f"{o['runtime']['classifier']}; {o['runtime']['answers']} |")
+    for label, key in (("p50 ms", "p50_ms"), ("p95 ms", "p95_ms"), ("mean ms", "mean_ms"),
+                       ("16 threads, messages/s", "threads16_per_second"), ("load seconds", "load_seconds"),
+                       ("peak RSS MB", "peak_rss_mb")):
+        print(f"| {label} | {t[key]} | {o[key]} |")
     return 0
 
 

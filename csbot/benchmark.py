@@ -3,21 +3,33 @@ file with exactly the code and defaults of `csbot train`, then score it on anoth
 
 Test rows whose label occurs in the training file are in scope; the rest are out of scope, and
 the right answer for them is to decline. Nothing here reads or writes a csbot home.
+
+With `compare_runtimes`, the same training run's PyTorch network is calibrated on its own
+outputs and scored on the same rows beside the served (ONNX Runtime) one, with the latency of
+classifying one message at a time in each: the side-by-side that says what the export costs.
 """
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
-from csbot.training import TrainArgs, classification_report, train
+from csbot.intents import IntentClassifier
+from csbot.training import TrainArgs, calibrate, classification_report, collect, split, train
+
+LATENCY_MESSAGES = 300  # one at a time, after 10 to warm up
 
 
-def run(train_rows: list[dict], test_rows: list[dict], args: TrainArgs, *, report=None) -> dict:
+def run(train_rows: list[dict], test_rows: list[dict], args: TrainArgs, *, report=None,
+        compare_runtimes: bool = False) -> dict:
     """Train on train_rows, score on test_rows (dicts with text and intent). Returns the figures.
 
-    Example keys: accuracy, macro_f1, in_scope_accepted, in_scope_accuracy, oos_recall, train_seconds
+    Example keys: accuracy, macro_f1, in_scope_accepted, in_scope_accuracy, oos_recall, train_seconds,
+    runtime; with compare_runtimes also "pytorch" (the same keys) and "latency_ms"
     """
-    result = train([(r["text"], r["intent"]) for r in train_rows], args, report=report)
+    pairs = [(r["text"], r["intent"]) for r in train_rows]
+    result = train(pairs, args, report=report)
     classifier = result.classifier
     known = set(classifier.labels)
     in_scope = [r for r in test_rows if r["intent"] in known]
@@ -25,11 +37,27 @@ def run(train_rows: list[dict], test_rows: list[dict], args: TrainArgs, *, repor
     figures: dict = {"n_train": len(train_rows), "n_test": len(test_rows), "n_in_scope": len(in_scope),
                      "n_out_of_scope": len(out_scope), "n_intents": len(known),
                      "train_seconds": round(result.train_seconds, 1), "device": classifier.meta["device"],
-                     "threshold": round(classifier.threshold, 4),
-                     "temperature": round(classifier.temperature, 4),
-                     "heldout": {k: result.metrics.get(k) for k in ("accuracy", "macro_f1", "n")}}
+                     "runtime": result.metrics.get("runtime"),
+                     "heldout": {k: result.metrics.get(k) for k in ("accuracy", "macro_f1", "n")},
+                     **score(classifier, in_scope, out_scope)}
+    if compare_runtimes and result.net is not None and classifier.runtime is not None:
+        pytorch = IntentClassifier(result.net, classifier.tokenizer, classifier.labels, max_length=args.max_length)
+        train_pairs, heldout = split(collect(pairs), fraction=args.holdout_fraction, seed=args.seed)
+        pytorch.bank = pytorch.features([t for t, _ in train_pairs])[1]
+        calibrate(pytorch, heldout, target_precision=args.target_precision, target_coverage=args.target_coverage)
+        figures["pytorch"] = {"runtime": pytorch.runtime_name, **score(pytorch, in_scope, out_scope)}
+        texts = [r["text"] for r in (in_scope or out_scope)][:LATENCY_MESSAGES + 10]
+        figures["latency_ms"] = {"served": latency(classifier, texts), "pytorch": latency(pytorch, texts)}
+    return figures
+
+
+def score(classifier: IntentClassifier, in_scope: list[dict], out_scope: list[dict]) -> dict:
+    """Accuracy and acceptance on in-scope rows, declines of out-of-scope ones."""
+    figures: dict = {"threshold": round(classifier.threshold, 4), "temperature": round(classifier.temperature, 4)}
     if in_scope:
+        started = time.perf_counter()
         predictions = classifier.predict([r["text"] for r in in_scope])
+        figures["batched_per_second"] = round(len(in_scope) / (time.perf_counter() - started), 1)
         true = [r["intent"] for r in in_scope]
         scores = classification_report(true, [p.intent for p in predictions], classifier.labels)
         accepted = np.array([p.accepted for p in predictions])
@@ -47,3 +75,16 @@ def run(train_rows: list[dict], test_rows: list[dict], args: TrainArgs, *, repor
     else:
         figures["oos_recall"] = None
     return figures
+
+
+def latency(classifier: IntentClassifier, texts: list[str]) -> dict:
+    """p50 / p95 milliseconds of classifying one message at a time (tokenise, pass, score)."""
+    for text in texts[:10]:
+        classifier.predict([text])
+    seconds = []
+    for text in texts[10:]:
+        started = time.perf_counter()
+        classifier.predict([text])
+        seconds.append(time.perf_counter() - started)
+    return {"p50": round(float(np.percentile(seconds, 50)) * 1000, 2),
+            "p95": round(float(np.percentile(seconds, 95)) * 1000, 2), "n": len(seconds)}

@@ -133,7 +133,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     settings = _settings(args)
     train_rows, test_rows = read_logs(Path(args.train)), read_logs(Path(args.test))
     train_args = TrainArgs.from_settings(settings, epochs=args.epochs, device=args.device)
-    figures = benchmark.run(train_rows, test_rows, train_args, report=progress_printer())
+    figures = benchmark.run(train_rows, test_rows, train_args, report=progress_printer(),
+                            compare_runtimes=args.compare_runtimes)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(figures, indent=2), encoding="utf-8")
@@ -246,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train", required=True, help="CSV with text and intent (or category)")
     p.add_argument("--test", required=True, help="CSV with text and intent (or category)")
     p.add_argument("--json", help="write the figures to this file")
+    p.add_argument("--compare-runtimes", action="store_true",
+                   help="also score the same run's PyTorch network (calibrated on its own outputs) and time both")
     p = add("copy-store", cmd_copy_store, "copy this home's store (every row) into a new, empty database, "
                                           "e.g. from csbot.db to PostgreSQL")
     p.add_argument("--to", required=True, help="postgresql://user:password@host/db, or sqlite:///path/csbot.db")

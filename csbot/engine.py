@@ -50,13 +50,25 @@ class Engine:
             return self._encoder
         with self._lock:
             if self._encoder is None:
-                from csbot.embedder import SentenceEncoder
-                from csbot.intents import pick_device
-
-                name = self.settings.retrieval_model
-                self._encoder = SentenceEncoder(name, path=resolve_model_path(name),
-                                                device=pick_device(self.settings.device).type)
+                self._encoder = self._load_encoder()
             return self._encoder
+
+    def _load_encoder(self):
+        """ONNX Runtime on a CPU when the runtime setting says onnx; sentence-transformers otherwise,
+        or when the model cannot be exported (said in the log)."""
+        from csbot import runtime
+        from csbot.embedder import OnnxSentenceEncoder, SentenceEncoder
+        from csbot.intents import pick_device
+
+        name, settings = self.settings.retrieval_model, self.settings
+        device = pick_device(settings.device).type
+        if settings.runtime == "onnx" and device == "cpu" and runtime.available():
+            try:
+                return OnnxSentenceEncoder(name, path=resolve_model_path(name), cache_dir=settings.cache_dir,
+                                           threads=settings.inference_threads)
+            except ModelError as exc:
+                log.warning("the answer encoder serves on PyTorch: %s", exc)
+        return SentenceEncoder(name, path=resolve_model_path(name), device=device)
 
     @property
     def index(self):
@@ -84,7 +96,8 @@ class Engine:
     def registry(self):
         from csbot.registry import ModelRegistry
 
-        return ModelRegistry(self.store, self.settings.models_dir, device=self.settings.device)
+        return ModelRegistry(self.store, self.settings.models_dir, device=self.settings.device,
+                             runtime=self.settings.runtime, threads=self.settings.inference_threads)
 
     @property
     def bot(self):
@@ -240,7 +253,7 @@ class Engine:
                 if p.step:  # fine-tuning is nearly all of a run: extrapolate its pace, plus a little
                     per_step = (elapsed - tuning["t0"]) / p.step
                     fields["eta_seconds"] = round(per_step * (p.total - p.step) * 1.05 + 2, 1)
-            elif p.phase in ("calibrate", "evaluate"):
+            elif p.phase in ("export", "calibrate", "evaluate"):
                 fields["eta_seconds"] = 2.0
             self.store.update_job(job, **fields)
             if report:

@@ -8,7 +8,9 @@ saves/loads a self-describing model version folder:
     <version>/head.safetensors
     <version>/bank.safetensors  the training messages' embeddings (float16), for the acceptance score
     <version>/labels.json     ["intent_a", "intent_b", ...]
-    <version>/meta.json       format, base model, data hash, metrics, temperature, threshold, created-at
+    <version>/onnx/model[.int8].onnx  the network as it is served (ONNX Runtime, runtime.py), when exported
+    <version>/meta.json       format, base model, data hash, metrics, temperature, threshold, created-at,
+                              and `runtime`: what the onnx file holds (checked on load; absent: PyTorch)
 
 Two numbers come out per message. `confidence` is the calibrated probability of the top intent,
 softmax(logits / temperature). `score` decides acceptance: log(confidence) plus `knn_weight` times
@@ -16,6 +18,11 @@ the mean cosine similarity of the message to its `knn_k` nearest training messag
 term is what declines questions outside every intent: such a question can still get a peaked
 softmax, but it sits far from everything the model was trained on. Both come from the one
 encoder pass that classifies the message.
+
+A classifier computes with one of two runtimes: PyTorch (`net`, the training path, and what
+versions without an export serve with) or an exported ONNX file (`runtime`, what the version was
+calibrated on, so its threshold fits the outputs served). Loading a version for ONNX serving
+loads no PyTorch weights.
 
 This module does not train (training.py) nor decide routes (bot.py).
 """
@@ -33,11 +40,14 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from transformers import AutoModel, AutoTokenizer
 
+from csbot import runtime as onnx_runtime
 from csbot.errors import ModelError, SettingsError
 
 FORMAT = "csbot-intent-model"
 FORMAT_VERSION = 1
 REQUIRED_FILES = ("meta.json", "labels.json", "head.safetensors", "bank.safetensors", "encoder/config.json")
+OUTPUTS = ("logits", "embedding")  # what the exported network returns, in this order
+RUNTIMES = ("onnx", "torch")
 KNN_K = 5
 KNN_WEIGHT = 5.0
 
@@ -74,6 +84,18 @@ class IntentNet(nn.Module):
         return self.head(self.embed(input_ids, attention_mask))
 
 
+class Exportable(nn.Module):
+    """The network as it is exported: both outputs of one pass, logits and the embedding."""
+
+    def __init__(self, net: IntentNet):
+        super().__init__()
+        self.net = net
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        embedded = self.net.embed(input_ids, attention_mask)
+        return self.net.head(embedded), embedded
+
+
 def load_base(name_or_path: str, n_labels: int) -> tuple[IntentNet, object]:
     """A fresh IntentNet on top of a base encoder, and its tokenizer."""
     try:
@@ -94,16 +116,23 @@ class Prediction:
 
 
 class IntentClassifier:
-    """A fine-tuned network with its labels and calibration, ready to predict."""
+    """A fine-tuned network (PyTorch `net`, or an exported `runtime` pass) with its labels and
+    calibration, ready to predict."""
 
-    def __init__(self, net: IntentNet, tokenizer, labels: list[str], *, temperature: float = 1.0,
+    def __init__(self, net: IntentNet | None, tokenizer, labels: list[str], *, temperature: float = 1.0,
                  threshold: float = 0.0, max_length: int = 64, bank: np.ndarray | None = None,
                  knn_k: int = KNN_K, knn_weight: float = KNN_WEIGHT, meta: dict | None = None,
-                 device: torch.device | None = None):
-        if net.head.out_features != len(labels):
+                 device: torch.device | None = None, runtime: onnx_runtime.OnnxPass | None = None,
+                 dim: int | None = None):
+        if net is None and runtime is None:
+            raise ModelError("a classifier needs a network: a PyTorch net or an exported runtime pass")
+        if net is not None and net.head.out_features != len(labels):
             raise ModelError(f"the head has {net.head.out_features} outputs but there are {len(labels)} labels")
         self.device = device or torch.device("cpu")
-        self.net = net.to(self.device).eval()
+        self.net = None if net is None else net.to(self.device).eval()
+        self.runtime = runtime
+        self.dim = int(dim or net.head.in_features)
+        self.export: tuple[dict, Path] | None = None  # (description, folder): an exported file save() keeps
         self.tokenizer = tokenizer
         self.labels = list(labels)
         self.temperature = float(temperature)
@@ -128,21 +157,35 @@ class IntentClassifier:
     def version(self) -> str | None:
         return self.meta.get("version")
 
+    @property
+    def runtime_name(self) -> str:
+        """Example: "onnxruntime int8-dynamic, 2 threads", or "pytorch cpu" """
+        if self.runtime is not None:
+            return f"onnxruntime {self.runtime.quantization}, {self.runtime.threads} threads"
+        return f"pytorch {self.device.type}"
+
     def features(self, texts: list[str], *, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
         """Raw logits and unit-length embeddings, batched by length so padding stays small."""
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         logits = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
-        embeddings = np.zeros((len(texts), self.net.head.in_features), dtype=np.float32)
+        embeddings = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
+            logits[chunk], embeddings[chunk] = self._pass([texts[i] for i in chunk])
+        return logits, embeddings
+
+    def _pass(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        if self.runtime is not None:
+            batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
+                                   return_tensors="np")
+            logits, embedded = self.runtime(batch["input_ids"], batch["attention_mask"])
+            return logits, embedded
         self.net.eval()
         with torch.inference_mode():
-            for start in range(0, len(order), batch_size):
-                chunk = order[start:start + batch_size]
-                batch = self.tokenizer([texts[i] for i in chunk], padding=True, truncation=True,
-                                       max_length=self.max_length, return_tensors="pt").to(self.device)
-                embedded = self.net.embed(batch["input_ids"], batch["attention_mask"])
-                logits[chunk] = self.net.head(embedded).float().cpu().numpy()
-                embeddings[chunk] = embedded.float().cpu().numpy()
-        return logits, embeddings
+            batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
+                                   return_tensors="pt").to(self.device)
+            embedded = self.net.embed(batch["input_ids"], batch["attention_mask"])
+            return self.net.head(embedded).float().cpu().numpy(), embedded.float().cpu().numpy()
 
     def logits(self, texts: list[str]) -> np.ndarray:
         return self.features(texts)[0]
@@ -174,6 +217,9 @@ class IntentClassifier:
     # --- saving and loading ---------------------------------------------------------
     def save(self, folder: Path) -> Path:
         """Write the version folder atomically: into `<folder>.partial`, then rename."""
+        if self.net is None:
+            raise ModelError("this classifier was loaded for serving, without its PyTorch weights; "
+                             "copy its version folder instead of saving it again")
         folder = Path(folder)
         partial = folder.with_name(folder.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
@@ -182,7 +228,7 @@ class IntentClassifier:
         self.tokenizer.save_pretrained(partial / "encoder")
         save_file({k: v.detach().cpu().contiguous() for k, v in self.net.head.state_dict().items()},
                   str(partial / "head.safetensors"))
-        bank = np.zeros((0, self.net.head.in_features), np.float32) if self.bank is None else self.bank
+        bank = np.zeros((0, self.dim), np.float32) if self.bank is None else self.bank
         save_file({"bank": torch.from_numpy(bank.astype(np.float16))}, str(partial / "bank.safetensors"))
         (partial / "labels.json").write_text(json.dumps(self.labels, indent=1), encoding="utf-8")
         meta = {**self.meta, "format": FORMAT, "format_version": FORMAT_VERSION,
@@ -190,6 +236,12 @@ class IntentClassifier:
                 "max_length": self.max_length, "n_labels": len(self.labels),
                 "acceptance": {"score": "log(confidence) + knn_weight * mean cosine to the knn_k nearest "
                                         "training messages", "knn_k": self.knn_k, "knn_weight": self.knn_weight}}
+        meta.pop("runtime", None)
+        if self.export is not None:
+            description, source = self.export
+            (partial / "onnx").mkdir()
+            onnx_runtime.copy_into(description, source, partial / "onnx")
+            meta["runtime"] = description
         (partial / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
         if folder.exists():
             raise ModelError(f"{folder} already exists; model versions are never overwritten")
@@ -197,8 +249,12 @@ class IntentClassifier:
         return folder
 
     @classmethod
-    def load(cls, folder: Path, *, device: torch.device | None = None) -> IntentClassifier:
-        """Load a version folder, checking that it is complete and of a format this code reads."""
+    def load(cls, folder: Path, *, device: torch.device | None = None, runtime: str = "onnx",
+             threads: int = 0) -> IntentClassifier:
+        """Load a version folder, checking that it is complete and of a format this code reads.
+
+        runtime "onnx" serves the version's exported file when it has one (on a CPU; a GPU serves
+        PyTorch), checked against meta.json; "torch" always serves the PyTorch weights."""
         folder = Path(folder)
         missing = [name for name in REQUIRED_FILES if not (folder / name).is_file()]
         if missing:
@@ -215,6 +271,23 @@ class IntentClassifier:
         if not isinstance(labels, list) or len(labels) != meta.get("n_labels"):
             raise ModelError(f"model folder {folder}: labels.json has {len(labels)} labels, "
                              f"meta.json says {meta.get('n_labels')}")
+        if runtime not in RUNTIMES:
+            raise SettingsError(f"runtime must be one of {', '.join(RUNTIMES)}; found {runtime!r}")
+        acceptance = meta.get("acceptance", {})
+        exported = meta.get("runtime")
+        if (runtime == "onnx" and exported and (device is None or device.type == "cpu")
+                and onnx_runtime.available()):
+            onnx = onnx_runtime.OnnxPass(folder / "onnx", exported, threads=threads)  # ModelError if damaged
+            try:
+                tokenizer = AutoTokenizer.from_pretrained(folder / "encoder")
+                bank = load_file(str(folder / "bank.safetensors"))["bank"].float().numpy()
+            except Exception as exc:
+                raise ModelError(f"model folder {folder}: tokenizer or bank do not load "
+                                 f"({type(exc).__name__}: {exc})") from None
+            return cls(None, tokenizer, labels, temperature=meta["temperature"], threshold=meta["threshold"],
+                       max_length=meta.get("max_length", 64), bank=bank, knn_k=acceptance.get("knn_k", KNN_K),
+                       knn_weight=acceptance.get("knn_weight", KNN_WEIGHT), meta=meta, runtime=onnx,
+                       dim=bank.shape[1])
         try:
             encoder = AutoModel.from_pretrained(folder / "encoder", dtype=torch.float32)
             tokenizer = AutoTokenizer.from_pretrained(folder / "encoder")
@@ -226,7 +299,6 @@ class IntentClassifier:
         if head.get("weight") is None or tuple(head["weight"].shape) != tuple(net.head.weight.shape):
             raise ModelError(f"model folder {folder}: head.safetensors does not fit {len(labels)} labels")
         net.head.load_state_dict(head)
-        acceptance = meta.get("acceptance", {})
         return cls(net, tokenizer, labels, temperature=meta["temperature"], threshold=meta["threshold"],
                    max_length=meta.get("max_length", 64), bank=bank, knn_k=acceptance.get("knn_k", KNN_K),
                    knn_weight=acceptance.get("knn_weight", KNN_WEIGHT), meta=meta, device=device)

@@ -21,10 +21,13 @@ from csbot.training import TrainResult, classification_report
 class ModelRegistry:
     """The versions on disk and in the store, and which one serves."""
 
-    def __init__(self, store: Store, models_dir: Path, *, device: str = "cpu"):
+    def __init__(self, store: Store, models_dir: Path, *, device: str = "cpu", runtime: str = "onnx",
+                 threads: int = 0):
         self.store = store
         self.models_dir = Path(models_dir)
         self.device = device
+        self.runtime = runtime  # how loaded versions are served (intents.IntentClassifier.load)
+        self.threads = threads
 
     def save(self, result: TrainResult) -> str:
         """Write the trained classifier as a new version folder and record it. Returns the version id."""
@@ -70,7 +73,8 @@ class ModelRegistry:
         if not rows:
             raise ModelError(f"no model version {version!r}; `python -m csbot models` lists them")
         # Paths are kept relative to models_dir, so a home can be moved or copied whole.
-        return IntentClassifier.load(self.models_dir / rows[0]["path"], device=pick_device(self.device))
+        return IntentClassifier.load(self.models_dir / rows[0]["path"], device=pick_device(self.device),
+                                     runtime=self.runtime, threads=self.threads)
 
     def promote(self, version: str) -> IntentClassifier:
         """Load the version (refusing a broken one), then mark it current. Returns the loaded classifier."""

@@ -55,6 +55,9 @@ class Settings:
     training: str = "local"
     train_processes: int = 0
     drain_seconds: float = 5.0
+    runtime: str = "onnx"
+    quantize: str = "auto"
+    inference_threads: int = 0
     forwarded_allow_ips: str = ""
     host: str = "127.0.0.1"
     port: int = 7860
@@ -89,6 +92,13 @@ class Settings:
                                 f"found {self.database_url.split('@')[-1]!r}. Leave it empty for csbot.db in home.")
         _check_range("drain_seconds", self.drain_seconds, 0, 300)
         _check_range("train_processes", self.train_processes, 0, 64)
+        if self.runtime not in ("onnx", "torch"):
+            raise SettingsError(f"runtime must be onnx (serve each version's ONNX export, calibrated as served) or "
+                                f"torch (serve the PyTorch weights); found {self.runtime!r}")
+        if self.quantize not in ("auto", "int8", "none"):
+            raise SettingsError(f"quantize must be auto (int8 when it keeps held-out accuracy), int8 or none; "
+                                f"found {self.quantize!r}")
+        _check_range("inference_threads", self.inference_threads, 0, 256)
         if self.training not in ("local", "worker"):
             raise SettingsError(f"training must be local (the web server starts each run) or worker (a "
                                 f"`python -m csbot worker` runs them); found {self.training!r}")
@@ -111,6 +121,11 @@ class Settings:
     @property
     def models_dir(self) -> Path:
         return self.artifacts / "models"
+
+    @property
+    def cache_dir(self) -> Path:
+        """Files made once from installed packages (the answer encoder's ONNX export)."""
+        return self.artifacts / "cache"
 
 
 def _check_range(name: str, value: float, low: float, high: float) -> None:

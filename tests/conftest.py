@@ -42,6 +42,7 @@ class HashingEncoder:
 
     name = "hashing-fake"
     dim = 256
+    runtime_name = "hashing fake"
 
     def __init__(self):
         self.calls = 0

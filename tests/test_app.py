@@ -212,6 +212,9 @@ def test_admin_retrains_watches_progress_reads_the_report_and_promotes_while_the
     assert server.store().current_model()["id"] == job["model_version"]
     health = json.loads(urllib.request.urlopen(f"{server.url}/api/health").read())
     assert health["model_version"] == job["model_version"]  # swapped in the running server
+    # served as exported by the run (its export phase), the answers by the cached ONNX encoder
+    assert health["runtime"]["classifier"].startswith("onnxruntime ")
+    assert health["runtime"]["answers"].startswith("onnxruntime none")
     reply, _ = server.chat("Do you offer gift wrapping?")
     assert reply["route"] == "answer"
     page.close()

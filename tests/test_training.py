@@ -1,8 +1,10 @@
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from csbot.errors import ModelError, TrainingCancelled, TrainingError
 from csbot.intents import IntentClassifier
@@ -101,19 +103,93 @@ def test_a_saved_version_is_never_overwritten(tiny_training, tiny_model_dir):
         tiny_training.classifier.save(tiny_model_dir)
 
 
-@pytest.mark.parametrize("damage, message", [
-    (lambda d: (d / "head.safetensors").unlink(), "incomplete: missing head.safetensors"),
-    (lambda d: (d / "meta.json").write_text("{not json"), "cannot read meta.json"),
-    (lambda d: (d / "labels.json").write_text('["a"]'), "labels.json has 1 labels"),
-    (lambda d: (d / "meta.json").write_text(json.dumps({"format": "other"})), "expected format"),
-    (lambda d: (d / "head.safetensors").write_bytes(b"rubbish"), "weights do not load"),
+def _onnx_file(folder: Path) -> Path:
+    return folder / "onnx" / json.loads((folder / "meta.json").read_text())["runtime"]["file"]
+
+
+def _flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("damage, message, runtime", [
+    (lambda d: (d / "head.safetensors").unlink(), "incomplete: missing head.safetensors", "onnx"),
+    (lambda d: (d / "meta.json").write_text("{not json"), "cannot read meta.json", "onnx"),
+    (lambda d: (d / "labels.json").write_text('["a"]'), "labels.json has 1 labels", "onnx"),
+    (lambda d: (d / "meta.json").write_text(json.dumps({"format": "other"})), "expected format", "onnx"),
+    (lambda d: (d / "head.safetensors").write_bytes(b"rubbish"), "weights do not load", "torch"),
+    (lambda d: _flip_a_byte(_onnx_file(d)), "is damaged: sha256", "onnx"),
+    (lambda d: _onnx_file(d).unlink(), "is missing; the version folder is incomplete", "onnx"),
 ])
-def test_loading_refuses_a_broken_folder(tiny_model_dir, tmp_path, damage, message):
+def test_loading_refuses_a_broken_folder(tiny_model_dir, tmp_path, damage, message, runtime):
     broken = tmp_path / "broken"
     shutil.copytree(tiny_model_dir, broken)
     damage(broken)
     with pytest.raises(ModelError, match=message):
-        IntentClassifier.load(broken)
+        IntentClassifier.load(broken, runtime=runtime)
+
+
+def test_the_export_computes_what_pytorch_computes(tiny_training, tmp_path):
+    from csbot import runtime
+    from csbot.intents import OUTPUTS, Exportable
+
+    classifier = tiny_training.classifier
+    texts = ["where is my order", "hello", "I would like to send the blue rug I bought back, please"]
+    batch = classifier.tokenizer(texts, padding=True, return_tensors="pt")
+    path = runtime.export(Exportable(tiny_training.net), batch, tmp_path / "fp32.onnx", outputs=OUTPUTS)
+    session = runtime.OnnxPass(tmp_path, runtime.describe(path, quantization="none", outputs=OUTPUTS))
+    logits, embeddings = session(batch["input_ids"].numpy(), batch["attention_mask"].numpy())
+    with torch.no_grad():
+        expected = tiny_training.net(batch["input_ids"], batch["attention_mask"]).numpy()
+    np.testing.assert_allclose(logits, expected, atol=1e-4)  # fp32: the same network
+    np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
+
+
+def test_a_version_records_its_export_and_serves_it_without_pytorch_weights(tiny_training, tiny_model_dir):
+    meta = json.loads((tiny_model_dir / "meta.json").read_text())
+    exported = meta["runtime"]
+    assert exported["runtime"] == "onnxruntime" and exported["inputs"] == ["input_ids", "attention_mask"]
+    assert exported["outputs"] == ["logits", "embedding"] and exported["opset"] >= 17
+    assert exported["quantization"] in ("none", "int8-dynamic")
+    choice = exported["choice"]  # why this quantisation serves, with what it was measured on
+    assert set(choice["held_out_accuracy"]) == {"none", "int8-dynamic"} and choice["reason"]
+    loaded = IntentClassifier.load(tiny_model_dir)
+    assert loaded.net is None and loaded.runtime_name.startswith(f"onnxruntime {exported['quantization']}")
+    texts = [t for t, _ in tiny_training.heldout]
+    # calibrated on the served outputs: the version's own held-out acceptance is what it serves
+    accepted = np.mean([p.accepted for p in loaded.predict(texts)])
+    assert abs(accepted - meta["metrics"]["accepted"]) <= 1 / len(texts) + 1e-9
+    assert tiny_training.metrics["runtime"] == f"onnxruntime {exported['quantization']}"
+
+
+def test_a_version_without_an_export_serves_on_pytorch(tiny_training, tiny_model_dir, tmp_path):
+    older = tmp_path / "older"
+    shutil.copytree(tiny_model_dir, older)
+    shutil.rmtree(older / "onnx")
+    meta = json.loads((older / "meta.json").read_text())
+    del meta["runtime"]
+    (older / "meta.json").write_text(json.dumps(meta))
+    loaded = IntentClassifier.load(older)
+    assert loaded.runtime_name == "pytorch cpu" and loaded.net is not None
+    texts = ["where is my parcel BB-123456", "good morning!", "how do I send this rug back"]
+    assert [p.intent for p in loaded.predict(texts)] == ["order_status", "greeting", "return_item"]
+
+
+@pytest.mark.parametrize("quantize", ["none", "auto"])
+def test_the_export_phase_quantises_only_when_told_or_when_it_keeps_accuracy(tiny_training, quantize):
+    from csbot.training import INT8_TOLERANCE, export
+
+    classifier, files = export(tiny_training.net, tiny_training.classifier.tokenizer, tiny_training.classifier.labels,
+                               tiny_training.heldout, tiny_args(quantize=quantize))
+    description, folder = classifier.export
+    assert (Path(folder) / description["file"]).is_file() and Path(files.name) == Path(folder)
+    accuracy = description["choice"]["held_out_accuracy"]
+    if quantize == "none":
+        assert description["quantization"] == "none" and set(accuracy) == {"none"}
+    else:
+        keeps = accuracy["int8-dynamic"] >= accuracy["none"] - INT8_TOLERANCE
+        assert description["quantization"] == ("int8-dynamic" if keeps else "none")
 
 
 def test_acceptance_score_rewards_closeness_to_training_messages(tiny_training):

@@ -24,6 +24,7 @@ if TYPE_CHECKING:  # annotations only (quoted: this module must not postpone the
 
 PHASES = {"queued": "queued", "starting": "starting (loading the base model)", "collect": "collecting examples",
           "split": "splitting off held-out examples", "fine_tune": "fine-tuning",
+          "export": "exporting for ONNX Runtime (and int8 if it keeps accuracy)",
           "calibrate": "calibrating the threshold", "evaluate": "evaluating on held-out examples",
           "compare": "comparing with the serving model", "done": "done"}
 BAR = 'aria-label="training progress" style="width:100%"'
