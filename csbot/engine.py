@@ -58,14 +58,14 @@ class Engine:
         or when the model cannot be exported (said in the log)."""
         from csbot import runtime
         from csbot.embedder import OnnxSentenceEncoder, SentenceEncoder
-        from csbot.intents import pick_device
+        from csbot.device import device_kind
 
         name, settings = self.settings.retrieval_model, self.settings
-        device = pick_device(settings.device).type
+        device = device_kind(settings.device)
         if settings.runtime == "onnx" and device == "cpu" and runtime.available():
             try:
                 return OnnxSentenceEncoder(name, path=resolve_model_path(name), cache_dir=settings.cache_dir,
-                                           threads=settings.inference_threads)
+                                           threads=settings.inference_threads, quantize=settings.quantize)
             except ModelError as exc:
                 log.warning("the answer encoder serves on PyTorch: %s", exc)
         return SentenceEncoder(name, path=resolve_model_path(name), device=device)
@@ -230,10 +230,10 @@ class Engine:
         pass `job` to report into a job row made earlier (the admin page's background run). A cancel
         request on that row stops the run. A failure leaves the serving model as it was."""
         from csbot import training
-        from csbot.intents import pick_device
+        from csbot.device import device_kind
 
         args = training.TrainArgs.from_settings(self.settings, epochs=epochs, device=device)
-        device_name = pick_device(args.device).type
+        device_name = device_kind(args.device)
         if job is None:  # the CLI's own run: refused while another one holds a live lease
             now_at = time.time()
             job = self.store.start_job(kind="train", device=device_name, options="{}", at=now_at,

@@ -19,10 +19,10 @@ term is what declines questions outside every intent: such a question can still 
 softmax, but it sits far from everything the model was trained on. Both come from the one
 encoder pass that classifies the message.
 
-A classifier computes with one of two runtimes: PyTorch (`net`, the training path, and what
-versions without an export serve with) or an exported ONNX file (`runtime`, what the version was
-calibrated on, so its threshold fits the outputs served). Loading a version for ONNX serving
-loads no PyTorch weights.
+A classifier computes with one of two runtimes: PyTorch (`net`, network.py: the training path,
+and what versions without an export serve with) or an exported ONNX file (`runtime`, what the
+version was calibrated on, so its threshold fits the outputs served). Loading a version for ONNX
+serving imports neither torch nor transformers and loads no PyTorch weights.
 
 This module does not train (training.py) nor decide routes (bot.py).
 """
@@ -34,14 +34,17 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import torch
-from safetensors.torch import load_file, save_file
-from torch import nn
-from transformers import AutoModel, AutoTokenizer
+from safetensors.numpy import load_file as load_arrays
 
 from csbot import runtime as onnx_runtime
 from csbot.errors import ModelError, SettingsError
+from csbot.tokens import Tokenizer
+
+if TYPE_CHECKING:
+    from csbot.network import IntentNet
 
 FORMAT = "csbot-intent-model"
 FORMAT_VERSION = 1
@@ -50,61 +53,6 @@ OUTPUTS = ("logits", "embedding")  # what the exported network returns, in this 
 RUNTIMES = ("onnx", "torch")
 KNN_K = 5
 KNN_WEIGHT = 5.0
-
-
-def pick_device(setting: str) -> torch.device:
-    """auto -> cuda when torch sees a GPU, else cpu. Asking for cuda without one is an error."""
-    if setting == "cuda" and not torch.cuda.is_available():
-        raise SettingsError("device 'cuda' was asked for, but torch sees no GPU; use --device auto or cpu")
-    if setting in ("cuda", "auto") and torch.cuda.is_available():
-        return torch.device("cuda")
-    return torch.device("cpu")
-
-
-def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Average of the token vectors the attention mask keeps, L2-normalised (as sentence-transformers does)."""
-    weights = mask.unsqueeze(-1).to(hidden.dtype)
-    pooled = (hidden * weights).sum(1) / weights.sum(1).clamp(min=1e-6)
-    return nn.functional.normalize(pooled, dim=-1)
-
-
-class IntentNet(nn.Module):
-    """Encoder -> mean pool -> normalise -> linear head. Logits, not probabilities."""
-
-    def __init__(self, encoder: nn.Module, n_labels: int):
-        super().__init__()
-        self.encoder = encoder
-        self.head = nn.Linear(encoder.config.hidden_size, n_labels)
-
-    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-        return mean_pool(hidden, attention_mask)
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.head(self.embed(input_ids, attention_mask))
-
-
-class Exportable(nn.Module):
-    """The network as it is exported: both outputs of one pass, logits and the embedding."""
-
-    def __init__(self, net: IntentNet):
-        super().__init__()
-        self.net = net
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        embedded = self.net.embed(input_ids, attention_mask)
-        return self.net.head(embedded), embedded
-
-
-def load_base(name_or_path: str, n_labels: int) -> tuple[IntentNet, object]:
-    """A fresh IntentNet on top of a base encoder, and its tokenizer."""
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(name_or_path)
-        encoder = AutoModel.from_pretrained(name_or_path, dtype=torch.float32)  # fp32 master weights
-    except OSError as exc:
-        raise SettingsError(f"cannot load base model {name_or_path!r}: {exc}. Set base_model to a local "
-                            "folder, or to a hub name with HF_HUB_OFFLINE=0 on a machine with access.") from None
-    return IntentNet(encoder, n_labels), tokenizer
 
 
 @dataclass(frozen=True)
@@ -122,18 +70,21 @@ class IntentClassifier:
     def __init__(self, net: IntentNet | None, tokenizer, labels: list[str], *, temperature: float = 1.0,
                  threshold: float = 0.0, max_length: int = 64, bank: np.ndarray | None = None,
                  knn_k: int = KNN_K, knn_weight: float = KNN_WEIGHT, meta: dict | None = None,
-                 device: torch.device | None = None, runtime: onnx_runtime.OnnxPass | None = None,
-                 dim: int | None = None):
+                 device=None, runtime: onnx_runtime.OnnxPass | None = None, dim: int | None = None):
         if net is None and runtime is None:
             raise ModelError("a classifier needs a network: a PyTorch net or an exported runtime pass")
         if net is not None and net.head.out_features != len(labels):
             raise ModelError(f"the head has {net.head.out_features} outputs but there are {len(labels)} labels")
-        self.device = device or torch.device("cpu")
+        self.device = device or "cpu"  # a torch.device, or its name
         self.net = None if net is None else net.to(self.device).eval()
         self.runtime = runtime
         self.dim = int(dim or net.head.in_features)
-        self.export: tuple[dict, Path] | None = None  # (description, folder): an exported file save() keeps
-        self.tokenizer = tokenizer
+        self.exported: tuple[dict, Path] | None = None  # (description, folder): an exported file save() keeps
+        self.tokenizer = tokenizer  # transformers' (training, PyTorch) or tokens.Tokenizer (ONNX serving)
+        if runtime is not None and not isinstance(tokenizer, Tokenizer):
+            self.tokens = Tokenizer.from_transformers(tokenizer, max_length=max_length)
+        else:
+            self.tokens = tokenizer
         self.labels = list(labels)
         self.temperature = float(temperature)
         self.threshold = float(threshold)
@@ -151,7 +102,6 @@ class IntentClassifier:
     @bank.setter
     def bank(self, value: np.ndarray | None) -> None:
         self._bank = None if value is None else np.ascontiguousarray(value, dtype=np.float32)
-        self._bank_t = None if value is None else torch.from_numpy(self._bank)
 
     @property
     def version(self) -> str | None:
@@ -162,7 +112,7 @@ class IntentClassifier:
         """Example: "onnxruntime int8-dynamic, 2 threads", or "pytorch cpu" """
         if self.runtime is not None:
             return f"onnxruntime {self.runtime.quantization}, {self.runtime.threads} threads"
-        return f"pytorch {self.device.type}"
+        return f"pytorch {getattr(self.device, 'type', self.device)}"
 
     def features(self, texts: list[str], *, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
         """Raw logits and unit-length embeddings, batched by length so padding stays small."""
@@ -176,10 +126,10 @@ class IntentClassifier:
 
     def _pass(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
         if self.runtime is not None:
-            batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
-                                   return_tensors="np")
-            logits, embedded = self.runtime(batch["input_ids"], batch["attention_mask"])
+            logits, embedded = self.runtime(*self.tokens(texts))
             return logits, embedded
+        import torch
+
         self.net.eval()
         with torch.inference_mode():
             batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
@@ -199,13 +149,21 @@ class IntentClassifier:
         confidence = softmax(logits / self.temperature).max(1)
         score = np.log(confidence + 1e-12)
         if self.bank is not None and len(self.bank) and len(embeddings):
-            # In torch, not numpy: numpy's BLAS threads and torch's OpenMP threads fight over the
-            # cores, which made one message 3x slower on a 2-core machine.
-            similarity = torch.from_numpy(np.ascontiguousarray(embeddings)) @ self._bank_t.T
-            k = min(self.knn_k, similarity.shape[1])
-            nearest = similarity.topk(k, dim=1).values.mean(1).numpy()
-            score = score + self.knn_weight * nearest
+            score = score + self.knn_weight * self._nearest(np.ascontiguousarray(embeddings, dtype=np.float32))
         return confidence, score
+
+    def _nearest(self, embeddings: np.ndarray) -> np.ndarray:
+        """Mean cosine similarity of each row to its knn_k nearest training messages."""
+        k = min(self.knn_k, len(self.bank))
+        if self.net is not None:
+            # torch is loaded: compute in torch, not numpy, because numpy's BLAS threads and
+            # torch's OpenMP threads fight over the cores (it made one message 3x slower on 2 cores).
+            import torch
+
+            similarity = torch.from_numpy(embeddings) @ torch.from_numpy(self._bank).T
+            return similarity.topk(k, dim=1).values.mean(1).numpy()
+        similarity = embeddings @ self._bank.T  # ONNX serving: no torch threads in this process
+        return np.partition(similarity, -k, axis=1)[:, -k:].mean(1)
 
     def predict(self, texts: list[str]) -> list[Prediction]:
         logits, embeddings = self.features(texts)
@@ -220,6 +178,9 @@ class IntentClassifier:
         if self.net is None:
             raise ModelError("this classifier was loaded for serving, without its PyTorch weights; "
                              "copy its version folder instead of saving it again")
+        import torch
+        from safetensors.torch import save_file
+
         folder = Path(folder)
         partial = folder.with_name(folder.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
@@ -237,8 +198,8 @@ class IntentClassifier:
                 "acceptance": {"score": "log(confidence) + knn_weight * mean cosine to the knn_k nearest "
                                         "training messages", "knn_k": self.knn_k, "knn_weight": self.knn_weight}}
         meta.pop("runtime", None)
-        if self.export is not None:
-            description, source = self.export
+        if self.exported is not None:
+            description, source = self.exported
             (partial / "onnx").mkdir()
             onnx_runtime.copy_into(description, source, partial / "onnx")
             meta["runtime"] = description
@@ -249,8 +210,7 @@ class IntentClassifier:
         return folder
 
     @classmethod
-    def load(cls, folder: Path, *, device: torch.device | None = None, runtime: str = "onnx",
-             threads: int = 0) -> IntentClassifier:
+    def load(cls, folder: Path, *, device=None, runtime: str = "onnx", threads: int = 0) -> IntentClassifier:
         """Load a version folder, checking that it is complete and of a format this code reads.
 
         runtime "onnx" serves the version's exported file when it has one (on a CPU; a GPU serves
@@ -275,32 +235,35 @@ class IntentClassifier:
             raise SettingsError(f"runtime must be one of {', '.join(RUNTIMES)}; found {runtime!r}")
         acceptance = meta.get("acceptance", {})
         exported = meta.get("runtime")
-        if (runtime == "onnx" and exported and (device is None or device.type == "cpu")
+        max_length = meta.get("max_length", 64)
+        if (runtime == "onnx" and exported and getattr(device, "type", device or "cpu") == "cpu"
                 and onnx_runtime.available()):
             onnx = onnx_runtime.OnnxPass(folder / "onnx", exported, threads=threads)  # ModelError if damaged
+            tokenizer = Tokenizer.from_folder(folder / "encoder", max_length=max_length)
             try:
-                tokenizer = AutoTokenizer.from_pretrained(folder / "encoder")
-                bank = load_file(str(folder / "bank.safetensors"))["bank"].float().numpy()
+                bank = load_arrays(str(folder / "bank.safetensors"))["bank"].astype(np.float32)
             except Exception as exc:
-                raise ModelError(f"model folder {folder}: tokenizer or bank do not load "
+                raise ModelError(f"model folder {folder}: bank.safetensors does not load "
                                  f"({type(exc).__name__}: {exc})") from None
             return cls(None, tokenizer, labels, temperature=meta["temperature"], threshold=meta["threshold"],
-                       max_length=meta.get("max_length", 64), bank=bank, knn_k=acceptance.get("knn_k", KNN_K),
+                       max_length=max_length, bank=bank, knn_k=acceptance.get("knn_k", KNN_K),
                        knn_weight=acceptance.get("knn_weight", KNN_WEIGHT), meta=meta, runtime=onnx,
                        dim=bank.shape[1])
+        from safetensors.torch import load_file
+
+        from csbot.network import load_encoder
+
         try:
-            encoder = AutoModel.from_pretrained(folder / "encoder", dtype=torch.float32)
-            tokenizer = AutoTokenizer.from_pretrained(folder / "encoder")
+            net, tokenizer = load_encoder(folder / "encoder", len(labels))
             head = load_file(str(folder / "head.safetensors"))
-            bank = load_file(str(folder / "bank.safetensors"))["bank"].float().numpy()
+            bank = load_arrays(str(folder / "bank.safetensors"))["bank"].astype(np.float32)
         except Exception as exc:  # a damaged file can raise almost anything from deep inside
             raise ModelError(f"model folder {folder}: weights do not load ({type(exc).__name__}: {exc})") from None
-        net = IntentNet(encoder, len(labels))
         if head.get("weight") is None or tuple(head["weight"].shape) != tuple(net.head.weight.shape):
             raise ModelError(f"model folder {folder}: head.safetensors does not fit {len(labels)} labels")
         net.head.load_state_dict(head)
         return cls(net, tokenizer, labels, temperature=meta["temperature"], threshold=meta["threshold"],
-                   max_length=meta.get("max_length", 64), bank=bank, knn_k=acceptance.get("knn_k", KNN_K),
+                   max_length=max_length, bank=bank, knn_k=acceptance.get("knn_k", KNN_K),
                    knn_weight=acceptance.get("knn_weight", KNN_WEIGHT), meta=meta, device=device)
 
 

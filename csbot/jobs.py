@@ -115,14 +115,14 @@ class Retrainer:
     def start(self, *, user: str, epochs: float | None = None, promote_if_better: bool = False) -> str:
         """Start a training run in the background, or queue it for a worker (`by_worker`). Returns its
         job id; refuses while one runs or waits."""
-        from csbot.intents import pick_device
+        from csbot.device import device_kind
 
         with self._lock:
             if not self.store.example_counts()["examples"]:
                 raise TrainingError("there are no training examples; import a support log first")
             options = {"user": user, "epochs": epochs, "promote_if_better": promote_if_better}
             now_at = self.clock()
-            device = "worker" if self.by_worker else pick_device(self.engine.settings.device).type
+            device = "worker" if self.by_worker else device_kind(self.engine.settings.device)
             job = self.store.start_job(kind="train", device=device, options=json.dumps(options), at=now_at,
                                        stale_before=now_at - self.lease_seconds, queued=self.by_worker)
             self.store.audit(user, "train_start", job, detail={"epochs": epochs, "promote_if_better": promote_if_better,

@@ -11,11 +11,15 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from csbot.device import device_kind
 from csbot.errors import ModelError
-from csbot.intents import IntentClassifier, pick_device
+from csbot.intents import IntentClassifier
 from csbot.store import Store
-from csbot.training import TrainResult, classification_report
+
+if TYPE_CHECKING:  # training imports torch, which a server on ONNX Runtime never loads
+    from csbot.training import TrainResult
 
 
 class ModelRegistry:
@@ -54,6 +58,8 @@ class ModelRegistry:
         The new version passes when its macro-F1 is at least the current one's on the same messages
         (the current one scores an intent it does not know as wrong).
         """
+        from csbot.training import classification_report
+
         new_f1 = result.metrics.get("macro_f1")
         if current is None or not result.heldout:
             return {"passed": True, "new_macro_f1": new_f1, "current_macro_f1": None,
@@ -73,7 +79,7 @@ class ModelRegistry:
         if not rows:
             raise ModelError(f"no model version {version!r}; `python -m csbot models` lists them")
         # Paths are kept relative to models_dir, so a home can be moved or copied whole.
-        return IntentClassifier.load(self.models_dir / rows[0]["path"], device=pick_device(self.device),
+        return IntentClassifier.load(self.models_dir / rows[0]["path"], device=device_kind(self.device),
                                      runtime=self.runtime, threads=self.threads)
 
     def promote(self, version: str) -> IntentClassifier:

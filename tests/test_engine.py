@@ -105,3 +105,26 @@ def test_compare_counts_recent_messages_whose_intent_or_route_would_change(engin
     changed = engine.compare(declines, current)
     assert changed["intent_changed"] == 0 and changed["route_changed"] == templated > 0
     assert len(changed["examples"]) == templated
+
+
+def test_a_server_on_onnx_runtime_never_loads_torch(trained_home, tmp_path):
+    """Both encoders serve from their exports: the process answers without importing torch,
+    transformers or sentence-transformers (about 250 MB and seconds at start)."""
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import clean_environment
+
+    home = tmp_path / "home"
+    shutil.copytree(trained_home, home)
+    code = ("import sys; from csbot.engine import Engine; from csbot.settings import load_settings; "
+            f"engine = Engine(load_settings(home={str(home)!r})); "
+            "reply = engine.bot.respond('where is my parcel BB-123456'); "
+            "print(reply.route, engine.bot.classifier.runtime_name.split(',')[0], "
+            "sorted(m for m in ('torch', 'transformers', 'sentence_transformers') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=clean_environment(),
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    route, runtime, quantization, loaded = done.stdout.split(" ", 3)
+    assert route == "template" and runtime == "onnxruntime" and loaded.strip() == "[]"

@@ -80,13 +80,13 @@ def status_html(job: dict | None) -> str:
 def retrain_tab(page: gr.Blocks, *, engine: "Engine", accounts: "Accounts", retrainer: "Retrainer") -> gr.Button:
     """Build the Retrain tab and its events inside the current gr.Tabs; returns its "Show the new
     version's report" button (shown once a run is done), for the caller to wire to the Versions tab."""
-    from csbot.intents import pick_device  # torch: only when the admin page is built
+    from csbot.device import device_kind
 
     admin = guarded(accounts, "admin")
     store = engine.store
     where = ("on a **training worker** (`python -m csbot worker`, on its GPU when it has one)"
              if retrainer.by_worker else
-             f"on **{device_label(pick_device(engine.settings.device).type)}**, in a background process")
+             f"on **{device_label(device_kind(engine.settings.device))}**, in a background process")
 
     with gr.Tab("Retrain", id="retrain"):
         data_note = gr.Markdown()
