@@ -38,6 +38,7 @@ def run(train_rows: list[dict], test_rows: list[dict], args: TrainArgs, *, repor
                      "n_out_of_scope": len(out_scope), "n_intents": len(known),
                      "train_seconds": round(result.train_seconds, 1), "device": classifier.meta["device"],
                      "runtime": result.metrics.get("runtime"),
+                     "export_choice": classifier.exported[0].get("choice") if classifier.exported else None,
                      "heldout": {k: result.metrics.get(k) for k in ("accuracy", "macro_f1", "n")},
                      **score(classifier, in_scope, out_scope)}
     if compare_runtimes and result.net is not None and classifier.runtime is not None:
@@ -46,7 +47,7 @@ def run(train_rows: list[dict], test_rows: list[dict], args: TrainArgs, *, repor
         pytorch.bank = pytorch.features([t for t, _ in train_pairs])[1]
         calibrate(pytorch, heldout, target_precision=args.target_precision, target_coverage=args.target_coverage)
         figures["pytorch"] = {"runtime": pytorch.runtime_name, **score(pytorch, in_scope, out_scope)}
-        texts = [r["text"] for r in (in_scope or out_scope)][:LATENCY_MESSAGES + 10]
+        texts = [r["text"] for r in (in_scope or out_scope)]
         figures["latency_ms"] = {"served": latency(classifier, texts), "pytorch": latency(pytorch, texts)}
     return figures
 
@@ -78,7 +79,9 @@ def score(classifier: IntentClassifier, in_scope: list[dict], out_scope: list[di
 
 
 def latency(classifier: IntentClassifier, texts: list[str]) -> dict:
-    """p50 / p95 milliseconds of classifying one message at a time (tokenise, pass, score)."""
+    """p50 / p95 milliseconds of classifying one message at a time (tokenise, pass, score), over
+    LATENCY_MESSAGES of `texts` (repeated when there are fewer), after 10 to warm up."""
+    texts = [texts[i % len(texts)] for i in range(LATENCY_MESSAGES + 10)]
     for text in texts[:10]:
         classifier.predict([text])
     seconds = []

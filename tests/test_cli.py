@@ -110,9 +110,14 @@ def test_evaluate_reports_in_scope_and_out_of_scope_and_touches_no_home(tmp_path
     out = tmp_path / "figures.json"
     home = tmp_path / "home"
     result = csbot("evaluate", "--train", str(DATA / "support_log.csv"), "--test", str(DATA / "tiny_test.csv"),
-                   "--epochs", "1", "--json", str(out), home=home)
+                   "--epochs", "1", "--json", str(out), "--compare-runtimes", home=home)
     assert result.returncode == 0, result.stderr
     figures = json.loads(out.read_text())
+    # the same run's PyTorch network beside the export that serves, scored on the same rows
+    assert figures["runtime"].startswith("onnxruntime ") and figures["pytorch"]["runtime"] == "pytorch cpu"
+    assert 0 <= figures["pytorch"]["accuracy"] <= 1 and 0 <= figures["pytorch"]["oos_recall"] <= 1
+    assert set(figures["latency_ms"]) == {"served", "pytorch"} and figures["latency_ms"]["served"]["p50"] > 0
+    assert set(figures["export_choice"]["held_out_accuracy"]) == {"none", "int8-dynamic", "int8-feed-forward"}
     for key in ("accuracy", "macro_f1", "in_scope_accepted", "in_scope_accuracy", "oos_recall",
                 "train_seconds", "n_train", "n_test"):
         assert key in figures
