@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from csbot.intents import IntentClassifier
-from csbot.training import TrainArgs, calibrate, classification_report, collect, split, train
+from csbot.training import TrainArgs, calibrate, classification_report, train
 
 LATENCY_MESSAGES = 300  # one at a time, after 10 to warm up
 
@@ -28,8 +28,7 @@ def run(train_rows: list[dict], test_rows: list[dict], args: TrainArgs, *, repor
     Example keys: accuracy, macro_f1, in_scope_accepted, in_scope_accuracy, oos_recall, train_seconds,
     runtime; with compare_runtimes also "pytorch" (the same keys) and "latency_ms"
     """
-    pairs = [(r["text"], r["intent"]) for r in train_rows]
-    result = train(pairs, args, report=report)
+    result = train([(r["text"], r["intent"]) for r in train_rows], args, report=report)
     classifier = result.classifier
     known = set(classifier.labels)
     in_scope = [r for r in test_rows if r["intent"] in known]
@@ -43,9 +42,8 @@ def run(train_rows: list[dict], test_rows: list[dict], args: TrainArgs, *, repor
                      **score(classifier, in_scope, out_scope)}
     if compare_runtimes and result.net is not None and classifier.runtime is not None:
         pytorch = IntentClassifier(result.net, classifier.tokenizer, classifier.labels, max_length=args.max_length)
-        train_pairs, heldout = split(collect(pairs), fraction=args.holdout_fraction, seed=args.seed)
-        pytorch.bank = pytorch.features([t for t, _ in train_pairs])[1]
-        calibrate(pytorch, heldout, target_precision=args.target_precision, target_coverage=args.target_coverage)
+        pytorch.bank = pytorch.features([t for t, _ in result.train])[1]
+        calibrate(pytorch, result.heldout, target_precision=args.target_precision, target_coverage=args.target_coverage)
         figures["pytorch"] = {"runtime": pytorch.runtime_name, **score(pytorch, in_scope, out_scope)}
         texts = [r["text"] for r in (in_scope or out_scope)]
         figures["latency_ms"] = {"served": latency(classifier, texts), "pytorch": latency(pytorch, texts)}

@@ -27,6 +27,7 @@ import numpy as np
 
 from csbot import runtime as onnx_runtime
 from csbot.errors import ModelError, SettingsError
+from csbot.settings import QUANTIZE
 from csbot.tokens import Tokenizer
 
 EXPORT_VERSION = 1  # bump when the exported graph changes: the cache key includes it
@@ -69,14 +70,13 @@ class OnnxSentenceEncoder:
     folder (the caller then serves it with `SentenceEncoder`)."""
 
     def __init__(self, name: str, *, path: str, cache_dir: Path, threads: int = 0, quantize: str = "auto"):
-        if quantize not in ("auto", "int8", "none"):
-            raise SettingsError(f"quantize must be auto, int8 or none; found {quantize!r}")
-        self.max_length = _max_length(Path(path))
+        if quantize not in QUANTIZE:
+            raise SettingsError(f"quantize must be one of {', '.join(QUANTIZE)}; found {quantize!r}")
         folder, meta = cached_export(Path(path), Path(cache_dir))
         int8 = quantize == "int8" or (quantize == "auto" and meta["int8_probe_cosine"]["mean"] >= INT8_MIN_COSINE)
         description = meta["files"]["int8-dynamic" if int8 else "none"]
         self.name = f"{name}+int8" if int8 else name
-        self.tokens = Tokenizer.from_folder(Path(path), max_length=self.max_length)
+        self.tokens = Tokenizer.from_folder(Path(path), max_length=_max_length(Path(path)))
         self.session = onnx_runtime.OnnxPass(folder, description, threads=threads)
         self.dim = int(meta["dim"])
         self.runtime_name = f"onnxruntime {description['quantization']}, {self.session.threads} threads"
@@ -107,22 +107,14 @@ def cached_export(path: Path, cache_dir: Path) -> tuple[Path, dict]:
     if meta.is_file():
         return folder, json.loads(meta.read_text(encoding="utf-8"))
     import torch
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel
 
-    from csbot.network import mean_pool
-
-    class Pooled(torch.nn.Module):
-        def __init__(self, encoder):
-            super().__init__()
-            self.encoder = encoder
-
-        def forward(self, input_ids, attention_mask):
-            hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            return mean_pool(hidden, attention_mask)
+    from csbot.network import Pooled
 
     encoder = AutoModel.from_pretrained(path, dtype=torch.float32)
-    example = AutoTokenizer.from_pretrained(path)(["a short example message", "hi"], padding=True,
-                                                  return_tensors="pt")
+    tokens = Tokenizer.from_folder(path, max_length=_max_length(path))
+    ids, mask = tokens(["a short example message", "hi"])
+    example = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
     work = cache_dir / f".{folder.name}.{uuid.uuid4().hex[:8]}"
     work.mkdir(parents=True)
     try:
@@ -131,7 +123,6 @@ def cached_export(path: Path, cache_dir: Path) -> tuple[Path, dict]:
         files = {q: onnx_runtime.describe(f, quantization=q, outputs=OUTPUTS)
                  for q, f in (("none", fp32), ("int8-dynamic", int8))}
         # One text at a time: int8 activations are scaled per batch, so padding would shift them.
-        tokens = Tokenizer.from_folder(path, max_length=_max_length(path))
         passes = [onnx_runtime.OnnxPass(work, files[q]) for q in ("none", "int8-dynamic")]
         cosines = []
         for text in PROBE:

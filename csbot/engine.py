@@ -62,7 +62,7 @@ class Engine:
 
         name, settings = self.settings.retrieval_model, self.settings
         device = device_kind(settings.device)
-        if settings.runtime == "onnx" and device == "cpu" and runtime.available():
+        if runtime.serves(settings.runtime, device):
             try:
                 return OnnxSentenceEncoder(name, path=resolve_model_path(name), cache_dir=settings.cache_dir,
                                            threads=settings.inference_threads, quantize=settings.quantize)

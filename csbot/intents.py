@@ -33,7 +33,6 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -41,6 +40,7 @@ from safetensors.numpy import load_file as load_arrays
 
 from csbot import runtime as onnx_runtime
 from csbot.errors import ModelError, SettingsError
+from csbot.settings import RUNTIMES
 from csbot.tokens import Tokenizer
 
 if TYPE_CHECKING:
@@ -50,7 +50,6 @@ FORMAT = "csbot-intent-model"
 FORMAT_VERSION = 1
 REQUIRED_FILES = ("meta.json", "labels.json", "head.safetensors", "bank.safetensors", "encoder/config.json")
 OUTPUTS = ("logits", "embedding")  # what the exported network returns, in this order
-RUNTIMES = ("onnx", "torch")
 KNN_K = 5
 KNN_WEIGHT = 5.0
 
@@ -234,37 +233,34 @@ class IntentClassifier:
         if runtime not in RUNTIMES:
             raise SettingsError(f"runtime must be one of {', '.join(RUNTIMES)}; found {runtime!r}")
         acceptance = meta.get("acceptance", {})
-        exported = meta.get("runtime")
         max_length = meta.get("max_length", 64)
-        if (runtime == "onnx" and exported and getattr(device, "type", device or "cpu") == "cpu"
-                and onnx_runtime.available()):
-            onnx = onnx_runtime.OnnxPass(folder / "onnx", exported, threads=threads)  # ModelError if damaged
-            tokenizer = Tokenizer.from_folder(folder / "encoder", max_length=max_length)
-            try:
-                bank = load_arrays(str(folder / "bank.safetensors"))["bank"].astype(np.float32)
-            except Exception as exc:
-                raise ModelError(f"model folder {folder}: bank.safetensors does not load "
-                                 f"({type(exc).__name__}: {exc})") from None
-            return cls(None, tokenizer, labels, temperature=meta["temperature"], threshold=meta["threshold"],
-                       max_length=max_length, bank=bank, knn_k=acceptance.get("knn_k", KNN_K),
-                       knn_weight=acceptance.get("knn_weight", KNN_WEIGHT), meta=meta, runtime=onnx,
-                       dim=bank.shape[1])
-        from safetensors.torch import load_file
-
-        from csbot.network import load_encoder
-
         try:
-            net, tokenizer = load_encoder(folder / "encoder", len(labels))
-            head = load_file(str(folder / "head.safetensors"))
             bank = load_arrays(str(folder / "bank.safetensors"))["bank"].astype(np.float32)
         except Exception as exc:  # a damaged file can raise almost anything from deep inside
-            raise ModelError(f"model folder {folder}: weights do not load ({type(exc).__name__}: {exc})") from None
-        if head.get("weight") is None or tuple(head["weight"].shape) != tuple(net.head.weight.shape):
-            raise ModelError(f"model folder {folder}: head.safetensors does not fit {len(labels)} labels")
-        net.head.load_state_dict(head)
+            raise ModelError(f"model folder {folder}: bank.safetensors does not load "
+                             f"({type(exc).__name__}: {exc})") from None
+        net = onnx = None
+        if meta.get("runtime") and onnx_runtime.serves(runtime, device):
+            onnx = onnx_runtime.OnnxPass(folder / "onnx", meta["runtime"], threads=threads)  # ModelError if damaged
+            tokenizer = Tokenizer.from_folder(folder / "encoder", max_length=max_length)
+        else:
+            from safetensors.torch import load_file
+
+            from csbot.network import load_encoder
+
+            try:
+                net, tokenizer = load_encoder(folder / "encoder", len(labels))
+                head = load_file(str(folder / "head.safetensors"))
+            except Exception as exc:
+                raise ModelError(f"model folder {folder}: weights do not load "
+                                 f"({type(exc).__name__}: {exc})") from None
+            if head.get("weight") is None or tuple(head["weight"].shape) != tuple(net.head.weight.shape):
+                raise ModelError(f"model folder {folder}: head.safetensors does not fit {len(labels)} labels")
+            net.head.load_state_dict(head)
         return cls(net, tokenizer, labels, temperature=meta["temperature"], threshold=meta["threshold"],
                    max_length=max_length, bank=bank, knn_k=acceptance.get("knn_k", KNN_K),
-                   knn_weight=acceptance.get("knn_weight", KNN_WEIGHT), meta=meta, device=device)
+                   knn_weight=acceptance.get("knn_weight", KNN_WEIGHT), meta=meta, device=device, runtime=onnx,
+                   dim=bank.shape[1])
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -1,5 +1,6 @@
-"""The intent network in PyTorch: a transformer encoder, mean pooling, L2 normalisation and a
-linear head, as training fine-tunes it and the export (runtime.py) writes it.
+"""The networks in PyTorch: the intent network (a transformer encoder, mean pooling, L2
+normalisation and a linear head) as training fine-tunes it and the export (runtime.py) writes
+it, and the answer encoder's pooled form, as embedder.py exports it.
 
 The serving path does not import this module when a version has an ONNX export (intents.py).
 """
@@ -34,6 +35,18 @@ class IntentNet(nn.Module):
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return self.head(self.embed(input_ids, attention_mask))
+
+
+class Pooled(nn.Module):
+    """A sentence encoder as the answer index's export holds it: encoder -> mean pool -> normalise."""
+
+    def __init__(self, encoder: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return mean_pool(hidden, attention_mask)
 
 
 class Exportable(nn.Module):

@@ -46,6 +46,14 @@ def available() -> bool:
     return importlib.util.find_spec("onnxruntime") is not None
 
 
+def serves(runtime: str, device) -> bool:
+    """Whether a model is served here by ONNX Runtime: the runtime setting says onnx, it computes
+    on a CPU (a GPU serves PyTorch), and onnxruntime is installed.
+
+    Example: serves("onnx", "cpu") -> True; serves("onnx", "cuda") -> False"""
+    return runtime == "onnx" and getattr(device, "type", device or "cpu") == "cpu" and available()
+
+
 def default_threads() -> int:
     """Intra-op threads for a session when the setting says 0: half the cores, at most 4, since
     the two encoders' passes run at the same time (bot.py); beyond 4 a short message gains
@@ -87,10 +95,10 @@ def quantize_int8(source: Path, target: Path, *, feed_forward_only: bool = False
     if feed_forward_only:
         graph = onnx.load(str(source)).graph
         products = [n.name for n in graph.node if n.op_type in ("MatMul", "Gemm")]
+        if not any(_feed_forward(name) for name in products):
+            raise ModelError(f"{source}: no feed-forward layers (…/intermediate/…, …/output/dense/…) to quantise")
         exclude = [name for name in products if not _feed_forward(name)]
         exclude += [f"{n.name}_MatMul" for n in graph.node if n.op_type == "Gemm"]  # a Gemm the quantiser splits
-        if len(exclude) == len(products):
-            raise ModelError(f"{source}: no feed-forward layers (…/intermediate/…, …/output/dense/…) to quantise")
     partial = Path(target).with_name(Path(target).name + ".partial")
     root = logging.getLogger()
     level = root.level
@@ -144,7 +152,6 @@ class OnnxPass:
     def __init__(self, folder: Path, description: dict, *, threads: int = 0):
         import onnxruntime as ort
 
-        self.description = dict(description)
         path = check(folder, description)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads or default_threads()

