@@ -310,3 +310,21 @@ def test_feed_forward_quantisation_leaves_attention_and_the_head_in_fp32(tiny_tr
     assert all("/attention/" not in n for n in quantised["ffn.onnx"])
     assert len(quantised["all.onnx"]) > len(quantised["ffn.onnx"])
     assert ffn.stat().st_size > every.stat().st_size
+
+
+def test_feed_forward_quantisation_refuses_a_graph_without_feed_forward_layers(tmp_path):
+    from csbot import runtime
+
+    class HeadOnly(torch.nn.Module):  # one Gemm, nothing named like a transformer's feed-forward layer
+        def __init__(self):
+            super().__init__()
+            self.head = torch.nn.Linear(4, 2)
+
+        def forward(self, input_ids, attention_mask):
+            return (self.head(input_ids.float() * attention_mask),)
+
+    example = {"input_ids": torch.ones(1, 4, dtype=torch.long), "attention_mask": torch.ones(1, 4, dtype=torch.long)}
+    fp32 = runtime.export(HeadOnly(), example, tmp_path / "head.onnx", outputs=("out",))
+    with pytest.raises(ModelError, match="no feed-forward layers"):
+        runtime.quantize_int8(fp32, tmp_path / "ffn.onnx", feed_forward_only=True)
+    assert not (tmp_path / "ffn.onnx").exists()
