@@ -16,7 +16,8 @@ import time
 import numpy as np
 
 from csbot.intents import IntentClassifier
-from csbot.training import TrainArgs, calibrate, classification_report, train
+from csbot.calibration import calibrate
+from csbot.training import TrainArgs, classification_report, train
 
 LATENCY_MESSAGES = 300  # one at a time, after 10 to warm up
 
@@ -26,7 +27,9 @@ def run(train_rows: list[dict], test_rows: list[dict], args: TrainArgs, *, repor
     """Train on train_rows, score on test_rows (dicts with text and intent). Returns the figures.
 
     Example keys: accuracy, macro_f1, in_scope_accepted, in_scope_accuracy, oos_recall, train_seconds,
-    runtime; with compare_runtimes also "pytorch" (the same keys) and "latency_ms"
+    runtime, operating_point (the default, with what held-out data promised), promise_gap (test
+    acceptance minus the promise), curve_on_test; with compare_runtimes also "pytorch" (the same
+    keys) and "latency_ms"
     """
     result = train([(r["text"], r["intent"]) for r in train_rows], args, report=report)
     classifier = result.classifier
@@ -39,7 +42,14 @@ def run(train_rows: list[dict], test_rows: list[dict], args: TrainArgs, *, repor
                      "runtime": result.metrics.get("runtime"),
                      "export_choice": classifier.exported[0].get("choice") if classifier.exported else None,
                      "heldout": {k: result.metrics.get(k) for k in ("accuracy", "macro_f1", "n")},
+                     "operating_point": result.metrics.get("operating_point"),
+                     "operating_curve": result.metrics.get("operating_curve"),
                      **score(classifier, in_scope, out_scope)}
+    figures["curve_on_test"] = curve_on_test(classifier, result.metrics.get("operating_curve") or {},
+                                             in_scope, out_scope)
+    promised = (figures["operating_point"] or {}).get("accepted")
+    if promised is not None and figures.get("in_scope_accepted") is not None:
+        figures["promise_gap"] = round(figures["in_scope_accepted"] - promised, 4)  # test minus held-out
     if compare_runtimes and result.net is not None and classifier.runtime is not None:
         pytorch = IntentClassifier(result.net, classifier.tokenizer, classifier.labels, max_length=args.max_length)
         pytorch.bank = pytorch.features([t for t, _ in result.train])[1]
@@ -74,6 +84,33 @@ def score(classifier: IntentClassifier, in_scope: list[dict], out_scope: list[di
     else:
         figures["oos_recall"] = None
     return figures
+
+
+CURVE_SHARES = (0.85, 0.90, 0.94, 0.96, 0.98)  # held-out acceptance of the operating points tried on test
+
+
+def curve_on_test(classifier: IntentClassifier, curve: dict, in_scope: list[dict], out_scope: list[dict]) -> list[dict]:
+    """The operating points an admin could pick (by acceptance, off the held-out curve) and what
+    each gives on the test rows: in-scope accepted, precision of the accepted, OOS recall. Beside
+    each, what the held-out curve promised. The classifier's own threshold is left as it was."""
+    from csbot.calibration import point_for
+
+    if not curve.get("points") or not in_scope:
+        return []
+    logits, embeddings = classifier.features([r["text"] for r in in_scope])
+    _, score_in = classifier.scores(logits, embeddings)
+    right = np.array([classifier.labels[b] == r["intent"] for b, r in zip(logits.argmax(1), in_scope)])
+    score_out = classifier.scores(*classifier.features([r["text"] for r in out_scope]))[1] if out_scope else None
+    rows = []
+    for share in CURVE_SHARES:
+        point = point_for(curve, acceptance=share)
+        accepted = score_in >= point["threshold"]
+        rows.append({"threshold": round(point["threshold"], 4), "heldout_accepted": point["accepted"],
+                     "heldout_precision": point["precision"], "in_scope_accepted": round(float(accepted.mean()), 4),
+                     "accepted_precision": round(float(right[accepted].mean()), 4) if accepted.any() else None,
+                     "oos_recall": (round(float(np.mean(score_out < point["threshold"])), 4)
+                                    if score_out is not None else None)})
+    return rows
 
 
 def latency(classifier: IntentClassifier, texts: list[str]) -> dict:

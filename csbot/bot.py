@@ -57,6 +57,8 @@ class Reply:
     score: float | None = None
     accepted: bool = False
     threshold: float | None = None
+    similarity: float | None = None  # the message's closeness to the model's training messages
+    answer_threshold: float | None = None  # what a curated answer's match had to reach
     answer_id: int | None = None
     hits: list[dict] = field(default_factory=list)
     model_version: str | None = None
@@ -211,10 +213,11 @@ class Bot:
         base = dict(conversation_id=cid, text=None, route="fallback", slots=slots,
                     hits=[asdict(h) for h in hits],
                     model_version=classifier.version if classifier else None,
-                    threshold=classifier.threshold if classifier else None)
+                    threshold=classifier.threshold if classifier else None, answer_threshold=self.answer_threshold)
         if prediction:
             base.update(intent=prediction.intent, confidence=round(prediction.confidence, 4),
-                        score=round(prediction.score, 4), accepted=prediction.accepted)
+                        score=round(prediction.score, 4), accepted=prediction.accepted,
+                        similarity=None if prediction.similarity is None else round(prediction.similarity, 4))
         pending, pending_slot = conversation["pending_intent"], conversation["pending_slot"]
         if pending and pending_slot in found and (
                 prediction is None or not prediction.accepted or prediction.intent == pending

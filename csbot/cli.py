@@ -138,7 +138,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(figures, indent=2), encoding="utf-8")
-    _print_json({k: v for k, v in figures.items() if k != "per_intent"})
+    _print_json({k: v for k, v in figures.items() if k not in ("per_intent", "operating_curve")})  # both in --json
     return 0
 
 
@@ -160,6 +160,23 @@ def cmd_models(args: argparse.Namespace) -> int:
 def cmd_promote(args: argparse.Namespace) -> int:
     _engine(args).promote(args.version)
     print(f"{args.version} is now the current model.")
+    return 0
+
+
+def cmd_operating_point(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    version = args.version or (engine.store.current_model() or {}).get("id")
+    if not version:
+        raise DataError("no model is current; name a version (python -m csbot models lists them)")
+    point = engine.set_operating_point(version, precision=args.precision, acceptance=args.acceptance,
+                                       default=args.default)
+    def share(key: str) -> str:
+        return "?" if point.get(key) is None else f"{point[key]:.1%}"
+
+    oos = "" if point.get("oos_accepted") is None else f", known out-of-scope accepted {share('oos_accepted')}"
+    was = "" if point["before"] is None else f" (was {point['before']:.4f})"
+    print(f"{version} serves at threshold {point['threshold']:.4f}{was}: on held-out messages it accepts "
+          f"{share('accepted')} at precision {share('precision')}{oos}.")
     return 0
 
 
@@ -264,6 +281,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("promote", cmd_promote, "make a model version the current one")
     p.add_argument("version")
     add("rollback", cmd_rollback, "go back to the version before the current one")
+    p = add("operating-point", cmd_operating_point, "move a version's threshold along its trade-off curve "
+                                                    "(live in every process, no retraining)")
+    p.add_argument("version", nargs="?", help="default: the current version")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--precision", type=float, help="accept as much as keeps this precision of the accepted")
+    target.add_argument("--acceptance", type=float, help="accept at least this share of held-out messages")
+    target.add_argument("--default", action="store_true", help="back to the threshold chosen at training")
     p = add("user", cmd_user, "web app accounts: list, add NAME --role staff|admin, reset NAME, role NAME "
                               "--role R, disable NAME, enable NAME, delete NAME (a password is asked for, "
                               "or read from one line of stdin)")

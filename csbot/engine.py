@@ -265,7 +265,7 @@ class Engine:
             return bool((should_stop and should_stop()) or row.get("cancel_requested")
                         or row.get("status") != "running")
         try:
-            oos = [q["question"] for q in self.store.questions()]
+            oos = self.known_out_of_scope()
             result = training.train(self.store.examples(), args, oos_texts=oos, report=progress,
                                     should_stop=stop_requested)
             registry = self.registry
@@ -303,6 +303,13 @@ class Engine:
                 "train_seconds": round(result.train_seconds, 1), "device": result.classifier.meta["device"],
                 "n_train": result.n_train, "n_heldout": result.n_heldout,
                 "changed_on_recent": {k: comparison.get(k) for k in ("messages", "intent_changed", "route_changed")}}
+
+    def known_out_of_scope(self, *, limit: int = 2000) -> list[str]:
+        """Questions known to be outside every intent, which the trade-off curve counts as wrongly
+        accepted when the threshold lets them through: the curated answers' phrasings, and the
+        fallbacks staff dismissed (answered ones are phrasings already)."""
+        dismissed = [m["text"] for m in self.store.inbox(status="dismissed", limit=limit) if m.get("inbox") == "fallback"]
+        return list(dict.fromkeys([q["question"] for q in self.store.questions()] + dismissed))
 
     # --- staff curation: each change is live for the next customer, no retraining -----------
     def save_answer(self, *, key: str, questions: list[str], answer: str, actor: str | None = None,
@@ -419,6 +426,36 @@ class Engine:
                 self._bot.set_classifier(classifier)
                 self.follower.problem = None
         self.store.audit(actor or self.actor, "promote", version)
+
+    def set_operating_point(self, version: str, *, precision: float | None = None,
+                            acceptance: float | None = None, default: bool = False,
+                            actor: str | None = None) -> dict:
+        """Move `version`'s operating point along its saved curve, to a target precision of the
+        accepted or a target acceptance (calibration.point_for), or back to the trained default.
+        It serves here at once and in every other process from its next poll; no retraining.
+        Returns the point chosen, with the threshold it had before."""
+        from csbot.calibration import point_for
+
+        row = next((v for v in self.store.model_versions() if v["id"] == version), None)
+        if row is None:
+            raise DataError(f"no model version {version!r}; `python -m csbot models` lists them")
+        metrics = row.get("metrics") or {}
+        if default:
+            trained = metrics.get("operating_point") or {}
+            if trained.get("threshold") is None:
+                raise DataError(f"{version} records no trained default threshold; move it by a target instead")
+            point = {**trained, "by": "default"}
+        else:
+            point = point_for(metrics.get("operating_curve") or {}, precision=precision, acceptance=acceptance)
+        before = row.get("threshold")
+        with self.swap_lock:  # not between a promote's load and its swap
+            self.store.set_operating_point(version, point["threshold"], None if default else point)
+            serving = self._bot.classifier if self._bot is not None else None
+            if serving is not None and serving.version == version:
+                serving.threshold = float(point["threshold"])
+        detail = {k: point.get(k) for k in ("by", "target", "threshold", "accepted", "precision", "oos_accepted")}
+        self.store.audit(actor or self.actor, "operating_point", version, detail={**detail, "before": before})
+        return {**point, "before": before}
 
     def rollback(self, *, actor: str | None = None) -> str:
         with self.swap_lock:

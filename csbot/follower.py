@@ -4,7 +4,8 @@ The store keeps a change counter per kind of shared state (store/generations.py)
 remembers the counters its process serves and, on `sync`, catches up with what moved: curated
 answers (the index re-embeds only the answers whose texts changed and drops deleted ones), the
 templates and shop facts (the reply book is rebuilt), and the serving model (loaded off the
-request path, then swapped in by reference, so no chat message waits). `start` runs `sync`
+request path, then swapped in by reference, so no chat message waits) or its threshold, when
+an admin moved the version's operating point. `start` runs `sync`
 every `sync_seconds` in a background thread and saves the caught-up answer index to disk at
 most every few seconds, off the request path; a failing save is said loudly and retried.
 
@@ -110,6 +111,9 @@ class Follower:
             return {}
         if serving and serving.version == current["id"]:
             self.problem = None  # e.g. rolled back elsewhere to the version this process fell back to
+            if current.get("threshold") is not None and serving.threshold != current["threshold"]:
+                serving.threshold = float(current["threshold"])  # its operating point moved: one float, no load
+                return {"threshold": serving.threshold}
             return {}
         try:
             classifier = self.engine.registry.load(current["id"])  # loaded first: no message waits

@@ -60,6 +60,7 @@ class Prediction:
     confidence: float
     score: float
     accepted: bool
+    similarity: float | None = None  # mean cosine to the nearest training messages (None: no bank)
 
 
 class IntentClassifier:
@@ -145,11 +146,18 @@ class IntentClassifier:
 
     def scores(self, logits: np.ndarray, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(confidence, acceptance score) per row; see the module docstring."""
-        confidence = softmax(logits / self.temperature).max(1)
-        score = np.log(confidence + 1e-12)
-        if self.bank is not None and len(self.bank) and len(embeddings):
-            score = score + self.knn_weight * self._nearest(np.ascontiguousarray(embeddings, dtype=np.float32))
+        confidence, score, _ = self.score_parts(logits, embeddings)
         return confidence, score
+
+    def score_parts(self, logits: np.ndarray, embeddings: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """(confidence, acceptance score, similarity to the nearest training messages or None) per row."""
+        confidence = softmax(logits / self.temperature).max(1)
+        score, similarity = np.log(confidence + 1e-12), None
+        if self.bank is not None and len(self.bank) and len(embeddings):
+            similarity = self._nearest(np.ascontiguousarray(embeddings, dtype=np.float32))
+            score = score + self.knn_weight * similarity
+        return confidence, score, similarity
 
     def _nearest(self, embeddings: np.ndarray) -> np.ndarray:
         """Mean cosine similarity of each row to its knn_k nearest training messages."""
@@ -166,10 +174,11 @@ class IntentClassifier:
 
     def predict(self, texts: list[str]) -> list[Prediction]:
         logits, embeddings = self.features(texts)
-        confidence, score = self.scores(logits, embeddings)
-        best = logits.argmax(1)
-        return [Prediction(self.labels[b], float(c), float(s), bool(s >= self.threshold))
-                for b, c, s in zip(best, confidence, score)]
+        confidence, score, similarity = self.score_parts(logits, embeddings)
+        best, threshold = logits.argmax(1), self.threshold  # one threshold for the batch, moved or not
+        similarity = [None] * len(best) if similarity is None else [float(x) for x in similarity]
+        return [Prediction(self.labels[b], float(c), float(s), bool(s >= threshold), m)
+                for b, c, s, m in zip(best, confidence, score, similarity)]
 
     # --- saving and loading ---------------------------------------------------------
     def save(self, folder: Path) -> Path:

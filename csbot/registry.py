@@ -79,8 +79,11 @@ class ModelRegistry:
         if not rows:
             raise ModelError(f"no model version {version!r}; `python -m csbot models` lists them")
         # Paths are kept relative to models_dir, so a home can be moved or copied whole.
-        return IntentClassifier.load(self.models_dir / rows[0]["path"], device=device_kind(self.device),
-                                     runtime=self.runtime, threads=self.threads)
+        classifier = IntentClassifier.load(self.models_dir / rows[0]["path"], device=device_kind(self.device),
+                                           runtime=self.runtime, threads=self.threads)
+        if rows[0].get("threshold") is not None:  # the operating point an admin chose wins over meta.json's
+            classifier.threshold = float(rows[0]["threshold"])
+        return classifier
 
     def promote(self, version: str) -> IntentClassifier:
         """Load the version (refusing a broken one), then mark it current. Returns the loaded classifier."""

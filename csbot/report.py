@@ -1,5 +1,6 @@
 """A model version's evaluation report for the admin page: the per-intent table (worst first),
-a confusion-matrix picture, and one summary row per version.
+a confusion-matrix picture, the threshold's trade-off curve with the operating point marked, and
+one summary row per version.
 
 It reads the `metrics` dicts that training.evaluate wrote and store.model_versions returns.
 It does not evaluate anything, nor touch the store or the disk. Pictures are drawn with
@@ -116,3 +117,58 @@ def summary_rows(versions: list[dict]) -> pd.DataFrame:
                      "train_seconds": v.get("train_seconds")})
     numeric = ["accuracy", "macro_f1", "accepted", "accepted_precision", "threshold", "train_seconds"]
     return pd.DataFrame(rows, columns=columns).astype({**{c: "float64" for c in numeric}, "current": "bool"})
+
+
+def curve_image(curve: dict, point: dict | None = None, *, title: str = "") -> Image.Image:
+    """The threshold's trade-off (calibration.operating_curve) as a picture: precision of the
+    accepted, and known out-of-scope questions accepted when there are any, against the share of
+    held-out messages accepted; the operating point that serves is marked.
+
+    Example: curve_image({"points": [{"accepted": 0.9, "precision": 0.98, "oos_accepted": None}, ...]},
+                         {"accepted": 0.9, "precision": 0.98}).size -> (700, 420)
+    """
+    points = sorted(curve.get("points") or [], key=lambda p: p["accepted"])
+    if not points:
+        raise DataError("this version has no trade-off curve; retrain it to get one")
+    fig = Figure(figsize=(7, 4.2), dpi=100, layout="constrained")
+    try:
+        canvas = FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        x = [100 * p["accepted"] for p in points]
+        ax.plot(x, [100 * p["precision"] for p in points], color="tab:blue", label="precision of the accepted")
+        if any(p.get("oos_accepted") is not None for p in points):
+            ax.plot(x, [100 * (p.get("oos_accepted") or 0) for p in points], color="tab:red",
+                    label="known out-of-scope accepted")
+        if point and point.get("accepted") is not None:
+            ax.axvline(100 * point["accepted"], color="grey", linestyle="--", linewidth=1)
+            if point.get("precision") is not None:
+                ax.plot([100 * point["accepted"]], [100 * point["precision"]], "o", color="black",
+                        label=f"serving: threshold {point['threshold']:.2f}")
+        ax.set_xlabel("held-out messages accepted (%)")
+        ax.set_ylabel("%")
+        ax.set_ylim(0, 101)
+        ax.grid(alpha=0.3)
+        ax.legend(loc="lower left", fontsize=8)
+        if title:
+            ax.set_title(title, fontsize=10)
+        canvas.draw()
+        width, height = canvas.get_width_height()
+        return Image.frombuffer("RGBA", (width, height), canvas.buffer_rgba(), "raw", "RGBA", 0, 1).convert("RGB")
+    finally:
+        fig.clear()
+
+
+def curve_table(curve: dict, shares: tuple[float, ...] = (0.8, 0.85, 0.9, 0.95, 1.0)) -> pd.DataFrame:
+    """The curve at a few acceptance shares, as the report's table: threshold, accepted, precision,
+    out-of-scope accepted (empty when the store had no known out-of-scope questions).
+
+    Example: curve_table({"points": [{"accepted": 0.9, "threshold": 3.2, "precision": 0.97, "oos_accepted": 0.1}]},
+                         (0.9,)) -> one row: 3.2, 0.9, 0.97, 0.1
+    """
+    points = sorted(curve.get("points") or [], key=lambda p: p["accepted"])
+    rows = []
+    for share in shares:
+        found = next((p for p in points if p["accepted"] >= share - 1e-9), None)
+        if found and (not rows or rows[-1]["threshold"] != found["threshold"]):
+            rows.append({k: found.get(k) for k in ("threshold", "accepted", "precision", "oos_accepted")})
+    return pd.DataFrame(rows, columns=["threshold", "accepted", "precision", "oos_accepted"]).astype("float64")

@@ -240,6 +240,7 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
         classifier = engine.bot.classifier
         return {"status": "degraded" if engine.model_problem else "ok",
                 "model_version": classifier.version if classifier else None, "problem": engine.model_problem,
+                "threshold": round(classifier.threshold, 4) if classifier else None,
                 "runtime": {"classifier": classifier.runtime_name if classifier else None,
                             "answers": engine.encoder.runtime_name},
                 "training": {"job": job["id"], "phase": job["phase"]} if job else None}

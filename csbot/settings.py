@@ -35,7 +35,7 @@ class Settings:
     max_length: int = 64
     seed: int = 13
     holdout_fraction: float = 0.1
-    target_precision: float = 0.97
+    target_precision: float = 0.95
     target_coverage: float = 0.92
     answer_threshold: float = 0.6
     answer_override: float = 0.75

@@ -5,9 +5,12 @@ collect -> split -> fine_tune -> export -> calibrate -> evaluate. Saving, gating
 is the registry's job (registry.py); this module touches no database and no index, and imports
 only torch, transformers, onnxruntime and numpy, so it also runs on a bare GPU machine.
 
-The export phase writes the fine-tuned network as ONNX (runtime.py), quantised to int8 when that
-keeps the held-out accuracy within `INT8_TOLERANCE`, and the calibration and evaluation after it
-run on that exported network: the threshold is fitted to the outputs customers will be served.
+The split keeps each wording on one side (`wording_key`), so the held-out messages the threshold
+is read off are new wording to the model. The export phase writes the fine-tuned network as ONNX
+(runtime.py), quantised to int8 when that keeps the held-out accuracy within `INT8_TOLERANCE`,
+and the calibration (calibration.py: temperature, trade-off curve, default threshold) and
+evaluation after it run on that exported network: the threshold is fitted to the outputs
+customers will be served.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ import hashlib
 import math
 import os
 import random
+import re
 import tempfile
 import time
+import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -30,7 +35,8 @@ import torch
 from csbot import runtime as onnx_runtime
 from csbot.errors import TrainingCancelled, TrainingError
 from csbot.device import pick_device
-from csbot.intents import KNN_WEIGHT, OUTPUTS, IntentClassifier, softmax
+from csbot.calibration import calibrate
+from csbot.intents import OUTPUTS, IntentClassifier
 from csbot.network import Exportable, IntentNet, load_base
 from csbot.settings import QUANTIZE, RUNTIMES, Settings, resolve_model_path
 
@@ -139,11 +145,24 @@ def collect(examples: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     return out
 
 
+def wording_key(text: str) -> str:
+    """What two messages share when they are the same wording: their set of words, case and
+    width folded, every number the same. A log's templated repeats ("where is order 123" and
+    "Where is order 456?") get one key; rephrasings do not.
+
+    Example: wording_key("Where is order BB-123456?") == wording_key("where is order bb-9") -> True
+    """
+    words = re.findall(r"\w+", unicodedata.normalize("NFKC", text).lower())
+    return " ".join(sorted({"0" if w.isdigit() else w for w in words}))
+
+
 def split(examples: list[tuple[str, str]], *, fraction: float, seed: int
           ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """Stratified train / held-out split. An intent with one example goes to train only.
+    """Stratified train / held-out split that keeps each wording on one side (`wording_key`), so
+    held-out messages are new wording to the model, as a new customer's are; a log's repeats would
+    otherwise score as if the model knew them. An intent with one wording goes to train only.
 
-    Example: 10 examples of each of 2 intents, fraction 0.2 -> 16 train, 4 held out
+    Example: 10 differently worded examples of each of 2 intents, fraction 0.2 -> 16 train, 4 held out
     """
     by_intent: dict[str, list[tuple[str, str]]] = {}
     for pair in examples:
@@ -151,11 +170,20 @@ def split(examples: list[tuple[str, str]], *, fraction: float, seed: int
     rng = random.Random(seed)
     train, heldout = [], []
     for intent in sorted(by_intent):
-        pairs = sorted(by_intent[intent])
-        rng.shuffle(pairs)
-        k = 0 if len(pairs) < 2 else max(1, round(len(pairs) * fraction))
-        heldout += pairs[:k]
-        train += pairs[k:]
+        groups: dict[str, list[tuple[str, str]]] = {}
+        for pair in sorted(by_intent[intent]):
+            groups.setdefault(wording_key(pair[0]), []).append(pair)
+        bundles = list(groups.values())
+        rng.shuffle(bundles)
+        want = 0 if len(bundles) < 2 else max(1, round(len(by_intent[intent]) * fraction))
+        held: list[tuple[str, str]] = []
+        for i, bundle in enumerate(bundles):
+            room = len(held) < want and len(held) + len(bundle) <= max(want + want // 2, 1)
+            if room and i < len(bundles) - 1:  # the last wording always trains
+                held += bundle
+            else:
+                train += bundle
+        heldout += held
     return train, heldout
 
 
@@ -304,66 +332,6 @@ def export(net: IntentNet, tokenizer, labels: list[str], heldout: list[tuple[str
     return classifier, folder
 
 
-def fit_temperature(logits: np.ndarray, targets: np.ndarray) -> float:
-    """The temperature that minimises held-out negative log-likelihood (grid search, robust on tiny data).
-
-    Example: over-confident logits -> a temperature above 1
-    """
-    if len(targets) == 0:
-        return 1.0
-    best, best_nll = 1.0, math.inf
-    for temperature in np.exp(np.linspace(np.log(0.05), np.log(20.0), 241)):
-        probs = softmax(logits / temperature)
-        nll = -np.log(probs[np.arange(len(targets)), targets] + 1e-12).mean()
-        if nll < best_nll:
-            best, best_nll = float(temperature), nll
-    return best
-
-
-# Used when there is no held-out data to choose from: a 50% probability at 0.5 mean similarity.
-DEFAULT_THRESHOLD = math.log(0.5) + KNN_WEIGHT * 0.5
-
-
-def choose_threshold(score: np.ndarray, correct: np.ndarray, *, target_precision: float) -> float:
-    """The lowest acceptance score at which accepted predictions are still right `target_precision` of the time.
-
-    `correct` is False for out-of-scope examples (any acceptance of those is an error).
-    Example: score [0.9, 0.8, 0.4], correct [1, 1, 0], target 0.95 -> 0.8
-    """
-    if len(score) == 0:
-        return DEFAULT_THRESHOLD
-    order = np.argsort(-score, kind="stable")
-    hits = np.cumsum(correct[order].astype(float))
-    precision = hits / np.arange(1, len(order) + 1)
-    ok = np.nonzero(precision >= target_precision)[0]
-    if len(ok) == 0:
-        return float(score.max() + 1e-6)  # nothing is trustworthy: accept nothing
-    return float(score[order[ok[-1]]])
-
-
-def calibrate(classifier: IntentClassifier, heldout: list[tuple[str, str]], *,
-              target_precision: float, target_coverage: float = 1.0) -> tuple[float, float]:
-    """Fit the temperature on held-out messages, then the acceptance threshold.
-
-    The threshold is the stricter of two, both read off held-out data: the precision threshold
-    (accepted predictions right `target_precision` of the time) and the coverage threshold (it
-    accepts `target_coverage` of the held-out messages). An accurate model meets the precision
-    target at almost any threshold, so alone it would accept unknown questions too; the coverage
-    rule keeps the least typical messages out. (Counting known out-of-scope questions as errors
-    in the precision rule was tried and dropped: the result depends on how many of them there
-    are, and on the demo data it rejected 60% of in-scope messages.)
-    """
-    texts = [t for t, _ in heldout]
-    targets = np.array([classifier.labels.index(i) for _, i in heldout], dtype=int)
-    logits, embeddings = classifier.features(texts)
-    classifier.temperature = fit_temperature(logits, targets)
-    _, score = classifier.scores(logits, embeddings)
-    by_precision = choose_threshold(score, logits.argmax(1) == targets, target_precision=target_precision)
-    by_coverage = float(np.quantile(score, 1 - target_coverage)) if len(score) and target_coverage < 1 else -math.inf
-    classifier.threshold = max(by_precision, by_coverage)
-    return classifier.temperature, classifier.threshold
-
-
 def classification_report(true: list[str], pred: list[str], labels: list[str]) -> dict:
     """Accuracy, macro-F1, per-intent precision/recall/F1/support and the confusion matrix.
 
@@ -439,9 +407,11 @@ def train(examples: Iterable[tuple[str, str]], args: TrainArgs, *, oos_texts: li
     classifier, export_files = export(net, tokenizer, labels, heldout, args)
     say(Progress("calibrate", elapsed=time.monotonic() - started))
     classifier.bank = classifier.features([t for t, _ in train_pairs])[1]
-    calibrate(classifier, heldout, target_precision=args.target_precision, target_coverage=args.target_coverage)
+    calibration = calibrate(classifier, heldout, target_precision=args.target_precision,
+                            target_coverage=args.target_coverage, oos_texts=list(oos_texts))
     say(Progress("evaluate", elapsed=time.monotonic() - started))
     metrics = evaluate(classifier, heldout, oos_texts=list(oos_texts))
+    metrics["operating_curve"], metrics["operating_point"] = calibration.curve, calibration.point
     metrics["runtime"] = classifier.runtime_name.split(",")[0]  # e.g. "onnxruntime int8-dynamic"
     seconds = time.monotonic() - started
     classifier.meta = {

@@ -33,6 +33,7 @@ ADMIN_PW, STAFF_PW = "ada's long password", "sam's long password"
 ENDPOINTS = {  # every endpoint of the page, with arguments a caller might send
     "/training_data": (), "/train_status": (), "/start_training": (1, False), "/cancel_training": (),
     "/versions": (None,), "/report": ("VERSION",), "/promote": ("VERSION",), "/rollback": (),
+    "/operating_point": ("VERSION", "acceptance", 0.9), "/default_operating_point": ("VERSION",),
     "/open_new_report": (), "/dashboard": (30,), "/users": (),
     "/create_user": ("eve", "admin", "eve's long password", "eve's long password"),
     "/reset_password": ("ada", "a new long password", "a new long password"),
@@ -130,8 +131,13 @@ def test_versions_table_and_report(site, admin):
         "messages": 40, "intent_changed": 3, "route_changed": 2, "against": site.new,
         "examples": [{"message": "<b>where</b> is *it*", "current": "order_status / template",
                       "new": "greeting / template"}]})
-    summary, comparison, changes, per_intent, picture = admin.predict(site.old, api_name="/report")
-    assert "| Accuracy |" in summary and "| Calibrated threshold |" in summary and "| Macro-F1 |" in summary
+    summary, comparison, changes, point, curve, curve_points, per_intent, picture = admin.predict(
+        site.old, api_name="/report")
+    assert "| Accuracy |" in summary and "| Threshold (serving) |" in summary and "| Macro-F1 |" in summary
+    assert "**Operating point:** threshold" in point and "the trained default" in point
+    with Image.open(curve) as image:
+        assert image.width > 300 and image.height > 200
+    assert curve_points["headers"] == ["threshold", "accepted", "precision", "oos_accepted"] and curve_points["data"]
     assert "**Gate: failed**" in comparison and "new 50.0%, serving 75.0%" in comparison
     assert "3 of the last 40 customer messages would get another intent, 2 another route" in comparison
     assert changes["data"] == [["<b>where</b> is *it*", "order_status / template", "greeting / template"]]
@@ -155,6 +161,22 @@ def test_promote_and_roll_back(site, admin):
     assert site.store.current_model()["id"] == site.old and choice["value"] == site.old
     admin.predict(site.new, api_name="/promote")
     assert site.engine.bot.classifier.version == site.new
+
+
+def test_an_admin_moves_the_operating_point_and_it_serves_at_once(site, admin):
+    trained = site.engine.bot.classifier.threshold
+    curve = site.store.current_model()["metrics"]["operating_curve"]
+    *report, table, choice, note = admin.predict(site.new, "acceptance", 1.0, api_name="/operating_point")
+    loosest = min(p["threshold"] for p in curve["points"])
+    assert site.engine.bot.classifier.threshold == loosest and site.store.current_model()["threshold"] == loosest
+    assert "now accepts at threshold" in note and "chosen by target acceptance 100.0%" in report[3]
+    with pytest.raises(AppError, match="greater than maximum value 1.0"):  # the field's bounds; the engine checks too
+        admin.predict(site.new, "precision", 1.7, api_name="/operating_point")
+    assert site.engine.bot.classifier.threshold == loosest  # a refused target moves nothing
+    *report, table, choice, note = admin.predict(site.new, api_name="/default_operating_point")
+    assert site.engine.bot.classifier.threshold == trained and "trained default" in note
+    log, _ = admin.predict("ada", "operating_point", "", api_name="/audit")
+    assert [r[3] for r in log["data"]] == [site.new, site.new]
 
 
 def test_a_broken_version_is_refused_and_the_current_one_serves(site, admin):

@@ -262,3 +262,21 @@ def test_an_unexpected_error_keeps_the_message_and_sends_it_to_the_inbox(store, 
     assert failed.value.error_id in caplog.text and "illegal memory access" in caplog.text
     index.encode = encoder  # the fault passes: the same bot serves again
     assert bot.respond("Do you offer gift wrapping?").route == "answer"
+
+
+def test_a_declined_message_records_what_staff_need_to_read_why(make_bot):
+    from csbot.ui.staff.inbox import why
+
+    bot = make_bot()
+    text = "my cat ate the invoice, what now"
+    probe = bot.classifier.predict([text])[0]
+    bot.classifier.threshold = probe.score + 1.0  # declined, by a margin of 1
+    trace = bot.respond(text).trace()
+    assert trace["accepted"] is False and trace["score"] == pytest.approx(probe.score, abs=1e-4)
+    assert trace["similarity"] == pytest.approx(probe.similarity, abs=1e-4) and trace["answer_threshold"] == 0.5
+    assert why(trace, short=True).startswith(f"score {probe.score:.2f} < threshold {probe.score + 1:.2f}: ")
+    words = why(trace)
+    assert f"below the threshold {probe.score + 1:.2f}" in words and f" {probe.similarity:.2f}" in words
+    assert f"probability {probe.confidence:.2f}" in words
+    bot.classifier.threshold = probe.score - 1.0
+    assert why(bot.respond(text).trace(), short=True) == f"accepted: score {probe.score:.2f} ≥ threshold {probe.score - 1:.2f}"

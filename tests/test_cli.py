@@ -123,6 +123,14 @@ def test_evaluate_reports_in_scope_and_out_of_scope_and_touches_no_home(tmp_path
         assert key in figures
     assert (figures["n_train"], figures["n_test"], figures["n_in_scope"], figures["n_out_of_scope"]) == (24, 8, 6, 2)
     assert 0 <= figures["oos_recall"] <= 1 and figures["in_scope_accuracy"] <= figures["in_scope_accepted"]
+    # the trade-off: the held-out curve, the default point with what it promised, and operating points tried on test
+    assert figures["operating_curve"]["points"] and figures["operating_point"]["rule"]
+    assert figures["promise_gap"] == pytest.approx(figures["in_scope_accepted"] - figures["operating_point"]["accepted"],
+                                                   abs=1e-4)
+    assert all(row["heldout_accepted"] >= share for row, share in zip(figures["curve_on_test"], (0.85, 0.9, 0.94, 0.96, 0.98)))
+    thresholds = [row["threshold"] for row in figures["curve_on_test"]]
+    assert len(thresholds) == 5 and thresholds == sorted(thresholds, reverse=True)
+    assert all(0 <= row["oos_recall"] <= 1 for row in figures["curve_on_test"])
     assert not home.exists()
 
 
@@ -171,3 +179,25 @@ def test_user_accounts_from_the_command_line(tmp_path):
     audit = Store.open(tmp_path / "csbot.db").audit_log(actor=None)
     assert {"user_create", "user_password", "user_role", "user_disable", "user_enable", "user_delete"} <= {
         e["action"] for e in audit} and all(e["actor"].startswith("cli") for e in audit)
+
+
+def test_the_operating_point_moves_from_the_command_line_and_back(home):
+    from csbot.store import Store
+
+    store = Store.open(home / "csbot.db")
+    current = store.current_model()
+    trained, curve = current["threshold"], current["metrics"]["operating_curve"]
+    try:
+        moved = csbot("operating-point", "--acceptance", "1.0", home=home)
+        assert moved.returncode == 0, moved.stderr
+        loosest = min(p["threshold"] for p in curve["points"])
+        assert store.current_model()["threshold"] == loosest
+        assert f"{current['id']} serves at threshold {loosest:.4f} (was {trained:.4f})" in moved.stdout
+        assert "accepts 100.0% at precision" in moved.stdout
+        refused = csbot("operating-point", current["id"], "--precision", "1.5", home=home)
+        assert refused.returncode == 1 and "between 0.5 and 1" in refused.stderr and "Traceback" not in refused.stderr
+        assert store.current_model()["threshold"] == loosest
+        assert store.audit_log(action="operating_point")[0]["detail"]["by"] == "acceptance"
+    finally:
+        back = csbot("operating-point", "--default", home=home)
+    assert back.returncode == 0 and store.current_model()["threshold"] == pytest.approx(trained)

@@ -139,3 +139,39 @@ def test_following_in_the_background_catches_up_within_seconds(pair):
         assert hits and hits[0].answer_id == answer_id
     finally:
         b.stop_following()
+
+
+def test_an_operating_point_moved_on_one_serves_at_once_there_and_on_the_other_after_a_sync(pair):
+    a, b, v1, v2 = pair
+    trained = a.bot.classifier.threshold
+    curve = a.store.current_model()["metrics"]["operating_curve"]
+    assert curve["points"] and curve["n"] == a.store.current_model()["metrics"]["n"]  # over the held-out messages
+    point = a.set_operating_point(v1, acceptance=1.0, actor="ada")  # accept every held-out message
+    loosest = min(p["threshold"] for p in curve["points"])
+    assert point["threshold"] == loosest and point["before"] == trained and point["accepted"] == 1.0
+    assert a.bot.classifier.threshold == loosest  # here at once, no load
+    served = b.bot.classifier
+    assert b.sync() == {"threshold": loosest} and b.bot.classifier is served  # there: the same object, moved
+    assert served.threshold == loosest
+    entry = a.store.audit_log(action="operating_point")[0]
+    assert (entry["actor"], entry["target"]) == ("ada", v1)
+    assert entry["detail"]["by"] == "acceptance" and entry["detail"]["before"] == trained
+    a.promote(v2)
+    a.promote(v1)  # a reload of v1 keeps the point an admin chose
+    assert a.bot.classifier.threshold == loosest
+    assert a.set_operating_point(v1, default=True)["threshold"] == pytest.approx(trained, abs=1e-4)
+    b.sync()
+    assert b.bot.classifier.threshold == pytest.approx(trained, abs=1e-4)
+    assert a.store.current_model()["operating_point"] is None
+
+
+def test_an_operating_point_out_of_reach_is_refused_and_nothing_moves(pair):
+    from csbot.errors import DataError
+
+    a, b, v1, _ = pair
+    before = a.bot.classifier.threshold
+    with pytest.raises(DataError, match="between 0.5 and 1"):
+        a.set_operating_point(v1, precision=1.2)
+    with pytest.raises(DataError, match="no model version"):
+        a.set_operating_point("v-nope", acceptance=0.9)
+    assert a.bot.classifier.threshold == before and b.sync() == {}

@@ -1,7 +1,9 @@
 import math
 
+import numpy as np
 import pytest
 
+from csbot import report
 from csbot.errors import DataError
 from csbot.report import confusion_image, per_intent_table, summary_rows
 
@@ -77,3 +79,22 @@ def test_summary_rows_from_the_store(store):
     assert (v1["threshold"], v1["device"], v1["train_seconds"]) == (0.4, "cpu", 12.5)
     assert math.isnan(table.iloc[0]["accuracy"]) and math.isnan(table.iloc[0]["macro_f1"])
     assert summary_rows([]).empty
+
+
+def test_the_curve_picture_and_table_show_the_trade_off_and_the_serving_point():
+    from csbot.calibration import operating_curve
+
+    rng = np.random.default_rng(3)
+    score = rng.normal(3, 1, 200)
+    correct = score + rng.normal(0, 1, 200) > 1.5  # the better scored are more often right
+    curve = operating_curve(score, correct, rng.normal(1, 1, 40))
+    point = {"threshold": float(np.quantile(score, 0.1)), "accepted": 0.9, "precision": 0.95}
+    image = report.curve_image(curve, point, title="v1")
+    assert image.mode == "RGB" and image.size == (700, 420)
+    marked = np.asarray(image)
+    assert (marked.min(axis=2) < 40).sum() > (np.asarray(report.curve_image(curve)).min(axis=2) < 40).sum()  # the black dot
+    table = report.curve_table(curve)
+    assert list(table.columns) == ["threshold", "accepted", "precision", "oos_accepted"]
+    assert list(table["accepted"]) == [0.8, 0.85, 0.9, 0.95, 1.0] and table["threshold"].is_monotonic_decreasing
+    with pytest.raises(DataError, match="no trade-off curve"):
+        report.curve_image({"points": []})

@@ -268,3 +268,25 @@ def test_take_over_shows_new_customer_messages_and_import_needs_a_clean_file(sit
     expect(page.get_by_text("1 rows, no problems")).to_be_visible()
     expect(button).to_be_enabled()
     page.close()
+
+
+@pytest.mark.parametrize("confidence, similarity, reason", [
+    (1.0, 0.41, "unlike its training messages"),  # sure of the intent: the similarity is what fell short
+    (0.3, 0.92, "unsure between intents"),
+    (0.7, 0.55, "unsure and unlike its training messages"),
+])
+def test_the_inbox_says_why_the_model_declined_in_words(confidence, similarity, reason):
+    from csbot.ui.staff.inbox import inbox_rows, trace_markdown, why
+
+    trace = {"intent": "order_status", "confidence": confidence, "score": 2.31, "threshold": 3.45,
+             "accepted": False, "similarity": similarity, "hits": [{"answer_id": 2, "score": 0.31}],
+             "answer_threshold": 0.6, "model_version": "v1"}
+    assert why(trace, short=True) == f"score 2.31 < threshold 3.45: {reason}"
+    words = why(trace)
+    assert "best guess order_status scored 2.31, below the threshold 3.45" in words
+    assert "The best curated answer matched 0.31; it needed 0.60, so the bot fell back." in words
+    item = {"id": 7, "created_at": "2026-12-01T10:00:00", "inbox": "fallback", "text": "hi",
+            "reply_route": "fallback", "reply_trace": trace, "reply_text": "Sorry"}
+    assert inbox_rows([item], {2: "careers"})[0][6] == f"score 2.31 < threshold 3.45: {reason}"
+    assert "**Why:** The intent model declined" in trace_markdown(item, {2: "careers"})
+    assert why({"hits": []}, short=True) == "no intent model"

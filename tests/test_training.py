@@ -9,8 +9,8 @@ import torch
 from csbot.errors import ModelError, TrainingCancelled, TrainingError
 from csbot.intents import IntentClassifier
 from csbot.settings import resolve_model_path
-from csbot.training import (TrainArgs, choose_threshold, classification_report, collect, fit_temperature,
-                            split, train)
+from csbot.calibration import choose_threshold, fit_temperature
+from csbot.training import TrainArgs, classification_report, collect, split, train
 
 
 def test_collect_cleans_and_refuses_a_single_intent():
@@ -27,6 +27,19 @@ def test_split_is_stratified_seeded_and_keeps_singletons_in_train():
     assert (train_a, held_a) == (train_b, held_b)
     assert sorted(i for _, i in held_a) == ["a", "a", "b", "b"]
     assert ("c", "c") in train_a and not set(train_a) & set(held_a)
+
+
+def test_split_keeps_each_wording_on_one_side():
+    from csbot.training import wording_key
+
+    repeats = [(f"Where is order BB-{n}00?", "track") for n in range(6)]  # one wording, six messages
+    pairs = repeats + [(f"track my parcel {w}", "track") for w in "abcdef"] + [(f"refund {w}", "refund") for w in "abcdefgh"]
+    train_pairs, heldout = split(pairs, fraction=0.25, seed=3)
+    assert sorted(train_pairs + heldout) == sorted(pairs)
+    trained_on = {wording_key(t) for t, _ in train_pairs}
+    assert heldout and not any(wording_key(t) in trained_on for t, _ in heldout)
+    assert set(repeats) <= set(train_pairs)  # too many to hold out without unbalancing the split
+    assert sorted(i for _, i in heldout) == ["refund", "refund", "track", "track", "track"]
 
 
 def test_threshold_meets_the_precision_target():
@@ -215,10 +228,22 @@ def test_evaluation_reports_known_out_of_scope_acceptance(tiny_training):
     assert evaluate(tiny_training.classifier, tiny_training.heldout)["known_oos_accepted"] is None
 
 
+def test_a_version_records_its_trade_off_curve_and_default_operating_point(tiny_training, tiny_model_dir):
+    metrics = json.loads((tiny_model_dir / "meta.json").read_text())["metrics"]
+    curve, point = metrics["operating_curve"], metrics["operating_point"]
+    assert curve["n"] == metrics["n"] and curve["points"] and "score" in curve and "measured_on" in curve
+    shares = [p["accepted"] for p in curve["points"]]
+    assert shares == sorted(shares) and shares[-1] == 1.0
+    thresholds = [p["threshold"] for p in curve["points"]]
+    assert thresholds == sorted(thresholds, reverse=True)  # accepting more means a lower threshold
+    assert point["by"] == "default" and point["rule"] and point["threshold"] == tiny_training.classifier.threshold
+    assert point["accepted"] == metrics["accepted"]  # what the version promises is what it was evaluated at
+
+
 def test_coverage_rule_accepts_the_asked_share_of_held_out_messages(tiny_training):
     import copy
 
-    from csbot.training import calibrate
+    from csbot.calibration import calibrate
 
     classifier = copy.copy(tiny_training.classifier)
     heldout = tiny_training.heldout

@@ -78,6 +78,11 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         "ALTER TABLE jobs ADD COLUMN heartbeat_at {real}",  # epoch seconds; a stale one means the run is gone
         "ALTER TABLE jobs ADD COLUMN worker {text}",  # host:pid of the process that runs it
     ]),
+    ("m004_operating_point", [
+        # The threshold column is what serves; this says how it was chosen when an admin moved it
+        # along the version's curve (None: the trained default, as meta.json has it).
+        "ALTER TABLE model_versions ADD COLUMN operating_point {json}",
+    ]),
 ]
 
 

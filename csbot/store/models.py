@@ -1,6 +1,8 @@
 """Model versions: one row per trained version (its folder, metrics, threshold, comparison) and
-which one serves. Changing the serving version raises the `model` generation, so every process
-loads and swaps in the new one. Folders and loading live in registry.py.
+which one serves. Changing the serving version, or the threshold a version serves with (its
+operating point), raises the `model` generation, so every process loads and swaps in the new
+one or sets the new threshold. Folders and loading live in registry.py; the rule that reads a
+threshold off the curve lives in calibration.py.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ class ModelRows:
     def model_versions(self) -> list[dict]:
         found = self.db.rows("SELECT * FROM model_versions ORDER BY created_at DESC")
         return [{**r, "metrics": json.loads(r["metrics"] or "{}"),
-                 "comparison": json.loads(r["comparison"]) if r.get("comparison") else None} for r in found]
+                 "comparison": json.loads(r["comparison"]) if r.get("comparison") else None,
+                 "operating_point": json.loads(r["operating_point"]) if r.get("operating_point") else None}
+                for r in found]
 
     @serialized
     def set_comparison(self, version: str, comparison: dict) -> None:
@@ -39,4 +43,15 @@ class ModelRows:
             if not self.db.execute("SELECT 1 FROM model_versions WHERE id = ?", [version]).fetchone():
                 raise DataError(f"no model version {version!r}; see `python -m csbot models` for the list")
             self.db.execute("UPDATE model_versions SET is_current = CASE WHEN id = ? THEN 1 ELSE 0 END", [version])
+            bump(self.db, "model")
+
+    @serialized
+    def set_operating_point(self, version: str, threshold: float, point: dict | None) -> None:
+        """Serve `version` with `threshold` from now on, in every process; `point` says how it was
+        chosen (None: back to the trained default)."""
+        with write(self.db):
+            if not self.db.execute("SELECT 1 FROM model_versions WHERE id = ?", [version]).fetchone():
+                raise DataError(f"no model version {version!r}; see `python -m csbot models` for the list")
+            self.db.execute("UPDATE model_versions SET threshold = ?, operating_point = ? WHERE id = ?",
+                            [float(threshold), json_text(point) if point else None, version])
             bump(self.db, "model")

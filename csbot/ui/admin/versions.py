@@ -1,6 +1,8 @@
 """The admin page's Versions & reports tab: every saved model version, the report of the one picked
-(headline figures, the gate verdict and how recent traffic would change, per-intent table,
-confusion matrix), and buttons to promote it or roll back to the previous version.
+(headline figures, the gate verdict and how recent traffic would change, the threshold's
+trade-off curve with the operating point that serves, per-intent table, confusion matrix),
+buttons to promote it or roll back to the previous version, and the controls that move its
+operating point by a target precision or acceptance (live at once, no retraining).
 
 `versions_tab` builds the tab's components and events inside the current Blocks and returns the
 two components the Retrain tab's "Show the new version's report" fills; `versions_view` is what
@@ -16,6 +18,7 @@ import gradio as gr
 import pandas as pd
 
 from csbot import report
+from csbot.calibration import TARGETS
 from csbot.errors import DataError
 from csbot.ui.admin.format import device_label, eta, percent
 from csbot.ui.common import as_text, guarded
@@ -39,11 +42,33 @@ def report_markdown(version: dict) -> str:
             ("Precision of the accepted", percent(m.get("accepted_precision"))),
             ("Known out-of-scope questions accepted", percent(m.get("known_oos_accepted"))),
             ("Held-out examples", m.get("n", "–")),
-            ("Calibrated threshold", "–" if version.get("threshold") is None else f"{version['threshold']:.4f}"),
+            ("Threshold (serving)", "–" if version.get("threshold") is None else f"{version['threshold']:.4f}"),
             ("Trained on", device_label(version.get("device") or "?")),
             ("Training time", eta(version.get("train_seconds")))]
     lines = [f"### {version['id']}", "", "| Figure | Value |", "|---|---|"]
     return "\n".join(lines + [f"| {k} | {as_text(str(v))} |" for k, v in rows])
+
+
+def point_markdown(version: dict) -> str:
+    """How the version's threshold was chosen and what it gives on held-out messages.
+
+    Example: {"threshold": 3.1, "operating_point": {"by": "precision", "target": 0.95, "accepted": 0.93,
+              "precision": 0.95, "threshold": 3.1}} -> "**Operating point:** threshold 3.1000, chosen by
+              target precision 95.0% ... accepts 93.0% of held-out messages at 95.0% precision"
+    """
+    metrics = version.get("metrics") or {}
+    point = version.get("operating_point") or metrics.get("operating_point") or {}
+    if version.get("threshold") is None:
+        return "**Operating point:** none recorded."
+    how = (f"chosen by target {point['by']} {percent(point.get('target'))}" if point.get("by") in ("precision", "acceptance")
+           else f"the trained default ({as_text(point.get('rule') or 'calibrated at training')})")
+    parts = [f"**Operating point:** threshold {version['threshold']:.4f}, {how}."]
+    if point.get("accepted") is not None:
+        parts.append(f"On held-out messages it accepts {percent(point['accepted'])} at "
+                     f"{percent(point.get('precision'))} precision" +
+                     (f"; known out-of-scope questions accepted: {percent(point['oos_accepted'])}."
+                      if point.get("oos_accepted") is not None else "."))
+    return " ".join(parts)
 
 
 def comparison_markdown(comparison: dict | None) -> str:
@@ -90,6 +115,24 @@ def versions_view(store: "Store", selected: str | None = None) -> tuple:
     return report.summary_rows(rows).round(4), gr.update(choices=version_choices(rows), value=value)
 
 
+def report_view(store: "Store", version_id: str | None) -> tuple:
+    """What the report shows for one version: headline figures, comparison, changed messages, the
+    operating point with its curve picture and table, per-intent table, confusion matrix."""
+    row = next((v for v in store.model_versions() if v["id"] == version_id), None)
+    if row is None:
+        return "Pick a version to see its report.", "", changes_table(None), "", None, None, None, None
+    metrics = row.get("metrics") or {}
+    picture = (report.confusion_image(metrics["labels"], metrics["confusion"], title=row["id"])
+               if metrics.get("labels") and metrics.get("confusion") else None)
+    curve = metrics.get("operating_curve") or {}
+    point = {**(metrics.get("operating_point") or {}), **(row.get("operating_point") or {}),
+             "threshold": row.get("threshold")}
+    curve_picture = report.curve_image(curve, point, title=row["id"]) if curve.get("points") else None
+    return (report_markdown(row), comparison_markdown(row.get("comparison")), changes_table(row.get("comparison")),
+            point_markdown(row), curve_picture, report.curve_table(curve) if curve.get("points") else None,
+            report.per_intent_table(metrics), picture)
+
+
 class VersionsTab(NamedTuple):
     """The components another tab's event fills: the versions table and the version picked."""
     versions_table: gr.Dataframe
@@ -113,6 +156,19 @@ def versions_tab(page: gr.Blocks, *, engine: "Engine", accounts: "Accounts") -> 
         comparison = gr.Markdown()
         changes = gr.Dataframe(label="Recent messages the new model would handle differently (up to 20)",
                                interactive=False, wrap=True)
+        with gr.Accordion("Operating point: what the intent model accepts", open=True):
+            point_note = gr.Markdown()
+            with gr.Row():
+                curve = gr.Image(label="Trade-off on held-out messages", type="pil", format="png",
+                                 interactive=False, scale=3)
+                curve_points = gr.Dataframe(label="The curve at a few points", interactive=False, scale=2)
+            with gr.Row():
+                target_kind = gr.Radio([("by target precision", "precision"), ("by target acceptance", "acceptance")],
+                                       value="precision", label="Move the operating point", scale=2)
+                target = gr.Number(value=0.95, minimum=0.5, maximum=1.0, step=0.01, label="target (0.5 to 1)",
+                                   scale=1)
+                move_button = gr.Button("Move the operating point", scale=1)
+                default_button = gr.Button("Back to the trained default", scale=1)
         per_intent = gr.Dataframe(label="Per intent, worst F1 first", interactive=False)
         confusion = gr.Image(label="Confusion matrix (rows: true intent, columns: predicted)",
                              type="pil", format="png", interactive=False, buttons=["download"])
@@ -123,14 +179,26 @@ def versions_tab(page: gr.Blocks, *, engine: "Engine", accounts: "Accounts") -> 
 
     @admin
     def show_report(version_id, request: gr.Request, *, user):
-        row = next((v for v in store.model_versions() if v["id"] == version_id), None)
-        if row is None:
-            return "Pick a version to see its report.", "", changes_table(None), None, None
-        metrics = row.get("metrics") or {}
-        picture = (report.confusion_image(metrics["labels"], metrics["confusion"], title=row["id"])
-                   if metrics.get("labels") and metrics.get("confusion") else None)
-        return (report_markdown(row), comparison_markdown(row.get("comparison")),
-                changes_table(row.get("comparison")), report.per_intent_table(metrics), picture)
+        return report_view(store, version_id)
+
+    @admin
+    def move_point(version_id, kind, value, request: gr.Request, *, user):
+        if not version_id:
+            raise DataError("pick a version in the list first, then move its operating point")
+        if value is None or kind not in TARGETS:
+            raise DataError(f"choose a target ({' or '.join(TARGETS)}) and type it between 0.5 and 1, e.g. 0.95")
+        point = engine.set_operating_point(version_id, **{kind: float(value)}, actor=user)
+        note = (f"**{as_text(version_id)}** now accepts at threshold {point['threshold']:.4f} "
+                f"(was {'–' if point['before'] is None else format(point['before'], '.4f')}).")
+        return *report_view(store, version_id), *versions_view(store, version_id), note
+
+    @admin
+    def default_point(version_id, request: gr.Request, *, user):
+        if not version_id:
+            raise DataError("pick a version in the list first")
+        point = engine.set_operating_point(version_id, default=True, actor=user)
+        note = f"**{as_text(version_id)}** is back on its trained default threshold {point['threshold']:.4f}."
+        return *report_view(store, version_id), *versions_view(store, version_id), note
 
     @admin
     def promote(version_id, request: gr.Request, *, user):
@@ -145,7 +213,12 @@ def versions_tab(page: gr.Blocks, *, engine: "Engine", accounts: "Accounts") -> 
         return *versions_view(store, back_to), f"Rolled back: **{as_text(back_to)}** is serving now."
 
     gr.on([page.load, refresh_versions.click], versions, version, [versions_table, version], api_name="versions")
-    version.change(show_report, version, [summary, comparison, changes, per_intent, confusion], api_name="report")
+    report_outputs = [summary, comparison, changes, point_note, curve, curve_points, per_intent, confusion]
+    version.change(show_report, version, report_outputs, api_name="report")
+    move_button.click(move_point, [version, target_kind, target], [*report_outputs, versions_table, version, action_note],
+                      api_name="operating_point")
+    default_button.click(default_point, version, [*report_outputs, versions_table, version, action_note],
+                         api_name="default_operating_point")
     promote_button.click(promote, version, [versions_table, version, action_note], api_name="promote")
     rollback_button.click(rollback, None, [versions_table, version, action_note], api_name="rollback")
     return VersionsTab(versions_table, version)

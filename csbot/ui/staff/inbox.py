@@ -16,7 +16,7 @@ from csbot.ui.common import as_text, guarded
 from csbot.ui.staff.answers import answer_choices, answer_keys
 from csbot.ui.staff.format import number, picked_id, when
 
-INBOX_HEADERS = ["id", "when (UTC)", "reason", "message", "route", "intent", "p", "top answer", "score",
+INBOX_HEADERS = ["id", "when (UTC)", "reason", "message", "route", "intent", "why", "top answer", "score",
                  "model"]
 PICK = "Pick an item in the list to see its message, how the bot routed it, and what it replied."
 
@@ -27,7 +27,7 @@ def inbox_rows(items: list[dict], answer_keys: dict[int, str]) -> list[list[str]
     Example: inbox_rows([{"id": 7, "created_at": "2025-02-01T10:00:00", "inbox": "fallback", "text": "hi",
              "reply_route": "fallback", "reply_trace": {"intent": "greeting", "confidence": 0.41,
              "hits": [{"answer_id": 2, "score": 0.31}], "model_version": "v1"}}], {2: "careers"})
-             -> [["7", "2025-02-01 10:00", "fallback", "hi", "fallback", "greeting", "0.41", "careers", "0.31", "v1"]]
+             -> [["7", "2025-02-01 10:00", "fallback", "hi", "fallback", "greeting", "", "careers", "0.31", "v1"]]
     """
     rows = []
     for item in items:
@@ -35,10 +35,55 @@ def inbox_rows(items: list[dict], answer_keys: dict[int, str]) -> list[list[str]
         top = (trace.get("hits") or [{}])[0]
         rows.append([str(item["id"]), when(item["created_at"]), item.get("inbox") or "", item["text"],
                      item.get("reply_route") or trace.get("route") or "", trace.get("intent") or "",
-                     number(trace.get("confidence")),
+                     why(trace, short=True) if trace.get("score") is not None else "",
                      answer_keys.get(top.get("answer_id"), "") if top else "", number(top.get("score")),
                      trace.get("model_version") or item.get("model_version_reply") or ""])
     return rows
+
+
+def why(trace: dict, *, short: bool = False) -> str:
+    """Why the intent model did or did not answer, in words, from a reply's trace: the acceptance
+    score against the version's threshold, and which part of the score fell short. The score adds
+    the log-probability of the intent and the similarity to the nearest training messages
+    (intents.py), so a declined message with a high probability was declined for being unlike
+    what the model was trained on, and one with a low probability for the model being unsure.
+    `short` is the inbox table's cell.
+
+    Example: why({"intent": "order_status", "confidence": 1.0, "score": 2.3, "threshold": 3.4,
+                  "accepted": False, "similarity": 0.46}, short=True)
+             -> "score 2.30 < threshold 3.40: unlike its training messages"
+    """
+    if trace.get("score") is None or trace.get("threshold") is None:
+        return "no intent model" if short else "No intent model was serving, so only the curated answers were searched."
+    score, threshold, confidence = trace["score"], trace["threshold"], trace.get("confidence") or 0.0
+    similarity = trace.get("similarity")
+    close = "" if similarity is None else f", similarity to its training messages {similarity:.2f}"
+    if trace.get("accepted"):
+        if short:
+            return f"accepted: score {score:.2f} ≥ threshold {threshold:.2f}"
+        return (f"The intent model accepted {trace.get('intent')}: its acceptance score {score:.2f} reached the "
+                f"threshold {threshold:.2f} (probability {confidence:.2f}{close}).")
+    if confidence >= 0.9 and similarity is not None:
+        reason, detail = "unlike its training messages", (f"the model was sure of the intent (probability "
+                                                          f"{confidence:.2f}), but the message is unlike the "
+                                                          f"messages it was trained on (similarity {similarity:.2f})")
+    elif confidence < 0.5 or similarity is None:
+        reason, detail = "unsure between intents", f"the model was unsure between intents (probability {confidence:.2f}{close})"
+    else:
+        reason, detail = "unsure and unlike its training messages", (
+            f"the model was neither sure enough (probability {confidence:.2f}) nor close enough to the messages "
+            f"it was trained on (similarity {similarity:.2f})")
+    if short:
+        return f"score {score:.2f} < threshold {threshold:.2f}: {reason}"
+    words = [f"The intent model declined: its best guess {trace.get('intent')} scored {score:.2f}, below the "
+             f"threshold {threshold:.2f} of this version's operating point; {detail}."]
+    hits, needed = trace.get("hits") or [], trace.get("answer_threshold")
+    if hits and needed is not None and hits[0].get("score") is not None:
+        best = hits[0]["score"]
+        words.append(f"The best curated answer matched {best:.2f}; " +
+                     (f"it needed {needed:.2f}, so the bot fell back." if best < needed else
+                      f"that reached {needed:.2f}, so it answered."))
+    return " ".join(words)
 
 
 def trace_markdown(item: dict, answer_keys: dict[int, str]) -> str:
@@ -58,7 +103,8 @@ def trace_markdown(item: dict, answer_keys: dict[int, str]) -> str:
              f"**Route:** {e(item.get('reply_route') or t.get('route') or 'none')} · "
              f"**intent:** {e(t.get('intent') or 'none')} (p {e(number(t.get('confidence')) or '-')}, "
              f"score {e(number(t.get('score')) or '-')}, threshold {e(number(t.get('threshold')) or '-')}, "
-             f"accepted {e(t.get('accepted', '-'))}) · **model:** {e(t.get('model_version') or 'none')}", ""]
+             f"accepted {e(t.get('accepted', '-'))}) · **model:** {e(t.get('model_version') or 'none')}", "",
+             f"**Why:** {e(why(t))}", ""]
     hits = t.get("hits") or []
     lines.append("**Answer hits:**" if hits else "**Answer hits:** none")
     lines += [f"- {e(answer_keys.get(h.get('answer_id'), h.get('answer_id')))} · {e(number(h.get('score')))} · "
