@@ -1,4 +1,4 @@
-"""Start csbot: `python app.py [--host H] [--port P] [--home DIR]`.
+"""Start csbot: `python app.py [--host H] [--port P] [--home DIR] [--data DIR]`.
 
 On first start it creates the store from the shipped demo data and fine-tunes a model (with a
 progress line), then serves the customer chat. Nothing here reaches the internet.
@@ -82,10 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", help="interface to listen on (default CSBOT_HOST or 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default CSBOT_PORT or 7860)")
     parser.add_argument("--home", help="csbot home folder (default CSBOT_HOME or the project folder)")
+    parser.add_argument("--data", help="the shop data a new home starts from (default CSBOT_DATA_DIR or data/; "
+                                       "e.g. data/zh with CSBOT_LANGUAGE=zh for the Chinese demo shop)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="csbot: %(levelname)s %(name)s: %(message)s")
     try:
-        settings = load_settings(home=args.home, host=args.host, port=args.port)
+        settings = load_settings(home=args.home, host=args.host, port=args.port, data_dir=args.data)
         engine = Engine(settings)
         prepare(engine)
         accounts = open_accounts(engine)

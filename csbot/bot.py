@@ -36,13 +36,8 @@ from csbot.intents import IntentClassifier, Prediction
 from csbot.replies import ReplyBook
 from csbot.retrieval import AnswerIndex, Hit
 from csbot.store import Store, now
+from csbot.text import word_count
 
-FALLBACK = ("I'm not sure I understood that, and I'd rather not guess. Would you like to talk to "
-            "a person? Our team is available {opening_hours}, and I've passed your question on.")
-HUMAN_HOLD = "Thanks, a member of our team has this conversation and will reply here shortly."
-HANDOFF = ("I've asked a member of our team to join this chat. They'll reply here during our opening "
-           "hours ({opening_hours}); you can keep typing in the meantime.")
-HANDED_BACK = "Our team has handed this chat back to me. Ask me anything, or ask for a person again at any time."
 log = logging.getLogger("csbot.bot")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\ufeff]")
 
@@ -221,7 +216,7 @@ class Bot:
         pending, pending_slot = conversation["pending_intent"], conversation["pending_slot"]
         if pending and pending_slot in found and (
                 prediction is None or not prediction.accepted or prediction.intent == pending
-                or len(text.split()) <= 6):
+                or word_count(text) <= 6):
             try:
                 return self._template(Reply(**{**base, "intent": pending, "accepted": True}), cid)
             except TemplateError:  # its template was broken since the question: route the message afresh
@@ -235,7 +230,7 @@ class Bot:
                     return self._template(Reply(**base), cid)
                 except TemplateError:  # a template staff broke must not break the chat: fall through
                     base["inbox"] = "template_error"
-        base.update(text=self.replies.fill(FALLBACK, slots), inbox=base.get("inbox") or "fallback")
+        base.update(text=self.replies.say("bot.fallback", slots), inbox=base.get("inbox") or "fallback")
         return Reply(**base)
 
     def _template(self, reply: Reply, cid: str) -> Reply:
@@ -250,7 +245,7 @@ class Bot:
         try:
             text = self.store.answer(hit.answer_id)["answer"]
         except DataError:  # deleted by staff a moment ago: fall back honestly
-            reply.text, reply.inbox = self.replies.fill(FALLBACK, reply.slots), "fallback"
+            reply.text, reply.inbox = self.replies.say("bot.fallback", reply.slots), "fallback"
             return reply
         reply.route, reply.answer_id, reply.text = "answer", hit.answer_id, text
         return reply
@@ -301,7 +296,7 @@ class Bot:
             self.store.flag_for_inbox(self.store.add_message(cid, role="system", text="the customer asked for a "
                                                              "person before writing anything"),
                                       reason="asked_for_person")
-        text = self.replies.fill(HANDOFF, conversation["slots"])
+        text = self.replies.say("bot.handoff", conversation["slots"])
         message_id = self.store.add_message(cid, role="bot", text=text, route="handoff")
         return Reply(cid, text, "handoff", handoff=True, message_id=message_id)
 
@@ -326,7 +321,8 @@ class Bot:
         """Give the conversation back to the bot; the customer is told."""
         self._existing(conversation_id)
         self.store.update_conversation(conversation_id, owner="bot", handoff_at=None)
-        self.store.add_message(conversation_id, role="bot", text=HANDED_BACK, route="handback", author=author)
+        self.store.add_message(conversation_id, role="bot", text=self.replies.say("bot.handed_back"), route="handback",
+                               author=author)
         self.store.audit(author, "hand_back", conversation_id)
 
     def _existing(self, conversation_id: str) -> dict:

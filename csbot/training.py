@@ -5,7 +5,7 @@ collect -> split -> fine_tune -> export -> calibrate -> evaluate. Saving, gating
 is the registry's job (registry.py); this module touches no database and no index, and imports
 only torch, transformers, onnxruntime and numpy, so it also runs on a bare GPU machine.
 
-The split keeps each wording on one side (`wording_key`), so the held-out messages the threshold
+The split keeps each wording on one side (text.wording_key), so the held-out messages the threshold
 is read off are new wording to the model. The export phase writes the fine-tuned network as ONNX
 (runtime.py), quantised to int8 when that keeps the held-out accuracy within `INT8_TOLERANCE`,
 and the calibration (calibration.py: temperature, trade-off curve, default threshold) and
@@ -19,10 +19,8 @@ import hashlib
 import math
 import os
 import random
-import re
 import tempfile
 import time
-import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -39,6 +37,7 @@ from csbot.calibration import calibrate
 from csbot.intents import OUTPUTS, IntentClassifier
 from csbot.network import Exportable, IntentNet, load_base
 from csbot.settings import QUANTIZE, RUNTIMES, Settings, resolve_model_path
+from csbot.text import fold, wording_key
 
 PHASES = ("collect", "split", "fine_tune", "export", "calibrate", "evaluate")
 # int8 serves when its held-out accuracy is at most this much below fp32's (the issue's 0.3 points)
@@ -127,14 +126,15 @@ ShouldStop = Callable[[], bool]
 
 # --- phases ---------------------------------------------------------------------------
 def collect(examples: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-    """Clean and de-duplicate (text, intent) pairs; refuse data that cannot train a classifier.
+    """Clean (width-folded, spaces collapsed) and de-duplicate (text, intent) pairs; refuse data that
+    cannot train a classifier.
 
     Example: collect([("hi", "greeting"), ("hi ", "greeting"), ("bye", "thanks")]) -> 2 pairs
     """
     seen: set[tuple[str, str]] = set()
     out = []
     for text, intent in examples:
-        text, intent = " ".join(str(text).split()), str(intent).strip()
+        text, intent = " ".join(fold(str(text)).split()), str(intent).strip()
         if text and intent and (text.lower(), intent) not in seen:
             seen.add((text.lower(), intent))
             out.append((text, intent))
@@ -145,20 +145,9 @@ def collect(examples: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     return out
 
 
-def wording_key(text: str) -> str:
-    """What two messages share when they are the same wording: their set of words, case and
-    width folded, every number the same. A log's templated repeats ("where is order 123" and
-    "Where is order 456?") get one key; rephrasings do not.
-
-    Example: wording_key("Where is order BB-123456?") == wording_key("where is order bb-9") -> True
-    """
-    words = re.findall(r"\w+", unicodedata.normalize("NFKC", text).lower())
-    return " ".join(sorted({"0" if w.isdigit() else w for w in words}))
-
-
 def split(examples: list[tuple[str, str]], *, fraction: float, seed: int
           ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """Stratified train / held-out split that keeps each wording on one side (`wording_key`), so
+    """Stratified train / held-out split that keeps each wording on one side (text.wording_key), so
     held-out messages are new wording to the model, as a new customer's are; a log's repeats would
     otherwise score as if the model knew them. An intent with one wording goes to train only.
 

@@ -30,7 +30,7 @@ def test_split_is_stratified_seeded_and_keeps_singletons_in_train():
 
 
 def test_split_keeps_each_wording_on_one_side():
-    from csbot.training import wording_key
+    from csbot.text import wording_key
 
     repeats = [(f"Where is order BB-{n}00?", "track") for n in range(6)]  # one wording, six messages
     pairs = repeats + [(f"track my parcel {w}", "track") for w in "abcdef"] + [(f"refund {w}", "refund") for w in "abcdefgh"]

@@ -21,9 +21,8 @@ import re
 import gradio as gr
 
 from csbot.errors import CsbotError, DataError, RateLimited, ReplyFailed
+from csbot.language import Words
 
-EXAMPLES = ["Where is my order BB-482913?", "How do I return a rug?", "Do you offer gift wrapping?",
-            "Can I pay with Klarna?"]
 POLL_SECONDS = 2.0
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -41,12 +40,13 @@ def as_text(role: str, text: str) -> dict:
     return {"role": role, "content": html.escape(text, quote=False)}
 
 
-def transcript(messages: list[dict]) -> tuple[list[dict], list[int | None]]:
+def transcript(messages: list[dict], words: Words | None = None) -> tuple[list[dict], list[int | None]]:
     """Stored messages -> the chatbot's history and, per history entry, the id a like refers to.
 
     Example: [{"id": 1, "role": "customer", "text": "hi"}, {"id": 2, "role": "bot", "text": "Hello!"}]
              -> ([user "hi", assistant "Hello!"], [None, 2])
     """
+    words = words or Words.load("en")
     history, ids = [], []
     for m in messages:
         if m["role"] == "customer":
@@ -56,7 +56,8 @@ def transcript(messages: list[dict]) -> tuple[list[dict], list[int | None]]:
             history.append(as_text("assistant", m["text"]))
             ids.append(m["id"])
         elif m["role"] == "staff":
-            history.append(as_text("assistant", f"{m.get('author') or 'Our team'} (our team): {m['text']}"))
+            history.append(as_text("assistant", words.say("chat.staff_says", author=m.get("author") or words["chat.our_team"],
+                                                          text=m["text"])))
             ids.append(None)
         elif m["role"] == "system":
             history.append(as_text("assistant", f"· {m['text']} ·"))
@@ -67,14 +68,15 @@ def transcript(messages: list[dict]) -> tuple[list[dict], list[int | None]]:
 class ChatPage:
     """The page's handlers, bound to the engine and the chat limits (server.ChatLimits)."""
 
-    def __init__(self, engine, limits):
+    def __init__(self, engine, limits, words: Words):
         self.engine = engine
         self.limits = limits
+        self.words = words
 
     def _show(self, conversation_id: str | None):
         conversation_id = valid_id(conversation_id)
         messages = self.engine.store.messages(conversation_id) if conversation_id else []
-        history, ids = transcript(messages)
+        history, ids = transcript(messages, self.words)
         return history, ids, (messages[-1]["id"] if messages else 0)
 
     def restore(self, conversation_id: str | None):
@@ -93,18 +95,15 @@ class ChatPage:
         except DataError as exc:
             history, ids, last = self._show(conversation_id)
             return (message if len(message or "") <= 10_000 else "",
-                    history + [as_text("assistant", f"Sorry, I couldn't read that: {exc}")], ids + [None], last,
+                    history + [as_text("assistant", self.words.say("chat.unreadable", problem=exc))], ids + [None], last,
                     conversation_id, gr.update())
         except ReplyFailed as exc:  # stored and sent to the inbox; the log has the traceback
             history, ids, last = self._show(exc.conversation_id)
-            return ("", history + [as_text("assistant", "Sorry, something went wrong on our side. Your message "
-                                                        "has been passed to our team; you can also ask for a "
-                                                        "person.")], ids + [None], last, exc.conversation_id,
-                    gr.update())
+            return ("", history + [as_text("assistant", self.words["chat.failed_passed_on"])], ids + [None], last,
+                    exc.conversation_id, gr.update())
         except CsbotError:  # something on our side (a model, a template): say so politely, keep the page
             history, ids, last = self._show(conversation_id)
-            return ("", history + [as_text("assistant", "Sorry, something went wrong on our side. Please try "
-                                                        "again, or ask for a person.")], ids + [None], last,
+            return ("", history + [as_text("assistant", self.words["chat.failed"])], ids + [None], last,
                     conversation_id, gr.update())
         if conversation_id is None:
             self.limits.started(reply.conversation_id)
@@ -151,23 +150,24 @@ def _client(request: gr.Request) -> str:
 
 def build_chat(engine, limits, *, title: str | None = None) -> gr.Blocks:
     shop = engine.store.shop().get("shop_name", "our shop")
-    page = ChatPage(engine, limits)
-    with gr.Blocks(title=title or f"{shop} · help") as blocks:
-        gr.Markdown(f"## {html.escape(shop)} · customer help\n"
-                    "Ask about orders, delivery, returns, payments or your account.")
+    words = Words.load(engine.settings.language)
+    page = ChatPage(engine, limits, words)
+    heading = words.say("chat.heading", shop_name=shop)
+    with gr.Blocks(title=title or heading) as blocks:
+        gr.Markdown(f"## {html.escape(heading)}\n{html.escape(words['chat.intro'])}")
         # The key is the store's, not one drawn per process: after a restart, or on another server
         # process, the id the browser holds still decrypts and the customer keeps their conversation.
         conversation = gr.BrowserState(None, storage_key="csbot-conversation",
                                        secret=engine.store.service_key("browser_state"))
         ids, last = gr.State([]), gr.State(0)
-        log = gr.Chatbot(label="Conversation", height=480, render_markdown=False, sanitize_html=True,
+        log = gr.Chatbot(label=words["chat.conversation"], height=480, render_markdown=False, sanitize_html=True,
                          allow_tags=False, buttons=["copy"])  # no share button: it uploads outside
         with gr.Row():
-            box = gr.Textbox(label="Your message", placeholder="Type your question and press Enter",
+            box = gr.Textbox(label=words["chat.your_message"], placeholder=words["chat.placeholder"],
                              max_lines=6, autofocus=True, scale=5)
-            send = gr.Button("Send", variant="primary", scale=1)
-        person = gr.Button("Talk to a person", size="sm")
-        gr.Examples(EXAMPLES, inputs=box)
+            send = gr.Button(words["chat.send"], variant="primary", scale=1)
+        person = gr.Button(words["chat.person"], size="sm")
+        gr.Examples(words["chat.examples"], inputs=box)
 
         outputs = [box, log, ids, last, conversation, person]
         box.submit(page.send, [box, conversation], outputs, api_name="send")

@@ -1,0 +1,110 @@
+"""The shop's language: the bot's own words and the chat page's labels, per language, from data.
+
+Each language is one file, `csbot/languages/<code>.yaml` (en, zh), of sections of keys: `bot`
+(fallback, hand-off, hand-back), `ask` (the question for a slot a template needs), `chat` (the
+customer page). Every file has the same keys with the same `{placeholders}`; a file that does not
+is refused when it loads, naming the key, and a test checks the shipped ones. `Words` is what
+the bot, the reply book and the chat page are handed; the `language` setting picks the file.
+
+This module holds words only: routing is bot.py's, rendering templates is replies.py's.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+from csbot.errors import SettingsError
+
+FOLDER = Path(__file__).resolve().parent / "languages"
+REFERENCE = "en"  # the language every other one is checked against
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def languages(folder: Path = FOLDER) -> list[str]:
+    """The codes of the shipped languages. Example: languages() -> ["en", "zh"]"""
+    return sorted(p.stem for p in Path(folder).glob("*.yaml"))
+
+
+def _read(path: Path) -> dict[str, str | list[str]]:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise SettingsError(f"{path}: cannot read the language file: {exc}") from None
+    if not isinstance(raw, dict):
+        raise SettingsError(f"{path}: expected sections of 'key: text', found {type(raw).__name__}")
+    flat: dict[str, str | list[str]] = {}
+    for section, keys in raw.items():
+        if not isinstance(keys, dict):
+            raise SettingsError(f"{path}: section {section!r} must map keys to texts; found {keys!r:.60}")
+        for key, text in keys.items():
+            if not (isinstance(text, str) or (isinstance(text, list) and all(isinstance(t, str) for t in text))):
+                raise SettingsError(f"{path}: {section}.{key} must be a text or a list of texts; found {text!r:.60}")
+            flat[f"{section}.{key}"] = text
+    return flat
+
+
+def placeholders(text: str | list[str]) -> set[str]:
+    """Example: placeholders("Open {opening_hours}, {shop_name}") -> {"opening_hours", "shop_name"}"""
+    return set(_PLACEHOLDER.findall(" ".join(text) if isinstance(text, list) else text))
+
+
+def differences(texts: dict, reference: dict) -> list[str]:
+    """What a language file lacks, has too many of, or words with other placeholders than the reference.
+
+    Example: differences({"bot.fallback": "Sorry"}, {"bot.fallback": "Sorry, {opening_hours}", "bot.x": "x"})
+             -> ["missing bot.x", "bot.fallback: placeholders [] where the reference has ['opening_hours']"]
+    """
+    problems = [f"missing {key}" for key in reference if key not in texts]
+    problems += [f"unknown key {key}" for key in texts if key not in reference]
+    for key in reference:
+        if key in texts and placeholders(texts[key]) != placeholders(reference[key]):
+            problems.append(f"{key}: placeholders {sorted(placeholders(texts[key]))} where the reference has "
+                            f"{sorted(placeholders(reference[key]))}")
+        elif key in texts and isinstance(texts[key], list) != isinstance(reference[key], list):
+            problems.append(f"{key}: a {'list' if isinstance(reference[key], list) else 'text'} in the reference")
+    return problems
+
+
+@dataclass(frozen=True)
+class Words:
+    """One language's texts by dotted key ("bot.fallback", "chat.send")."""
+
+    language: str
+    texts: dict
+
+    def __getitem__(self, key: str) -> str:
+        return self.texts[key]
+
+    def say(self, key: str, **values) -> str:
+        """The text with its placeholders filled in one pass; unknown ones stay as written.
+
+        Example: Words.load("en").say("chat.staff_says", author="Kim", text="Hi") -> "Kim (our team): Hi"
+        """
+        return _PLACEHOLDER.sub(lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0),
+                                self.texts[key])
+
+    def section(self, name: str) -> dict:
+        """Example: Words.load("en").section("ask")["order_id"] -> "Could you give me your order number? ..." """
+        return {k.split(".", 1)[1]: v for k, v in self.texts.items() if k.startswith(name + ".")}
+
+    @classmethod
+    def load(cls, language: str, folder: Path = FOLDER) -> Words:
+        """The language's words, checked against the reference language's keys and placeholders."""
+        return _load(language, Path(folder))
+
+
+@cache
+def _load(language: str, folder: Path) -> Words:
+    if language not in languages(folder):
+        raise SettingsError(f"language must be one of {', '.join(languages(folder))}; found {language!r}. "
+                            f"Add {folder / language}.yaml (a copy of {REFERENCE}.yaml, translated) to support it")
+    texts = _read(folder / f"{language}.yaml")
+    problems = differences(texts, _read(folder / f"{REFERENCE}.yaml"))
+    if problems:
+        raise SettingsError(f"{folder / language}.yaml does not match {REFERENCE}.yaml: {'; '.join(problems)}")
+    return Words(language, texts)
