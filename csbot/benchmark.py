@@ -51,7 +51,8 @@ def run(train_rows: list[dict], test_rows: list[dict], args: TrainArgs, *, repor
     if promised is not None and figures.get("in_scope_accepted") is not None:
         figures["promise_gap"] = round(figures["in_scope_accepted"] - promised, 4)  # test minus held-out
     if compare_runtimes and result.net is not None and classifier.runtime is not None:
-        pytorch = IntentClassifier(result.net, classifier.tokenizer, classifier.labels, max_length=args.max_length)
+        pytorch = IntentClassifier(result.net, classifier.tokenizer, classifier.labels, max_length=args.max_length,
+                                   prefix=args.input_prefix)
         pytorch.bank = pytorch.features([t for t, _ in result.train])[1]
         calibrate(pytorch, result.heldout, target_precision=args.target_precision, target_coverage=args.target_coverage)
         figures["pytorch"] = {"runtime": pytorch.runtime_name, **score(pytorch, in_scope, out_scope)}

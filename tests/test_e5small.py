@@ -53,3 +53,31 @@ def test_a_damaged_image_is_refused(tmp_path):
     with pytest.raises(ModelError, match="is not an E5S1 model image"):
         e5small.convert(tmp_path / "out", image=bad)
     assert not (tmp_path / "out").exists()
+
+
+def test_a_chinese_log_trains_on_the_rebuilt_model_and_the_version_keeps_its_prefix(converted, tmp_path):
+    from conftest import DATA
+    from csbot.importer import read_logs
+    from csbot.intents import IntentClassifier
+    from csbot.settings import resolve_model_path
+    from csbot.training import TrainArgs, train
+
+    assert resolve_model_path(e5small.NAME, cache_dir=converted.parent) == str(converted)  # converted once
+    rows = read_logs(DATA / "zh_tiny.csv")
+    args = TrainArgs(base_model=str(converted), epochs=3, batch_size=8, holdout_fraction=0.25, device="cpu",
+                     learning_rate=5e-5)
+    assert args.input_prefix == "query: "
+    result = train([(r["text"], r["intent"]) for r in rows], args)
+    result.classifier.meta = {**result.classifier.meta, "version": "v-zh"}
+    loaded = IntentClassifier.load(result.classifier.save(tmp_path / "v-zh"))
+    assert loaded.prefix == "query: " and loaded.net is None  # served on ONNX Runtime, prefixed as trained
+    asked = ["我的快递到哪儿了？", "你好呀", "这个杯子我不想要了，要退货"]
+    assert [p.intent for p in loaded.predict(asked)] == ["order_status", "greeting", "return_item"]
+
+
+def test_the_rebuilt_model_needs_a_cache_to_be_converted_into():
+    from csbot.errors import SettingsError
+    from csbot.settings import resolve_model_path
+
+    with pytest.raises(SettingsError, match="converted into a home's model cache"):
+        resolve_model_path(e5small.NAME)
