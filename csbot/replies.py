@@ -19,8 +19,8 @@ import yaml
 
 from csbot.errors import TemplateError
 from csbot.language import Words
+from csbot.text import fill, placeholders
 
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _UNCLOSED = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?![A-Za-z0-9_}])")
 
 # Slots the customer supplies. A variant needing one that is unknown is skipped; when no
@@ -40,20 +40,6 @@ class Rendered:
     text: str
     variant: int | None
     missing_slot: str | None = None
-
-
-def placeholders(template: str) -> list[str]:
-    """Example: placeholders("Hi {customer_name}, {order_id} ships today") -> ["customer_name", "order_id"]"""
-    return _PLACEHOLDER.findall(template)
-
-
-def fill(template: str, values: dict[str, str]) -> str:
-    """Swap each known `{slot}` for its value in one pass; everything else stays as written.
-
-    Example: fill("Order {order_id} {0.__init__}", {"order_id": "{x}"}) -> "Order {x} {0.__init__}"
-    """
-    return _PLACEHOLDER.sub(lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0),
-                            template)
 
 
 class ReplyBook:

@@ -1,5 +1,6 @@
 """Text handling that does not depend on the language a message is in: width folding, word counts
-that mean something without spaces, and the key under which two messages are the same wording.
+that mean something without spaces, the key under which two messages are the same wording, and
+`{slot}` placeholders (found, and filled in one pass: templates and the bot's own words alike).
 
 Chinese is written without spaces, so `len(text.split())` counts a whole Chinese sentence as one
 word. Here a word is a run of letters or digits in a spaced script, or two characters of Han,
@@ -15,6 +16,7 @@ import unicodedata
 # Han, kana and hangul: written without spaces between words
 _UNSPACED = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 _WORD = re.compile(r"[^\W_]+")
+PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 
 def fold(text: str) -> str:
@@ -46,3 +48,16 @@ def wording_key(text: str) -> str:
     """
     text = _UNSPACED.sub(lambda m: f" {m.group(0)} ", fold(text).lower())
     return " ".join(sorted({"0" if w.isdigit() else w for w in _WORD.findall(text)}))
+
+
+def placeholders(template: str) -> list[str]:
+    """Example: placeholders("Hi {customer_name}, {order_id} ships today") -> ["customer_name", "order_id"]"""
+    return PLACEHOLDER.findall(template)
+
+
+def fill(template: str, values: dict) -> str:
+    """Swap each known `{slot}` for its value in one pass; everything else stays as written.
+
+    Example: fill("Order {order_id} {0.__init__}", {"order_id": "{x}"}) -> "Order {x} {0.__init__}"
+    """
+    return PLACEHOLDER.sub(lambda m: str(values[m.group(1)]) if m.group(1) in values else m.group(0), template)

@@ -24,6 +24,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -66,7 +67,7 @@ class TrainArgs:
     runtime: str = Settings.runtime  # onnx: export for serving; torch: serve the PyTorch weights
     quantize: str = Settings.quantize
 
-    @property
+    @cached_property  # read from the model folder once, not per message in the training loop
     def input_prefix(self) -> str:
         """What the base model wants in front of every text ("query: " for e5 models; e5small.prefix_of)."""
         from csbot.e5small import prefix_of
