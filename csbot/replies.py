@@ -25,7 +25,7 @@ _UNCLOSED = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?![A-Za-z0-9_}])")
 
 # Slots the customer supplies. A variant needing one that is unknown is skipped; when no
 # variant is left, the bot asks for it in the shop's language (the `ask` section of
-# csbot/languages/<language>.yaml), except for the slots it never asks for (a name).
+# csbot/languages/<language>/customer.yaml), except for the slots it never asks for (a name).
 CUSTOMER_SLOTS = ("order_id", "email", "phone", "customer_name")
 NEVER_ASKED = {"customer_name"}
 

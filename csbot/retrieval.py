@@ -34,7 +34,7 @@ import faiss
 import numpy as np
 
 from csbot.errors import AnswerIndexError
-from csbot.text import fold
+from csbot.text import fold, unspaced
 
 Encode = Callable[[list[str]], np.ndarray]
 FORMAT = "csbot-answer-index"
@@ -46,16 +46,17 @@ KEEP_OLD_SECONDS = 60.0  # how long a replaced generation stays for processes st
 class Hit:
     answer_id: int
     text: str  # the phrasing (or the answer text) that matched
-    score: float
+    score: float  # cosine similarity, plus the encoder's allowance when the two are in different scripts
 
 
 class AnswerIndex:
     """Question phrasings -> vectors, searchable by cosine similarity. Safe to use from several threads."""
 
-    def __init__(self, encode: Encode, *, encoder: str, dim: int):
+    def __init__(self, encode: Encode, *, encoder: str, dim: int, across: float = 0.0):
         self.encode = encode
         self.encoder = encoder
         self.dim = dim
+        self.across = across  # added to a match between a Chinese and an English text (settings.ANSWER_SCALES)
         self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dim))
         self._texts: dict[int, tuple[int, str]] = {}  # vector id -> (answer id, text)
         self._next_id = 0
@@ -68,9 +69,9 @@ class AnswerIndex:
 
     @classmethod
     def build(cls, answers: list[dict], encode: Encode, *, encoder: str, dim: int,
-              generation: int = 0) -> AnswerIndex:
+              generation: int = 0, across: float = 0.0) -> AnswerIndex:
         """A new index from answers: dicts with id, questions and answer (as Store.answers() gives)."""
-        index = cls(encode, encoder=encoder, dim=dim)
+        index = cls(encode, encoder=encoder, dim=dim, across=across)
         index.catch_up(answers, generation)
         return index
 
@@ -131,13 +132,16 @@ class AnswerIndex:
                 return [[] for _ in texts]
             scores, ids = self._index.search(vectors, min(self._index.ntotal, k * 8))
             out = []
-            for row_scores, row_ids in zip(scores, ids):
+            for text, row_scores, row_ids in zip(texts, scores, ids):
                 hits: dict[int, Hit] = {}
+                script = unspaced(text)
                 for score, vid in zip(row_scores, row_ids):
                     if vid < 0 or int(vid) not in self._texts:
                         continue
                     answer_id, matched = self._texts[int(vid)]
-                    if answer_id not in hits:
+                    if self.across and unspaced(matched) != script:
+                        score += self.across
+                    if answer_id not in hits or score > hits[answer_id].score:
                         hits[answer_id] = Hit(answer_id, matched, round(float(score), 4))
                 out.append(sorted(hits.values(), key=lambda h: -h.score)[:k])
         return out
@@ -193,7 +197,7 @@ class AnswerIndex:
         return generation
 
     @classmethod
-    def load(cls, folder: Path, encode: Encode, *, encoder: str, dim: int) -> AnswerIndex:
+    def load(cls, folder: Path, encode: Encode, *, encoder: str, dim: int, across: float = 0.0) -> AnswerIndex:
         """Load the current generation, refusing one made by another encoder or damaged on disk."""
         folder = Path(folder)
         pointer = folder / "CURRENT"
@@ -215,7 +219,7 @@ class AnswerIndex:
         if raw.ntotal != meta.get("count") or len(meta.get("texts", [])) != raw.ntotal:
             raise AnswerIndexError(f"answer index {generation}: meta says {meta.get('count')} vectors, "
                                    f"index holds {raw.ntotal}; run reindex")
-        index = cls(encode, encoder=encoder, dim=dim)
+        index = cls(encode, encoder=encoder, dim=dim, across=across)
         index._index = raw
         index._texts = {int(v): (int(a), t) for v, a, t in meta["texts"]}
         index._next_id = int(meta["next_id"])

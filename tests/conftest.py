@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import expect, sync_playwright
 
 from csbot.settings import load_settings
 from csbot.store import Store
@@ -212,6 +212,22 @@ class FakeClock:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
+
+
+def open_row(page, cell: str, *, shown_in, value=None, timeout: float = 60) -> None:
+    """Click the table row holding `cell` until `shown_in` shows `value` (default: the cell; a
+    pattern will do). The table re-renders when the page's first load (or a timer tick) brings its
+    rows, and a click that lands on the rows being replaced is lost; a person clicks again, and so
+    does this."""
+    deadline = time.monotonic() + timeout
+    while True:
+        page.get_by_role("gridcell", name=cell).click()
+        try:
+            expect(shown_in).to_have_value(cell if value is None else value, timeout=5_000)
+            return
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
 
 
 def free_port() -> int:

@@ -288,3 +288,22 @@ def test_account_changes_and_the_audit_log(site, admin):
     assert ("promote", site.new) in done or any(a == "promote" for a, _ in done)
     only_deletes, _ = admin.predict("", "user_delete", "", api_name="/audit")
     assert {r[2] for r in only_deletes["data"]} == {"user_delete"}
+
+
+def test_the_admin_page_is_labelled_in_the_staff_language(tmp_path):
+    from csbot.language import Words
+
+    settings = load_settings(home=tmp_path, environ={"CSBOT_STAFF_LANGUAGE": "zh"}, data_dir=str(DATA))
+    engine = Engine(settings, encoder=HashingEncoder())
+    engine.load_defaults(DATA)
+    built = page.build_admin(engine, Accounts(engine.store), Retrainer(engine))
+    shown = {str(c.get("props", {}).get(k)) for c in built.config["components"] for k in ("label", "value", "placeholder")}
+    assert {"重新训练", "开始训练", "版本与报告", "设为当前版本", "回滚到上一个版本", "数据看板", "用户管理",
+            "创建账号", "审计日志", "退出登录"} <= shown
+    assert not {"Retrain", "Start training", "Versions & reports", "Promote this version", "Dashboard", "Users",
+                "Create account", "Audit log", "Log out"} & shown
+    zh = Words.load("zh")
+    running = {"status": "running", "phase": "fine_tune", "step": 12, "total": 40, "options": {"user": "ada"}}
+    assert all(text in page.status_html(running, zh) for text in ("运行中", "微调", "第 12 / 40 步"))
+    assert page.eta(65, zh) == "1 分 05 秒" and page.eta(65) == "1 min 05 s"
+    assert set(page.PHASES) <= {key.removeprefix("admin.phase_") for key in zh.texts}

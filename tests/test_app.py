@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Error as PlaywrightError, expect
 
-from conftest import clean_environment, free_port, launch_app, wait_for_app
+from conftest import clean_environment, free_port, launch_app, open_row, wait_for_app
 
 ADMIN_PASSWORD = "admin-browser-test-pw"
 STAFF = ("sam", "sam-browser-test-pw")
@@ -228,8 +228,8 @@ def test_staff_answer_an_unknown_question_from_the_inbox_and_the_next_customer_g
 
     staff = browser.new_page()
     log_in(staff, server.url + "/staff/", *STAFF)
-    staff.get_by_role("gridcell", name="do you sell gift cards for birthdays").click()
-    expect(staff.get_by_label("New answer key")).to_have_value(re.compile("gift_cards"), timeout=30_000)
+    open_row(staff, "do you sell gift cards for birthdays", shown_in=staff.get_by_label("New answer key"),
+             value=re.compile("gift_cards"))
     staff.get_by_label("New answer key").fill("gift_cards")
     staff.get_by_label("New answer text").fill("Yes: Bramble & Birch gift cards come in any amount from £10.")
     staff.get_by_role("button", name="Save as a new answer").click()
@@ -256,7 +256,7 @@ def test_staff_take_over_a_handed_off_chat_and_the_customer_sees_the_reply_witho
     staff = browser.new_page()
     log_in(staff, server.url + "/staff/", *STAFF)
     staff.get_by_role("tab", name="Live conversations").click()
-    staff.get_by_role("gridcell", name=cid).click()
+    open_row(staff, cid, shown_in=staff.get_by_label("Conversation", exact=True))
     staff.get_by_label("Your reply to the customer").fill("Hi, Sam from the team here. How can I help?")
     staff.get_by_role("button", name="Send", exact=True).click()
     expect(customer.get_by_test_id("bot").last).to_contain_text("Sam from the team here", timeout=60_000)

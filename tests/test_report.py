@@ -98,3 +98,19 @@ def test_the_curve_picture_and_table_show_the_trade_off_and_the_serving_point():
     assert list(table["accepted"]) == [0.8, 0.85, 0.9, 0.95, 1.0] and table["threshold"].is_monotonic_decreasing
     with pytest.raises(DataError, match="no trade-off curve"):
         report.curve_image({"points": []})
+
+
+def test_a_report_in_chinese_has_chinese_headings_and_its_pictures_draw():
+    from csbot.language import Words
+
+    zh = Words.load("zh")
+    assert list(per_intent_table(metrics_of(a=(1.0, 1.0, 1.0, 3)), words=zh).columns) == [
+        "意图", "精确率", "召回率", "F1", "样本数"]
+    assert list(summary_rows([], words=zh).columns)[:3] == ["版本", "创建时间", "当前"]
+    curve = {"points": [{"accepted": 0.9, "threshold": 3.2, "precision": 0.97, "oos_accepted": 0.1}]}
+    assert list(report.curve_table(curve, words=zh).columns) == ["阈值", "接受比例", "精确率", "范围外接受比例"]
+    # labelled in Chinese where a font can draw it, else in English rather than with empty boxes
+    drawn = report.picture_words(zh)
+    assert drawn.language == ("zh" if len(report._fonts()[0]) > 1 else "en")
+    assert report.curve_image(curve, {"accepted": 0.9, "precision": 0.97, "threshold": 3.2}, words=zh).size == (700, 420)
+    assert confusion_image(["a", "b"], [[3, 1], [0, 2]], words=zh).mode == "RGB"

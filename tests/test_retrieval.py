@@ -96,3 +96,20 @@ def test_rebuild_from_the_database(store, encoder):
     index = AnswerIndex.build(store.answers(), encoder, encoder=encoder.name, dim=encoder.dim)
     best = index.search("showroom")[0]
     assert store.answer(best.answer_id)["answer"] == "Online only"
+
+
+def test_a_match_across_scripts_gets_the_encoders_allowance(encoder):
+    answers = [{"id": 1, "questions": ["礼品 包装 gift wrap"], "answer": "¥10"},
+               {"id": 2, "questions": ["gift wrap price"], "answer": "£4.50"}]
+    plain = AnswerIndex.build(answers, encoder, encoder=encoder.name, dim=encoder.dim)
+    lifted = AnswerIndex.build(answers, encoder, encoder=encoder.name, dim=encoder.dim, across=0.1)
+
+    def scores(index, text):
+        return {h.answer_id: (h.text, h.score) for h in index.search(text)}
+
+    before, after = scores(plain, "gift wrap price"), scores(lifted, "gift wrap price")
+    assert after[2] == before[2]  # English to English: as it was
+    assert after[1][0] == "礼品 包装 gift wrap" and after[1][1] == pytest.approx(before[1][1] + 0.1, abs=1e-3)
+    before, after = scores(plain, "礼品包装 gift wrap 多少钱"), scores(lifted, "礼品包装 gift wrap 多少钱")
+    assert after[1] == before[1]  # Chinese to Chinese: as it was
+    assert after[2][1] == pytest.approx(before[2][1] + 0.1, abs=1e-3)

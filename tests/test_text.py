@@ -2,7 +2,7 @@
 
 import pytest
 
-from csbot.text import fold, word_count, wording_key
+from csbot.text import fold, unspaced, word_count, wording_key
 
 
 def test_full_width_forms_fold_to_half_width():
@@ -27,3 +27,10 @@ def test_the_same_wording_shares_a_key_in_any_script():
     assert wording_key("订单123到哪了") == wording_key("订单４５６到哪了？")
     assert wording_key("订单到哪了") != wording_key("快递到哪了")
     assert wording_key("where is my order") != wording_key("where is my refund")
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("我的订单到哪了", True), ("宜家的 IKEA 床能退吗", True), ("Muji 的床单", True),
+    ("Do you ship to 上海?", False), ("where is my order", False), ("hi", False), ("BB-482913", False)])
+def test_unspaced_says_which_script_a_message_is_written_in(text, expected):
+    assert unspaced(text) is expected

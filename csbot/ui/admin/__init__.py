@@ -12,12 +12,17 @@ method (and re-read what the page shows after a change); the pure helpers only f
 Training runs in a child process (jobs.py), so the page only starts, cancels and polls it with a
 `gr.Timer`; its state lives in the store, so a reload or a second admin sees the same run.
 This package does not train, evaluate, decide what serves, or check passwords itself.
+
+Every word the page shows comes from the `admin` and `report` sections of the staff language's
+admin.yaml (csbot/languages/<code>/, picked by the `staff_language` setting); version ids, intents,
+routes, audit actions, user names and the engine's error messages show as they are.
 """
 
 from typing import TYPE_CHECKING
 
 import gradio as gr
 
+from csbot.language import Words
 from csbot.ui.admin.audit import audit_tab
 from csbot.ui.admin.dashboard import DAY_WINDOWS, dashboard_tab, dashboard_view
 from csbot.ui.admin.format import device_label, eta, percent
@@ -41,24 +46,26 @@ __all__ = ["build_admin", "BAR", "DAY_WINDOWS", "PHASES", "changes_table", "comp
 def build_admin(engine: "Engine", accounts: "Accounts", retrainer: "Retrainer") -> gr.Blocks:
     """The admin page over one engine; `retrainer` starts and watches its training runs."""
     admin = guarded(accounts, "admin")
+    words = Words.load(engine.settings.staff_language)
 
-    with gr.Blocks(title="csbot · admin") as page:
+    with gr.Blocks(title=words["admin.title"]) as page:
         with gr.Row():
-            gr.Markdown("## csbot · admin")
-            gr.Button("Log out", link="/logout", size="sm", scale=0)
+            gr.Markdown(f"## {words['admin.title']}")
+            gr.Button(words["admin.log_out"], link="/logout", size="sm", scale=0)
         with gr.Tabs() as tabs:
-            open_report = retrain_tab(page, engine=engine, accounts=accounts, retrainer=retrainer)
-            versions = versions_tab(page, engine=engine, accounts=accounts)
+            open_report = retrain_tab(page, engine=engine, accounts=accounts, retrainer=retrainer, words=words)
+            versions = versions_tab(page, engine=engine, accounts=accounts, words=words)
 
             @admin
             def open_new_report(request: gr.Request, *, user):
                 job = retrainer.status()
-                return gr.Tabs(selected="versions"), *versions_view(engine.store, job and job.get("model_version"))
+                return gr.Tabs(selected="versions"), *versions_view(engine.store, job and job.get("model_version"),
+                                                                    words=words)
 
             open_report.click(open_new_report, None, [tabs, versions.versions_table, versions.version],
                               api_name="open_new_report")
 
-            dashboard_tab(page, engine=engine, accounts=accounts)
-            users_tab(page, accounts=accounts)
-            audit_tab(page, store=engine.store, accounts=accounts)
+            dashboard_tab(page, engine=engine, accounts=accounts, words=words)
+            users_tab(page, accounts=accounts, words=words)
+            audit_tab(page, store=engine.store, accounts=accounts, words=words)
     return page

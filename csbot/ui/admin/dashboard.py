@@ -12,6 +12,7 @@ import gradio as gr
 import pandas as pd
 
 from csbot.dashboard import summary
+from csbot.language import Words
 from csbot.ui.admin.format import percent
 from csbot.ui.common import guarded
 
@@ -22,9 +23,10 @@ if TYPE_CHECKING:  # annotations only (quoted: this module must not postpone the
 DAY_WINDOWS = [7, 30, 90]
 
 
-def dashboard_view(figures: dict) -> tuple:
+def dashboard_view(figures: dict, words: Words) -> tuple:
     """dashboard.summary's figures as the page's (heading, per-day, routes, intents, ratings, unanswered).
 
+    The plots keep summary's column names (their x and y); the unanswered table gets the page's headers.
     Example: {"start": "2026-11-22", "end": "2026-11-28", "ratings": {"likes": 3, "dislikes": 1,
               "like_ratio": 0.75}, ...}
              -> ("From 2026-11-22 to 2026-11-28 (UTC): ...", per-day frame with `day` as dates, ...,
@@ -32,37 +34,40 @@ def dashboard_view(figures: dict) -> tuple:
     """
     per_day = figures["messages_per_day"].assign(day=lambda d: pd.to_datetime(d["day"]))
     r = figures["ratings"]
-    rating = (f"**Ratings of bot replies:** likes {r['likes']}, dislikes {r['dislikes']}, like ratio "
-              + ("– (nobody rated a reply)" if r["like_ratio"] is None else percent(r["like_ratio"])))
-    heading = (f"From {figures['start']} to {figures['end']} (UTC): "
-               f"{int(figures['messages_per_day']['messages'].sum())} customer messages.")
-    return heading, per_day, figures["route_shares"], figures["top_intents"], rating, figures["top_unanswered"]
+    rating = words.say("admin.ratings", likes=r["likes"], dislikes=r["dislikes"],
+                       ratio=words["admin.nobody_rated"] if r["like_ratio"] is None else percent(r["like_ratio"]))
+    heading = words.say("admin.dashboard_heading", start=figures["start"], end=figures["end"],
+                        messages=int(figures["messages_per_day"]["messages"].sum()))
+    unanswered = figures["top_unanswered"].set_axis(words["admin.unanswered_headers"], axis="columns")
+    return heading, per_day, figures["route_shares"], figures["top_intents"], rating, unanswered
 
 
-def dashboard_tab(page: gr.Blocks, *, engine: "Engine", accounts: "Accounts") -> None:
+def dashboard_tab(page: gr.Blocks, *, engine: "Engine", accounts: "Accounts", words: Words) -> None:
     """Build the Dashboard tab and its event inside the current gr.Tabs."""
     admin = guarded(accounts, "admin")
     store = engine.store
+    w = words.__getitem__
 
-    with gr.Tab("Dashboard", id="dashboard"):
+    with gr.Tab(w("admin.dashboard_tab"), id="dashboard"):
         with gr.Row():
-            days = gr.Radio(DAY_WINDOWS, value=30, label="Days", scale=3)
-            refresh_dashboard = gr.Button("Refresh", scale=0)
+            days = gr.Radio(DAY_WINDOWS, value=30, label=w("admin.days"), scale=3)
+            refresh_dashboard = gr.Button(w("admin.refresh"), scale=0)
         heading = gr.Markdown()
         with gr.Row():
-            per_day = gr.LinePlot(x="day", y="messages", title="Customer messages per day", x_title="day")
-            routes = gr.BarPlot(x="route", y="messages", title="How they were answered")
+            per_day = gr.LinePlot(x="day", y="messages", title=w("admin.per_day"), x_title=w("admin.axis_day"),
+                                  y_title=w("admin.axis_messages"))
+            routes = gr.BarPlot(x="route", y="messages", title=w("admin.routes"), x_title=w("admin.axis_route"),
+                                y_title=w("admin.axis_messages"))
         with gr.Row():
-            intents = gr.BarPlot(x="intent", y="messages", title="Top intents (template replies)",
-                                 x_label_angle=-30)
+            intents = gr.BarPlot(x="intent", y="messages", title=w("admin.top_intents"), x_label_angle=-30,
+                                 x_title=w("admin.axis_intent"), y_title=w("admin.axis_messages"))
             with gr.Column():
                 ratings = gr.Markdown()
-                unanswered = gr.Dataframe(label="Top unanswered questions (fallback replies)",
-                                          interactive=False, wrap=True)
+                unanswered = gr.Dataframe(label=w("admin.unanswered"), interactive=False, wrap=True)
 
     @admin
     def refresh(days_value, request: gr.Request, *, user):
-        return dashboard_view(summary(store, days=int(days_value or 30)))
+        return dashboard_view(summary(store, days=int(days_value or 30)), words)
 
     gr.on([page.load, refresh_dashboard.click, days.change], refresh, days,
           [heading, per_day, routes, intents, ratings, unanswered], api_name="dashboard")

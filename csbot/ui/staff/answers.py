@@ -4,15 +4,14 @@ make a new one, or delete one. A saved answer is live for the next customer at o
 `answers_tab` builds the tab's components and events inside the current Blocks; saving or deleting
 also refreshes the Inbox's "Existing answer" dropdown, which the caller passes in. `answer_keys` and
 `answer_choices` are the store reads the Inbox shares. This module does not index or embed
-anything: the engine's save_answer / delete_answer do.
+anything: the engine's save_answer / delete_answer do. Its words are the `staff` section's.
 """
 
 import gradio as gr
 
+from csbot.language import Words
 from csbot.ui.common import as_text, guarded
 from csbot.ui.staff.format import lines, picked_id
-
-ANSWER_HEADERS = ["id", "key", "phrasings", "answer"]
 
 
 def answer_rows(answers: list[dict], query: str = "") -> list[list[str]]:
@@ -37,28 +36,28 @@ def answer_choices(store) -> list[tuple[str, int]]:
     return [(key, answer) for answer, key in answer_keys(store).items()]
 
 
-def answers_tab(page: gr.Blocks, *, engine, accounts, attach_to: gr.Dropdown) -> None:
+def answers_tab(page: gr.Blocks, *, engine, accounts, attach_to: gr.Dropdown, words: Words) -> None:
     """Build the Answers tab and its events inside the current gr.Tabs; `attach_to` is the Inbox's
     answer dropdown, refreshed when an answer is saved or deleted."""
     store = engine.store
     staff = guarded(accounts, "staff")
 
-    with gr.Tab("Answers", id="answers") as tab:
+    with gr.Tab(words["staff.answers_tab"], id="answers") as tab:
         with gr.Row():
             with gr.Column(scale=3):
-                search = gr.Textbox(label="Search keys, answers and phrasings", max_lines=1)
-                answers_table = gr.Dataframe(headers=ANSWER_HEADERS, datatype="str", type="array",
-                                             interactive=False, wrap=True, label="Curated answers",
+                search = gr.Textbox(label=words["staff.search"], max_lines=1)
+                answers_table = gr.Dataframe(headers=words["staff.answer_headers"], datatype="str", type="array",
+                                             interactive=False, wrap=True, label=words["staff.answers_table"],
                                              column_widths=["7%", "20%", "43%", "30%"])
             with gr.Column(scale=2):
-                answer_id = gr.Number(label="Answer (empty: a new one)", precision=0, interactive=False)
-                answer_key = gr.Textbox(label="Key", max_lines=1)
-                answer_questions = gr.Textbox(label="Question phrasings, one per line", lines=4)
-                answer_text = gr.Textbox(label="Answer", lines=4)
+                answer_id = gr.Number(label=words["staff.answer_id"], precision=0, interactive=False)
+                answer_key = gr.Textbox(label=words["staff.key"], max_lines=1)
+                answer_questions = gr.Textbox(label=words["staff.questions"], lines=4)
+                answer_text = gr.Textbox(label=words["staff.answer"], lines=4)
                 with gr.Row():
-                    save_btn = gr.Button("Save", variant="primary")
-                    blank_btn = gr.Button("New")
-                    delete_btn = gr.Button("Delete", variant="stop")
+                    save_btn = gr.Button(words["staff.save"], variant="primary")
+                    blank_btn = gr.Button(words["staff.new"])
+                    delete_btn = gr.Button(words["staff.delete"], variant="stop")
                 answer_status = gr.Markdown()
 
     def editor(answer: dict | None, note: str = ""):
@@ -75,7 +74,7 @@ def answers_tab(page: gr.Blocks, *, engine, accounts, attach_to: gr.Dropdown) ->
 
     @staff
     def open_answer(evt: gr.SelectData, request: gr.Request, *, user):
-        return editor(store.answer(picked_id(evt)))
+        return editor(store.answer(picked_id(evt, words)))
 
     @staff
     def blank_answer(request: gr.Request, *, user):
@@ -85,20 +84,20 @@ def answers_tab(page: gr.Blocks, *, engine, accounts, attach_to: gr.Dropdown) ->
     def save_answer(current, key, questions, text, query, request: gr.Request, *, user):
         key = (key or "").strip()
         if current is not None and store.answer(int(current))["key"] != key:
-            raise gr.Error("An answer's key cannot change: make a new answer and delete this one.")
+            raise gr.Error(words["staff.key_fixed"])
         # a new answer never replaces one with the same key (checked where it is written)
         saved = engine.save_answer(key=key, questions=lines(questions), answer=text, actor=user,
                                    create_only=current is None)
         return (answer_rows(store.answers(), query), gr.Dropdown(choices=answer_choices(store)),
-                *editor(store.answer(saved), f"Saved {as_text(key)}; live for the next customer."))
+                *editor(store.answer(saved), words.say("staff.saved_answer", answer=as_text(key))))
 
     @staff
     def delete_answer(current, query, request: gr.Request, *, user):
         if current is None:
-            raise gr.Error("Pick the answer to delete in the list first.")
+            raise gr.Error(words["staff.pick_delete"])
         engine.delete_answer(int(current), actor=user)
         return (answer_rows(store.answers(), query), gr.Dropdown(choices=answer_choices(store), value=None),
-                *editor(None, f"Deleted answer {int(current)}."))
+                *editor(None, words.say("staff.deleted_answer", id=int(current))))
 
     gr.on([page.load, search.change, tab.select], answers, [search], [answers_table], api_name="answers",
           trigger_mode="always_last", show_progress="hidden")

@@ -2,10 +2,12 @@
 clicked row, the non-blank lines of a text box.
 
 Every function here takes plain values and returns plain values: no gradio components, no store,
-no engine. Formatting that belongs to one tab lives in that tab's module.
+no engine. Formatting that belongs to one tab lives in that tab's module; the words come from the
+staff language's `staff` section (csbot/languages/<code>/staff.yaml).
 """
 
 from csbot.errors import DataError
+from csbot.language import Words
 
 
 def when(stamp: str | None) -> str:
@@ -18,15 +20,15 @@ def number(value: float | None) -> str:
     return "" if value is None else f"{value:.2f}"
 
 
-def picked_id(evt) -> int:
-    """The id in the first cell of the clicked table row, or a DataError saying to pick a row.
+def picked_id(evt, words: Words) -> int:
+    """The id in the first cell of the clicked table row, or a DataError saying (in `words`) to pick a row.
 
     Example: a click on the row ["42", "2026-11-28 10:00", ...] -> 42; a click on an empty table -> DataError
     """
     try:
         return int(evt.row_value[0])
     except (TypeError, ValueError, IndexError):
-        raise DataError("pick a row of the table (that one has no id)") from None
+        raise DataError(words["staff.pick_row"]) from None
 
 
 def lines(text: str | None) -> list[str]:

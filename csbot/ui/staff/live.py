@@ -5,17 +5,17 @@
 are also used by the Inbox's "Take over" (wired in the package's `build_staff`). The transcript goes
 through `chat.as_text` into a Chatbot with markdown and tags off, so customer text never runs. This
 module does not decide who owns a conversation: the bot's take_over / staff_reply / hand_back do.
+Its words are the `staff` section's; the owner and role in a row are the store's names, as stored.
 """
 
 from typing import NamedTuple
 
 import gradio as gr
 
+from csbot.language import Words
 from csbot.ui.chat import as_text as chat_message
 from csbot.ui.common import guarded
 from csbot.ui.staff.format import when
-
-LIVE_HEADERS = ["conversation", "owner", "handed off (UTC)", "last message", "last at (UTC)"]
 
 
 def live_rows(conversations: list[dict], transcripts: dict[str, list[dict]]) -> list[list[str]]:
@@ -37,11 +37,11 @@ def live_rows(conversations: list[dict], transcripts: dict[str, list[dict]]) -> 
     return rows
 
 
-def transcript(messages: list[dict]) -> list[dict]:
+def transcript(messages: list[dict], words: Words) -> list[dict]:
     """A conversation for the Chatbot: the customer on the right, bot, staff and system on the left.
 
     Example: transcript([{"role": "customer", "text": "<b>hi</b>"},
-                         {"role": "staff", "author": "sam", "text": "Hello"}])
+                         {"role": "staff", "author": "sam", "text": "Hello"}], Words.load("en"))
              -> [{"role": "user", "content": "&lt;b&gt;hi&lt;/b&gt;"},
                  {"role": "assistant", "content": "sam (staff): Hello"}]
     """
@@ -50,11 +50,12 @@ def transcript(messages: list[dict]) -> list[dict]:
         if m["role"] == "customer":
             out.append(chat_message("user", m["text"]))
         elif m["role"] == "staff":
-            out.append(chat_message("assistant", f"{m.get('author') or 'staff'} (staff): {m['text']}"))
+            out.append(chat_message("assistant", words.say("staff.staff_says", text=m["text"],
+                                                           author=m.get("author") or words["staff.staff_author"])))
         elif m["role"] == "system":
             out.append(chat_message("assistant", f"· {m['text']}"))
         else:
-            out.append(chat_message("assistant", f"bot: {m['text']}"))
+            out.append(chat_message("assistant", words.say("staff.bot_says", text=m["text"])))
     return out
 
 
@@ -64,10 +65,10 @@ def live_list(store) -> list[list[str]]:
     return live_rows(conversations, {c["id"]: store.messages(c["id"]) for c in conversations})
 
 
-def shown(store, cid: str) -> tuple[list[dict], int]:
+def shown(store, cid: str, words: Words) -> tuple[list[dict], int]:
     """Conversation `cid` for the Chatbot, and the id of its last message (0 if it has none)."""
     messages = store.messages(cid)
-    return transcript(messages), (messages[-1]["id"] if messages else 0)
+    return transcript(messages, words), (messages[-1]["id"] if messages else 0)
 
 
 class LiveParts(NamedTuple):
@@ -79,27 +80,27 @@ class LiveParts(NamedTuple):
     shown_up_to: gr.State
 
 
-def live_tab(page: gr.Blocks, *, engine, accounts) -> LiveParts:
+def live_tab(page: gr.Blocks, *, engine, accounts, words: Words) -> LiveParts:
     """Build the Live conversations tab and its events inside the current gr.Tabs."""
     store = engine.store
     staff = guarded(accounts, "staff")
 
-    with gr.Tab("Live conversations", id="live") as tab:
+    with gr.Tab(words["staff.live_tab"], id="live") as tab:
         timer = gr.Timer(3)
         live_seen = gr.State(None)  # the rows last sent, so an unchanged list is not re-sent
         shown_up_to = gr.State(0)  # the last message id in the transcript shown
-        live_refresh = gr.Button("Refresh", size="sm")
-        live_table = gr.Dataframe(headers=LIVE_HEADERS, datatype="str", type="array", interactive=False,
-                                  wrap=True, max_height=240, column_widths=["26%", "12%", "14%", "34%", "14%"],
-                                  label="Handed off or taken over, most recent first")
-        conversation = gr.Textbox(label="Conversation", interactive=False, max_lines=1)
-        log = gr.Chatbot(label="Transcript", height=420, render_markdown=False, sanitize_html=True,
+        live_refresh = gr.Button(words["staff.refresh"], size="sm")
+        live_table = gr.Dataframe(headers=words["staff.live_headers"], datatype="str", type="array",
+                                  interactive=False, wrap=True, max_height=240,
+                                  column_widths=["26%", "12%", "14%", "34%", "14%"], label=words["staff.live_table"])
+        conversation = gr.Textbox(label=words["staff.conversation"], interactive=False, max_lines=1)
+        log = gr.Chatbot(label=words["staff.transcript"], height=420, render_markdown=False, sanitize_html=True,
                          allow_tags=False, feedback_options=None, buttons=["copy"])
-        reply_box = gr.Textbox(label="Your reply to the customer (sending takes the chat over)", max_lines=6)
+        reply_box = gr.Textbox(label=words["staff.reply_box"], max_lines=6)
         with gr.Row():
-            send_btn = gr.Button("Send", variant="primary")
-            join_btn = gr.Button("Take over")
-            handback_btn = gr.Button("Hand back to bot")
+            send_btn = gr.Button(words["staff.send"], variant="primary")
+            join_btn = gr.Button(words["staff.take_over"])
+            handback_btn = gr.Button(words["staff.hand_back"])
 
     @staff
     def live(seen, cid, up_to, request: gr.Request, *, user):
@@ -107,31 +108,31 @@ def live_tab(page: gr.Blocks, *, engine, accounts) -> LiveParts:
         rows = live_list(store)
         table = (gr.skip(), gr.skip()) if rows == seen else (rows, rows)
         if cid and store.messages_after(cid, int(up_to or 0)):
-            return (*table, *shown(store, cid))
+            return (*table, *shown(store, cid, words))
         return (*table, gr.skip(), gr.skip())
 
     @staff
     def open_conversation(evt: gr.SelectData, request: gr.Request, *, user):
         cid = evt.row_value[0]
-        return (cid, *shown(store, cid))
+        return (cid, *shown(store, cid, words))
 
     @staff
     def take_over_conversation(cid, request: gr.Request, *, user):
         engine.bot.take_over(cid, author=user)
         rows = live_list(store)
-        return (rows, rows, *shown(store, cid))
+        return (rows, rows, *shown(store, cid, words))
 
     @staff
     def staff_reply(cid, text, request: gr.Request, *, user):
         engine.bot.staff_reply(cid, text, author=user)
         rows = live_list(store)
-        return ("", rows, rows, *shown(store, cid))
+        return ("", rows, rows, *shown(store, cid, words))
 
     @staff
     def hand_back(cid, request: gr.Request, *, user):
         engine.bot.hand_back(cid, author=user)
         rows = live_list(store)
-        return (rows, rows, *shown(store, cid))
+        return (rows, rows, *shown(store, cid, words))
 
     live_outputs = [live_table, live_seen, log, shown_up_to]
     gr.on([page.load, timer.tick, live_refresh.click, tab.select], live,

