@@ -306,8 +306,8 @@ class Bot:
         claimed = self.store.claim_for_person(conversation_id)  # one step: two clicks hand it over once
         joined = any(m["author"] == author for m in self.store.messages(conversation_id))
         if claimed or not joined:
-            self.store.add_message(conversation_id, role="system", text=self.replies.say("bot.joined", {"author": author}),
-                                   author=author)
+            joined_note = self.replies.say("bot.joined", {"author": author})
+            self.store.add_message(conversation_id, role="system", text=joined_note, author=author)
             self.store.audit(author, "take_over", conversation_id)
 
     def staff_reply(self, conversation_id: str, text: object, *, author: str) -> int:

