@@ -16,7 +16,7 @@ import time
 
 import csbot  # noqa: F401  (sets the offline environment before gradio is imported)
 from csbot.cli import progress_printer
-from csbot.engine import Engine
+from csbot.service.engine import Engine
 from csbot.errors import CsbotError
 from csbot.settings import load_settings
 
@@ -40,7 +40,7 @@ def wait_for_first_model(engine: Engine, *, poll_seconds: float = 2.0) -> None:
     """With CSBOT_TRAINING=worker a replica never trains: the first model is queued for a training
     worker (once, whichever replica comes first) and the replica waits until one is promoted."""
     from csbot.errors import TrainingError
-    from csbot.jobs import Retrainer
+    from csbot.service.jobs import Retrainer
 
     retrainer = Retrainer(engine)
     while engine.store.current_model() is None:
@@ -62,7 +62,7 @@ def wait_for_first_model(engine: Engine, *, poll_seconds: float = 2.0) -> None:
 
 def open_accounts(engine: Engine, environ=os.environ):
     """The accounts, with a first admin made when there is none (its password printed once)."""
-    from csbot.auth import Accounts
+    from csbot.service.auth import Accounts
 
     accounts = Accounts.from_settings(engine.store, engine.settings)
     password = accounts.ensure_first_admin(environ)
@@ -96,8 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     import uvicorn
 
-    from csbot.jobs import Retrainer
-    from csbot.server import create_app
+    from csbot.service.jobs import Retrainer
+    from csbot.web.server import create_app
 
     engine.follow()  # serve what any process changes in the store: answers, templates, the model
     app = create_app(engine, accounts=accounts, retrainer=Retrainer(engine))

@@ -23,7 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from csbot.embedder import OnnxSentenceEncoder, SentenceEncoder  # noqa: E402
+from csbot.nlu.embedder import OnnxSentenceEncoder, SentenceEncoder  # noqa: E402
 from csbot.importer import read_answers  # noqa: E402
 from csbot.settings import ANSWER_SCALES, DEFAULT_BASE_MODEL, resolve_model_path  # noqa: E402
 

@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 import csbot  # noqa: E402  (sets the offline environment the server inherits)
 import httpx  # noqa: E402
 
-from csbot.jobs import process_alive  # noqa: E402
+from csbot.service.jobs import process_alive  # noqa: E402
 
 CONVERSATION_LENGTH = (3, 6)  # a client starts a new conversation every 3-6 messages
 
@@ -226,7 +226,7 @@ def check_stored(db_path: Path, records: list[dict], *, after_id: int) -> dict:
     was in a person's hands (the server flags those messages inbox='human' and sends no reply).
     Messages stored for requests that failed on the client side (timeouts, 5xx) are counted apart.
     """
-    from csbot.bot import clean_message
+    from csbot.dialogue.bot import clean_message
     from csbot.store import Store
 
     def clean(text: str) -> str:
@@ -284,7 +284,7 @@ def admin_name(db_path: Path, password: str) -> tuple[str, bool]:
     """The admin account to log in as: the one app.py makes from CSBOT_ADMIN_PASSWORD, or, when the
     home already has an admin (whose password we do not know), a new admin in the copy.
     Returns (name, made_here)."""
-    from csbot.auth import Accounts
+    from csbot.service.auth import Accounts
     from csbot.store import Store
 
     store = Store.open(db_path)

@@ -27,26 +27,26 @@ sys.path.insert(0, str(ROOT))
 
 # stage -> (file fragment, function name) as cProfile names them
 STAGES = {
-    "respond (whole message)": ("csbot/bot.py", "respond"),
+    "respond (whole message)": ("csbot/dialogue/bot.py", "respond"),
     "store: conversation read": ("csbot/store/conversations.py", "conversation"),
     "store: customer message write": ("csbot/store/conversations.py", "add_message"),
     "store: reply write": ("csbot/store/conversations.py", "record_reply"),
-    "understand (both passes)": ("csbot/bot.py", "_understand_batch"),
-    "classifier pass": ("csbot/intents.py", "_pass"),
-    "classifier: PyTorch forward": ("csbot/network.py", "embed"),
+    "understand (both passes)": ("csbot/dialogue/bot.py", "_understand_batch"),
+    "classifier pass": ("csbot/nlu/intents.py", "_pass"),
+    "classifier: PyTorch forward": ("csbot/nlu/network.py", "embed"),
     "tokenise, transformers (both encoders)": ("transformers/tokenization_utils_base.py", "__call__"),
-    "tokenise, tokenizers (both encoders)": ("csbot/tokens.py", "__call__"),
+    "tokenise, tokenizers (both encoders)": ("csbot/nlu/tokens.py", "__call__"),
     "ONNX Runtime run (both encoders)": ("onnxruntime/capi/onnxruntime_inference_collection.py", "run"),
-    "answer search (encode + FAISS), beside the classifier": ("csbot/retrieval.py", "search_many"),
-    "answer encoder": ("csbot/retrieval.py", "_vectors"),
-    "acceptance score (kNN)": ("csbot/intents.py", "scores"),
-    "entities": ("csbot/entities.py", "extract"),
-    "route and template": ("csbot/bot.py", "_route"),
+    "answer search (encode + FAISS), beside the classifier": ("csbot/dialogue/answers.py", "search_many"),
+    "answer encoder": ("csbot/dialogue/answers.py", "_vectors"),
+    "acceptance score (kNN)": ("csbot/nlu/intents.py", "scores"),
+    "entities": ("csbot/dialogue/entities.py", "extract"),
+    "route and template": ("csbot/dialogue/bot.py", "_route"),
 }
 
 
 def child(home: str, runtime: str, messages: int) -> dict:
-    from csbot.engine import Engine
+    from csbot.service.engine import Engine
     from csbot.importer import read_logs
     from csbot.settings import load_settings
 

@@ -82,7 +82,7 @@ def timed_store(store) -> dict:
 
 
 def store_cost(where, *, home: Path, artifacts: Path, texts: list[str], messages: int) -> dict:
-    from csbot.engine import Engine
+    from csbot.service.engine import Engine
     from csbot.settings import load_settings
     from csbot.store import Store
 

@@ -66,7 +66,7 @@ def main() -> int:
         figures["train_wall_seconds"] = round(seconds, 1)
         figures["train"] = json.loads(summary)
 
-    from csbot.engine import Engine
+    from csbot.service.engine import Engine
     from csbot.importer import read_answers, read_logs
     from csbot.settings import load_settings
 

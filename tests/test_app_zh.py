@@ -18,7 +18,7 @@ STAFF = ("lin", "lin-browser-test-pw")
 
 @pytest.fixture(scope="module")
 def zh_server(tmp_path_factory):
-    from csbot.auth import Accounts
+    from csbot.service.auth import Accounts
     from csbot.store import Store
 
     home = tmp_path_factory.mktemp("zh") / "home"

@@ -10,8 +10,8 @@ import hashlib
 
 import pytest
 
-from csbot import auth
-from csbot.auth import Accounts, hash_password, verify_password
+from csbot.service import auth
+from csbot.service.auth import Accounts, hash_password, verify_password
 from csbot.errors import AccessDenied, DataError
 
 PASSWORD = "correct horse battery"

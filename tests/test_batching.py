@@ -7,7 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from csbot.batching import MicroBatcher
+from csbot.dialogue.batching import MicroBatcher
 
 
 def test_a_lone_call_goes_straight_through():

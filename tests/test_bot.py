@@ -4,10 +4,10 @@ import copy
 
 import pytest
 
-from csbot.bot import Bot, clean_message
+from csbot.dialogue.bot import Bot, clean_message
 from csbot.errors import DataError
-from csbot.replies import ReplyBook, load_shop_file, load_templates_file
-from csbot.retrieval import AnswerIndex
+from csbot.dialogue.replies import ReplyBook, load_shop_file, load_templates_file
+from csbot.dialogue.answers import AnswerIndex
 from conftest import DATA
 
 ACCEPT_ALL, ACCEPT_NONE = float("-inf"), float("inf")  # thresholds on the acceptance score
@@ -171,8 +171,8 @@ def test_confident_enough_to_answer_but_not_sure_goes_to_the_inbox_too(make_bot,
 
 
 def test_route_for_mirrors_the_routing_order():
-    from csbot.bot import route_for
-    from csbot.intents import Prediction
+    from csbot.dialogue.bot import route_for
+    from csbot.nlu.intents import Prediction
 
     sure = Prediction(intent="greeting", confidence=0.9, score=5.0, accepted=True)
     unsure = Prediction(intent="greeting", confidence=0.3, score=1.0, accepted=False)
@@ -265,7 +265,7 @@ def test_an_unexpected_error_keeps_the_message_and_sends_it_to_the_inbox(store, 
 
 
 def test_a_declined_message_records_what_staff_need_to_read_why(make_bot):
-    from csbot.ui.staff.inbox import why
+    from csbot.web.staff.inbox import why
 
     bot = make_bot()
     text = "my cat ate the invoice, what now"

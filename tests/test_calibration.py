@@ -4,7 +4,7 @@ and moving a point along a saved curve by a target precision or acceptance."""
 import numpy as np
 import pytest
 
-from csbot.calibration import default_threshold, operating_curve, point_for
+from csbot.nlu.calibration import default_threshold, operating_curve, point_for
 from csbot.errors import DataError
 
 # ten held-out messages, best score first; the two wrong ones score 6th and 10th

@@ -152,7 +152,7 @@ def test_training_runs_are_recorded_as_jobs(home):
 
 
 def test_user_accounts_from_the_command_line(tmp_path):
-    from csbot.auth import Accounts
+    from csbot.service.auth import Accounts
     from csbot.store import Store
 
     added = csbot("user", "add", "sam", "--role", "staff", home=tmp_path, stdin="sam-secret-pw-1\n")

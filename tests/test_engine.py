@@ -2,7 +2,7 @@
 
 import pytest
 
-from csbot.engine import Engine
+from csbot.service.engine import Engine
 from csbot.errors import DataError, TemplateError
 from conftest import HashingEncoder
 
@@ -118,7 +118,7 @@ def test_a_server_on_onnx_runtime_never_loads_torch(trained_home, tmp_path):
 
     home = tmp_path / "home"
     shutil.copytree(trained_home, home)
-    code = ("import sys; from csbot.engine import Engine; from csbot.settings import load_settings; "
+    code = ("import sys; from csbot.service.engine import Engine; from csbot.settings import load_settings; "
             f"engine = Engine(load_settings(home={str(home)!r})); "
             "reply = engine.bot.respond('where is my parcel BB-123456'); "
             "print(reply.route, engine.bot.classifier.runtime_name.split(',')[0], "

@@ -1,6 +1,6 @@
 import pytest
 
-from csbot.entities import extract, find_email, find_order_id, find_phone
+from csbot.dialogue.entities import extract, find_email, find_order_id, find_phone
 
 
 @pytest.mark.parametrize("text, expected", [

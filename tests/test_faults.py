@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from conftest import ROOT, HashingEncoder, clean_environment, copy_version, csbot
-from csbot.retrieval import AnswerIndex
+from csbot.dialogue.answers import AnswerIndex
 from csbot.settings import load_settings
 from csbot.store import Store
 
@@ -50,8 +50,8 @@ def kill(process: subprocess.Popen) -> None:
 
 
 def test_sigkill_during_training_interrupts_the_job_and_keeps_the_serving_model(trained_home, tmp_path):
-    from csbot.engine import Engine
-    from csbot.jobs import Retrainer
+    from csbot.service.engine import Engine
+    from csbot.service.jobs import Retrainer
 
     home = home_copy(trained_home, tmp_path, "epochs = 40\nbatch_size = 4\njob_lease_seconds = 5")
     store = Store.open(home / "csbot.db")
@@ -81,7 +81,7 @@ def test_sigkill_during_index_saves_always_leaves_a_loadable_index(tmp_path):
         import sys
         sys.path.insert(0, {str(TESTS)!r})
         from conftest import HashingEncoder
-        from csbot.retrieval import AnswerIndex
+        from csbot.dialogue.answers import AnswerIndex
         encoder = HashingEncoder()
         answers = [{{"id": i, "questions": [f"question {{i}} about item {{j}}" for j in range(5)],
                      "answer": f"answer {{i}}"}} for i in range(int(sys.argv[1]))]
@@ -142,7 +142,7 @@ def test_sigkill_during_an_answer_import_stores_all_of_it_or_none(trained_home, 
 
 
 def test_sigkill_during_a_promote_leaves_one_loadable_current_version(trained_home, tmp_path):
-    from csbot.registry import ModelRegistry
+    from csbot.service.registry import ModelRegistry
 
     home = home_copy(trained_home, tmp_path)
     store = Store.open(home / "csbot.db")
@@ -170,7 +170,7 @@ def test_a_disk_that_refuses_writes_keeps_the_old_index_and_the_new_answer_servi
         import json, logging, resource, signal, sys
         sys.path.insert(0, {str(TESTS)!r})
         from conftest import HashingEncoder
-        from csbot.engine import Engine
+        from csbot.service.engine import Engine
         from csbot.settings import load_settings
         logging.basicConfig(level=logging.ERROR)
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead

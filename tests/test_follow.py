@@ -12,8 +12,8 @@ import time
 import pytest
 
 from conftest import HashingEncoder, save_version
-from csbot.engine import Engine
-from csbot.retrieval import AnswerIndex
+from csbot.service.engine import Engine
+from csbot.dialogue.answers import AnswerIndex
 from csbot.store import Store
 
 

@@ -11,9 +11,9 @@ import threading
 import pytest
 
 from conftest import FakeClock, HashingEncoder
-from csbot.engine import Engine
+from csbot.service.engine import Engine
 from csbot.errors import TrainingError
-from csbot.jobs import Retrainer
+from csbot.service.jobs import Retrainer
 from csbot.settings import load_settings
 from csbot.store import Store
 

@@ -12,10 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import FakeClock
-from csbot.auth import Accounts
-from csbot.engine import Engine
-from csbot.jobs import Retrainer
-from csbot.server import COOKIE, ChatLimits, create_app
+from csbot.service.auth import Accounts
+from csbot.service.engine import Engine
+from csbot.service.jobs import Retrainer
+from csbot.web.server import COOKIE, ChatLimits, create_app
 from csbot.settings import load_settings
 from csbot.store import Store
 

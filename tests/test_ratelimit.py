@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from csbot.ratelimit import RateLimiter
+from csbot.service.ratelimit import RateLimiter
 
 
 def test_docstring_example(clock):

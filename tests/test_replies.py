@@ -4,7 +4,7 @@ import pytest
 
 from csbot.errors import TemplateError
 from csbot.language import Words
-from csbot.replies import CUSTOMER_SLOTS, ReplyBook, fill, load_shop_file, load_templates_file
+from csbot.dialogue.replies import CUSTOMER_SLOTS, ReplyBook, fill, load_shop_file, load_templates_file
 
 SHOP = {"shop_name": "Test Shop", "opening_hours": "9 to 5"}
 

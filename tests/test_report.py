@@ -3,9 +3,9 @@ import math
 import numpy as np
 import pytest
 
-from csbot import report
+from csbot.web import report
 from csbot.errors import DataError
-from csbot.report import confusion_image, per_intent_table, summary_rows
+from csbot.web.report import confusion_image, per_intent_table, summary_rows
 
 
 def metrics_of(**per_intent) -> dict:
@@ -82,7 +82,7 @@ def test_summary_rows_from_the_store(store):
 
 
 def test_the_curve_picture_and_table_show_the_trade_off_and_the_serving_point():
-    from csbot.calibration import operating_curve
+    from csbot.nlu.calibration import operating_curve
 
     rng = np.random.default_rng(3)
     score = rng.normal(3, 1, 200)

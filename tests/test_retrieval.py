@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from csbot.errors import AnswerIndexError
-from csbot.retrieval import AnswerIndex
+from csbot.dialogue.answers import AnswerIndex
 
 ANSWERS = [
     {"id": 10, "questions": ["Do you offer gift wrapping?", "Can you wrap my present"],
@@ -60,7 +60,7 @@ def test_a_crash_while_saving_leaves_the_old_index_loadable(encoder, tmp_path, m
     folder = tmp_path / "answers"
     build(encoder).save(folder)
     bigger = build(encoder, ANSWERS + [{"id": 90, "questions": ["careers"], "answer": "See the careers page."}])
-    import csbot.retrieval as retrieval
+    import csbot.dialogue.answers as retrieval
 
     def crash(*args, **kwargs):
         raise OSError("disk full")

@@ -16,12 +16,12 @@ from gradio_client.exceptions import AppError, AuthenticationError
 from playwright.sync_api import expect
 
 from conftest import DATA, HashingEncoder, free_port
-from csbot.auth import Accounts
-from csbot.engine import Engine
+from csbot.service.auth import Accounts
+from csbot.service.engine import Engine
 from csbot.settings import load_settings
 from csbot.store import Store
-from csbot.ui.common import guarded
-from csbot.ui.staff import build_staff
+from csbot.web.common import guarded
+from csbot.web.staff import build_staff
 
 PASSWORD = "a long staff password"
 API_NAMES = {"inbox", "open_item", "label", "attach_answer", "new_answer", "dismiss", "take_over", "live",
@@ -276,7 +276,7 @@ def test_take_over_shows_new_customer_messages_and_import_needs_a_clean_file(sit
     (0.7, 0.55, "unsure and unlike its training messages"),
 ])
 def test_the_inbox_says_why_the_model_declined_in_words(confidence, similarity, reason):
-    from csbot.ui.staff.inbox import inbox_rows, trace_markdown, why
+    from csbot.web.staff.inbox import inbox_rows, trace_markdown, why
 
     trace = {"intent": "order_status", "confidence": confidence, "score": 2.31, "threshold": 3.45,
              "accepted": False, "similarity": similarity, "hits": [{"answer_id": 2, "score": 0.31}],
@@ -294,7 +294,7 @@ def test_the_inbox_says_why_the_model_declined_in_words(confidence, similarity, 
 
 def test_why_speaks_the_staff_language():
     from csbot.language import Words
-    from csbot.ui.staff.inbox import why
+    from csbot.web.staff.inbox import why
 
     zh = Words.load("zh")
     trace = {"intent": "order_status", "confidence": 1.0, "score": 2.31, "threshold": 3.45, "accepted": False,

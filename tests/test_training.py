@@ -7,10 +7,10 @@ import pytest
 import torch
 
 from csbot.errors import ModelError, TrainingCancelled, TrainingError
-from csbot.intents import IntentClassifier
+from csbot.nlu.intents import IntentClassifier
 from csbot.settings import resolve_model_path
-from csbot.calibration import choose_threshold, fit_temperature
-from csbot.training import TrainArgs, classification_report, collect, split, train
+from csbot.nlu.calibration import choose_threshold, fit_temperature
+from csbot.nlu.training import TrainArgs, classification_report, collect, split, train
 
 
 def test_collect_cleans_and_refuses_a_single_intent():
@@ -144,9 +144,9 @@ def test_loading_refuses_a_broken_folder(tiny_model_dir, tmp_path, damage, messa
 
 
 def test_the_export_computes_what_pytorch_computes(tiny_training, tmp_path):
-    from csbot import runtime
-    from csbot.intents import OUTPUTS
-    from csbot.network import Exportable
+    from csbot.nlu import runtime
+    from csbot.nlu.intents import OUTPUTS
+    from csbot.nlu.network import Exportable
 
     classifier = tiny_training.classifier
     texts = ["where is my order", "hello", "I would like to send the blue rug I bought back, please"]
@@ -192,7 +192,7 @@ def test_a_version_without_an_export_serves_on_pytorch(tiny_training, tiny_model
 
 @pytest.mark.parametrize("quantize", ["none", "auto"])
 def test_the_export_phase_quantises_only_when_told_or_when_it_keeps_accuracy(tiny_training, quantize):
-    from csbot.training import INT8_TOLERANCE, export
+    from csbot.nlu.training import INT8_TOLERANCE, export
 
     classifier, files = export(tiny_training.net, tiny_training.classifier.tokenizer, tiny_training.classifier.labels,
                                tiny_training.heldout, tiny_args(quantize=quantize))
@@ -220,7 +220,7 @@ def test_acceptance_score_rewards_closeness_to_training_messages(tiny_training):
 
 
 def test_evaluation_reports_known_out_of_scope_acceptance(tiny_training):
-    from csbot.training import evaluate
+    from csbot.nlu.training import evaluate
 
     report = evaluate(tiny_training.classifier, tiny_training.heldout,
                       oos_texts=["are you hiring?", "do you gift wrap?"])
@@ -243,7 +243,7 @@ def test_a_version_records_its_trade_off_curve_and_default_operating_point(tiny_
 def test_coverage_rule_accepts_the_asked_share_of_held_out_messages(tiny_training):
     import copy
 
-    from csbot.calibration import calibrate
+    from csbot.nlu.calibration import calibrate
 
     classifier = copy.copy(tiny_training.classifier)
     heldout = tiny_training.heldout
@@ -257,7 +257,7 @@ def test_the_training_path_imports_no_web_index_or_database_code():
     import subprocess
     import sys
 
-    code = ("import sys, csbot.training, csbot.benchmark; "
+    code = ("import sys, csbot.nlu.training, csbot.nlu.benchmark; "
             "print(sorted(m for m in ('gradio', 'faiss', 'sqlite_utils', 'sentence_transformers') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
@@ -321,9 +321,9 @@ def test_a_killed_process_ends_the_run_with_an_error_and_no_process_left():
 def test_feed_forward_quantisation_leaves_attention_and_the_head_in_fp32(tiny_training, tmp_path):
     import onnx
 
-    from csbot import runtime
-    from csbot.intents import OUTPUTS
-    from csbot.network import Exportable
+    from csbot.nlu import runtime
+    from csbot.nlu.intents import OUTPUTS
+    from csbot.nlu.network import Exportable
 
     batch = tiny_training.classifier.tokenizer(["hello there", "hi"], padding=True, return_tensors="pt")
     fp32 = runtime.export(Exportable(tiny_training.net), batch, tmp_path / "m.onnx", outputs=OUTPUTS)
@@ -338,7 +338,7 @@ def test_feed_forward_quantisation_leaves_attention_and_the_head_in_fp32(tiny_tr
 
 
 def test_feed_forward_quantisation_refuses_a_graph_without_feed_forward_layers(tmp_path):
-    from csbot import runtime
+    from csbot.nlu import runtime
 
     class HeadOnly(torch.nn.Module):  # one Gemm, nothing named like a transformer's feed-forward layer
         def __init__(self):

@@ -10,12 +10,12 @@ import threading
 import pytest
 
 from conftest import DATA, HashingEncoder
-from csbot.engine import Engine
+from csbot.service.engine import Engine
 from csbot.errors import TrainingError
-from csbot.jobs import Retrainer
+from csbot.service.jobs import Retrainer
 from csbot.settings import load_settings
 from csbot.store import Store
-from csbot.worker import Worker
+from csbot.service.worker import Worker
 
 
 def queue(store: Store, user: str = "ada") -> str:
@@ -95,7 +95,7 @@ def test_a_run_queued_by_a_replica_is_trained_by_a_worker_elsewhere_and_served_o
 
 
 def test_the_admin_page_shows_a_run_waiting_for_a_worker_then_which_worker_runs_it_and_where(store):
-    from csbot.ui.admin.retrain import status_html
+    from csbot.web.admin.retrain import status_html
 
     job = queue(store)
     waiting = status_html({**store.job(job), "options": {"user": "ada"}})

@@ -1,7 +1,7 @@
 """Curated answers and their question phrasings, and the rule for what a valid answer is.
 
 Every change raises the `answers` generation in the same transaction, so each serving process's
-FAISS index (retrieval.py) notices and catches up. The phrasing rows' ids are not the index's
+FAISS index (dialogue/answers.py) notices and catches up. The phrasing rows' ids are not the index's
 vector ids; the index keeps its own. This module does not embed or search.
 """
 

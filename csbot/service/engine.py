@@ -1,0 +1,472 @@
+"""The engine: builds the real store, reply book, encoder, answer index, registry and bot from
+Settings, keeps them in step with the store, and offers the few operations the CLI and the web
+app share.
+
+Heavy pieces (the encoder, the classifier) load on first use, so `init` or an import does not
+pay for what it does not need. The store is the one source of truth: the engine's `Follower`
+(follower.py) keeps this process's pieces in step with changes made anywhere, and no chat
+message waits for a model load or an index save. Training runs hold a lease (jobs.Lease). This
+module holds no business rules of its own: it wires and delegates (answer rules live in
+store/answers.py, account rules in auth.py and store/users.py, the routing order in bot.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from pathlib import Path
+
+from csbot.errors import AnswerIndexError, DataError, ModelError, TemplateError, TrainingCancelled
+from csbot.service.follower import Follower
+from csbot.importer import read_answers, read_logs
+from csbot.service.jobs import Lease
+from csbot.language import Words
+from csbot.dialogue.replies import ReplyBook, load_shop_file, load_templates_file
+from csbot.settings import Settings, resolve_model_path
+from csbot.store import Store, clean_answer, clean_question, local_actor, now
+
+log = logging.getLogger("csbot.service.engine")
+
+
+class Engine:
+    """One csbot home: its database, index, models and the bot that serves from them."""
+
+    def __init__(self, settings: Settings, *, store: Store | None = None, encoder=None):
+        self.settings = settings
+        self.store = store or Store.from_settings(settings)
+        self._encoder = encoder
+        self._index = None
+        self._bot = None
+        self._lock = threading.RLock()  # builds the lazy pieces once; never held while serving
+        self.swap_lock = threading.Lock()  # one promote / rollback / follower swap at a time
+        self.follower = Follower(self)
+
+    # --- lazily built pieces ------------------------------------------------------------
+    @property
+    def encoder(self):
+        if self._encoder is not None:
+            return self._encoder
+        with self._lock:
+            if self._encoder is None:
+                self._encoder = self._load_encoder()
+            return self._encoder
+
+    def _load_encoder(self):
+        """ONNX Runtime on a CPU when the runtime setting says onnx; sentence-transformers otherwise,
+        or when the model cannot be exported (said in the log); numpy for the multilingual USE."""
+        from csbot.nlu import runtime
+        from csbot.nlu.embedder import OnnxSentenceEncoder, SentenceEncoder, UniversalSentenceEncoder
+        from csbot.nlu.device import device_kind
+
+        name, settings = self.settings.retrieval_model, self.settings
+        device = device_kind(settings.device)
+        if name == UniversalSentenceEncoder.NAME:
+            return UniversalSentenceEncoder(threads=settings.inference_threads)
+        path = resolve_model_path(name, cache_dir=settings.cache_dir)
+        if runtime.serves(settings.runtime, device):
+            try:
+                return OnnxSentenceEncoder(name, path=path, cache_dir=settings.cache_dir,
+                                           threads=settings.inference_threads, quantize=settings.quantize)
+            except ModelError as exc:
+                log.warning("the answer encoder serves on PyTorch: %s", exc)
+        return SentenceEncoder(name, path=path, device=device)
+
+    @property
+    def index(self):
+        """The answer index, loaded from disk and caught up with the store (rebuilt if it is unusable)."""
+        if self._index is not None:
+            return self._index
+        from csbot.dialogue.answers import AnswerIndex
+
+        with self._lock:
+            if self._index is None:
+                try:
+                    index = AnswerIndex.load(self._index_dir, self.encoder, encoder=self.encoder.name,
+                                             dim=self.encoder.dim, across=self.settings.answer_across)
+                except AnswerIndexError as exc:
+                    log.warning("%s; rebuilding the answer index from the store", exc)
+                    index = AnswerIndex(self.encoder, encoder=self.encoder.name, dim=self.encoder.dim,
+                                        across=self.settings.answer_across)
+                done = self.follower.answers(index)
+                if done["changed"] or done["removed"]:
+                    log.info("answer index caught up with the store: %s", done)
+                    self.follower.index_dirty = not self.follower.save_index(index)
+                self._index = index
+            return self._index
+
+    @property
+    def registry(self):
+        from csbot.service.registry import ModelRegistry
+
+        return ModelRegistry(self.store, self.settings.models_dir, device=self.settings.device,
+                             runtime=self.settings.runtime, threads=self.settings.inference_threads)
+
+    @property
+    def bot(self):
+        if self._bot is not None:
+            return self._bot
+        from csbot.dialogue.bot import Bot
+
+        with self._lock:
+            if self._bot is None:
+                generations = self.store.generations()
+                classifier = self.follower.load_serving()
+                self._bot = Bot(store=self.store, replies=self.reply_book(),
+                                classifier=classifier, index=self.index,
+                                answer_threshold=self.settings.answer_threshold,
+                                answer_override=self.settings.answer_override,
+                                max_message_chars=self.settings.max_message_chars,
+                                review_confidence=self.settings.review_confidence,
+                                review_answer_score=self.settings.review_answer_score,
+                                handoff_intent=self.settings.handoff_intent or None)
+                self.follower.seen.update(templates=generations["templates"], shop=generations["shop"],
+                                          model=generations["model"])
+            return self._bot
+
+    @property
+    def built_bot(self):
+        """The bot if something built it already, else None (following does not build one)."""
+        return self._bot
+
+    @property
+    def model_problem(self) -> str | None:
+        """Why the model served is not the store's current one (said in the log and /api/health), or None."""
+        return self.follower.problem
+
+    @property
+    def _index_dir(self) -> Path:
+        return self.settings.indexes_dir / "answers"
+
+    def reply_book(self) -> ReplyBook:
+        return ReplyBook(self.store.templates(), self.store.shop(), Words.load(self.settings.language))
+
+    # --- following the store ------------------------------------------------------------
+    def sync(self) -> dict:
+        """Catch up with changes made anywhere (follower.py). Returns what changed."""
+        return self.follower.sync()
+
+    def follow(self, *, interval: float | None = None) -> None:
+        """Catch up every `interval` seconds (setting sync_seconds) in a background thread."""
+        self.follower.start(interval=interval or self.settings.sync_seconds)
+
+    def stop_following(self) -> None:
+        self.follower.stop()
+
+    # --- operations -----------------------------------------------------------------------
+    def readiness(self) -> list[str]:
+        """Why this process should not get traffic yet; [] when it is ready: the store answers, a
+        model is loaded, and the answer index and reply book are caught up with the store."""
+        bot = self.built_bot
+        if bot is None or bot.classifier is None:
+            return ["no model is loaded yet"]
+        try:
+            if not self.follower.caught_up(within=max(5.0, 5 * self.settings.sync_seconds)):
+                return ["the answer index or the reply book is behind the store"]
+        except Exception as exc:
+            return [f"the store does not answer: {type(exc).__name__}: {exc}"]
+        return []
+
+    def load_defaults(self, data_dir: Path | None = None) -> dict:
+        """Load shop facts, templates, the support log and the curated answers from a data folder.
+        Everything is read and checked before anything is stored."""
+        data_dir = Path(data_dir or self.settings.data_dir)
+        shop = load_shop_file(data_dir / "shop.yaml")
+        descriptions, templates = load_templates_file(data_dir / "templates.yaml")
+        ReplyBook(templates, shop)  # raises TemplateError on any broken variant
+        logs = read_logs(data_dir / "support_log.csv")
+        answers = read_answers(data_dir / "answers.csv")
+        unknown = sorted({r["intent"] for r in logs} - set(templates))
+        if unknown:
+            raise TemplateError(f"{data_dir / 'templates.yaml'}: intents {', '.join(unknown)} appear in the "
+                                "support log but have no templates; add templates for them")
+        self.store.set_shop(shop)
+        self.store.set_intents({intent: (descriptions[intent], variants) for intent, variants in templates.items()})
+        new_examples = self.store.add_examples(logs, source="import")
+        self.store.upsert_answers(answers)
+        self.store.audit(self.actor, "import_defaults", str(data_dir), detail={"answers": len(answers),
+                                                                              "examples": new_examples})
+        self.reindex()
+        return {"intents": len(templates), "examples": len(logs), "new_examples": new_examples,
+                "answers": len(answers)}
+
+    def import_logs(self, path: Path, *, actor: str | None = None) -> dict:
+        rows = read_logs(path)
+        new = self.store.add_examples(rows, source="import")
+        self.store.audit(actor or self.actor, "import_logs", Path(path).name, detail={"rows": len(rows), "new": new})
+        return {"rows": len(rows), "new": new}
+
+    def import_answers(self, path: Path, *, actor: str | None = None) -> dict:
+        answers = read_answers(path)
+        self.store.upsert_answers(answers)  # one transaction: all or nothing
+        self.store.audit(actor or self.actor, "import_answers", Path(path).name, detail={"rows": len(answers)})
+        self.reindex()
+        return {"rows": len(answers), "answers": len(self.store.answers())}
+
+    def reindex(self):
+        """Rebuild the answer index from the database and save it; servers following the store pick
+        the change up by themselves (their index catches up with the same rows)."""
+        from csbot.dialogue.answers import AnswerIndex
+
+        answers, generation = self.store.answers_snapshot()
+        index = AnswerIndex.build(answers, self.encoder, encoder=self.encoder.name, dim=self.encoder.dim,
+                                  generation=generation, across=self.settings.answer_across)
+        index.save(self._index_dir)
+        with self.follower.lock:
+            self._index = index
+            self.follower.seen["answers"] = generation
+            if self._bot is not None:
+                self._bot.index = index
+        return index
+
+    @property
+    def actor(self) -> str:
+        """Who the audit log names for a change made without a logged-in user (store.local_actor)."""
+        return local_actor()
+
+    def train(self, *, epochs: float | None = None, device: str | None = None, report=None,
+              should_stop=None, job: str | None = None, promote: bool = True, worker: str | None = None) -> dict:
+        """Fine-tune on every stored example, save a version with its comparison against the serving
+        model, and promote it if `promote` and the gate passes.
+
+        The run is recorded as a job (phase, step, loss, elapsed, estimate of the time left, outcome);
+        pass `job` to report into a job row made earlier (the admin page's background run). A cancel
+        request on that row stops the run. A failure leaves the serving model as it was."""
+        from csbot.nlu import training
+        from csbot.nlu.device import device_kind
+
+        args = training.TrainArgs.from_settings(self.settings, epochs=epochs, device=device)
+        device_name = device_kind(args.device)
+        if job is None:  # the CLI's own run: refused while another one holds a live lease
+            now_at = time.time()
+            job = self.store.start_job(kind="train", device=device_name, options="{}", at=now_at,
+                                       stale_before=now_at - self.settings.job_lease_seconds)
+        worker = worker or f"{socket.gethostname()}:{os.getpid()}"  # who runs it, as the admin page shows
+        self.store.update_job(job, device=device_name, phase="starting", pid=os.getpid(), worker=worker,
+                              heartbeat_at=time.time())
+        lease = Lease(self.store, job, worker=worker, every=self.settings.job_lease_seconds / 4)
+        started, tuning = time.monotonic(), {}
+
+        def progress(p) -> None:
+            elapsed = time.monotonic() - started
+            fields = {"phase": p.phase, "elapsed_seconds": round(elapsed, 1)}
+            if p.total:
+                fields.update(step=p.step, total=p.total, loss=p.loss)
+                tuning.setdefault("t0", elapsed - 1e-9)
+                if p.step:  # fine-tuning is nearly all of a run: extrapolate its pace, plus a little
+                    per_step = (elapsed - tuning["t0"]) / p.step
+                    fields["eta_seconds"] = round(per_step * (p.total - p.step) * 1.05 + 2, 1)
+            elif p.phase in ("export", "calibrate", "evaluate"):
+                fields["eta_seconds"] = 2.0
+            self.store.update_job(job, **fields)
+            if report:
+                report(p)
+
+        def stop_requested() -> bool:
+            # a cancel, or the lease lost (another process marked this run interrupted): stop either way
+            row = self.store.job(job)
+            return bool((should_stop and should_stop()) or row.get("cancel_requested")
+                        or row.get("status") != "running")
+        try:
+            oos = self.known_out_of_scope()
+            result = training.train(self.store.examples(), args, oos_texts=oos, report=progress,
+                                    should_stop=stop_requested)
+            registry = self.registry
+            try:
+                current = registry.load_current()
+            except ModelError:
+                current = None  # a broken current model must not block its replacement
+            gate = registry.gate(result, current)
+            version = registry.save(result)
+            self.store.update_job(job, phase="compare", eta_seconds=None)
+            try:
+                comparison = self.compare(result.classifier, current)
+            except Exception as exc:  # the report is a help, not a reason to lose the model
+                comparison = {"error": f"{type(exc).__name__}: {exc}"}
+            self.store.set_comparison(version, {"gate": gate, **comparison})
+            promoted = promote and gate["passed"] and self.store.job(job)["status"] == "running"
+            if promoted:
+                self.promote(version, actor="training")
+        except BaseException as exc:
+            lease.stop()
+            status = "cancelled" if isinstance(exc, TrainingCancelled) else "failed"
+            self.store.finish_job(job, status=status, error=f"{type(exc).__name__}: {exc}", finished_at=now(),
+                                  eta_seconds=None)  # an interrupted mark made elsewhere stands
+            raise
+        lease.stop()
+        self.store.finish_job(job, status="done", phase="done", model_version=version, finished_at=now(),
+                              eta_seconds=0.0, elapsed_seconds=round(time.monotonic() - started, 1))
+        self.store.audit("training", "train_done", version, detail={"job": job, "promoted": promoted,
+                                                                    "accuracy": result.metrics.get("accuracy")})
+        return {"version": version, "promoted": promoted, "gate": gate, "job": job,
+                "metrics": {k: result.metrics.get(k) for k in ("accuracy", "macro_f1", "accepted",
+                                                                "accepted_precision", "known_oos_accepted", "n")},
+                "threshold": round(result.classifier.threshold, 4),
+                "temperature": round(result.classifier.temperature, 4),
+                "train_seconds": round(result.train_seconds, 1), "device": result.classifier.meta["device"],
+                "n_train": result.n_train, "n_heldout": result.n_heldout,
+                "changed_on_recent": {k: comparison.get(k) for k in ("messages", "intent_changed", "route_changed")}}
+
+    def known_out_of_scope(self, *, limit: int = 2000) -> list[str]:
+        """Questions known to be outside every intent, which the trade-off curve counts as wrongly
+        accepted when the threshold lets them through: the curated answers' phrasings, and the
+        fallbacks staff dismissed (answered ones are phrasings already)."""
+        dismissed = [m["text"] for m in self.store.inbox(status="dismissed", limit=limit) if m.get("inbox") == "fallback"]
+        return list(dict.fromkeys([q["question"] for q in self.store.questions()] + dismissed))
+
+    # --- staff curation: each change is live for the next customer, no retraining -----------
+    def save_answer(self, *, key: str, questions: list[str], answer: str, actor: str | None = None,
+                    create_only: bool = False) -> int:
+        """Create or replace the curated answer `key` and make it searchable at once. Returns its id.
+        With `create_only`, an existing key is refused instead of replaced."""
+        clean = clean_answer(key=key, questions=questions, answer=answer,
+                             max_question_chars=self.settings.max_message_chars)
+        answer_id = self.store.upsert_answer(**clean, create_only=create_only)
+        self.store.audit(actor or self.actor, "answer_save", clean["key"], detail={"id": answer_id,
+                                                                                   "questions": len(clean["questions"])})
+        self._catch_up_answers()
+        return answer_id
+
+    def delete_answer(self, answer_id: int, *, actor: str | None = None) -> None:
+        key = self.store.answer(answer_id)["key"]
+        self.store.delete_answer(answer_id)
+        self.store.audit(actor or self.actor, "answer_delete", key, detail={"id": answer_id})
+        self._catch_up_answers()
+
+    def attach_question(self, answer_id: int, question: str, *, actor: str | None = None) -> None:
+        """Add a customer's wording to an existing answer's phrasings."""
+        question = clean_question(question, max_question_chars=self.settings.max_message_chars)
+        answer = self.store.add_question(answer_id, question)
+        self.store.audit(actor or self.actor, "answer_attach", answer["key"], detail={"question": question[:200]})
+        self._catch_up_answers()
+
+    def answer_inbox_item(self, message_id: int, *, actor: str, answer_id: int | None = None,
+                          key: str | None = None, text: str | None = None) -> None:
+        """Answer an inbox message: attach it to answer `answer_id` as a new phrasing, or make it the
+        first phrasing of a new answer `key` with `text` (never replacing an existing one); then the
+        item is closed as answered. Either way the bot uses it for the next similar question."""
+        message = self._customer_message(message_id)
+        if answer_id is not None:
+            self.attach_question(int(answer_id), message["text"], actor=actor)
+        else:
+            self.save_answer(key=key or "", questions=[message["text"]], answer=text or "", actor=actor,
+                             create_only=True)
+        self.store.set_inbox_status(message_id, "answered")
+
+    def dismiss(self, message_id: int, *, actor: str) -> None:
+        self._customer_message(message_id)
+        self.store.set_inbox_status(message_id, "dismissed")
+        self.store.audit(actor, "inbox_dismiss", str(message_id))
+
+    def _customer_message(self, message_id: int) -> dict:
+        message = self.store.message(message_id)
+        if message is None or message["role"] not in ("customer", "system"):
+            raise DataError(f"message {message_id} is not a customer message in the inbox; pick one from the list")
+        return message
+
+    def _catch_up_answers(self) -> None:
+        """Serve an answer change from this process's next message (the follower saves the index)."""
+        if self._index is not None:
+            self.follower.answers(self._index)
+
+    def set_templates(self, intent: str, variants: list[str], *, actor: str | None = None) -> None:
+        """Replace an intent's reply variants; a variant that does not render is refused and the old ones stay."""
+        descriptions = self.store.intents()
+        if intent not in descriptions:
+            raise DataError(f"no intent {intent!r}; pick one of the list")
+        variants = [v.strip() for v in variants if v and v.strip()]
+        if not variants:
+            raise TemplateError(f"intent {intent!r} needs at least one reply variant")
+        book = self.reply_book()
+        book.check(intent, variants)  # raises TemplateError with the reason
+        self.store.set_intent(intent, description=descriptions[intent], templates=variants)
+        self.store.audit(actor or self.actor, "templates_edit", intent, detail={"variants": len(variants)})
+        self.sync()
+
+    def label(self, message_id: int, intent: str, *, author: str) -> None:
+        """Staff label a customer message with an intent: a training example for the next retrain."""
+        message = self.store.message(message_id)
+        if message is None or message["role"] != "customer":
+            raise DataError(f"message {message_id} is not a customer message")
+        if intent not in self.store.intents():
+            raise DataError(f"no intent {intent!r}; pick one of the list")
+        self.store.add_examples([{"text": message["text"], "intent": intent,
+                                  "created_at": message["created_at"]}], source=f"staff:{author}")
+        self.store.set_inbox_status(message_id, "labelled")
+        self.store.audit(author, "label", intent, detail={"message": message_id})
+
+    def compare(self, new, current, *, limit: int = 300) -> dict:
+        """How the new classifier would change recent real traffic against the current one:
+        how many of the last `limit` customer messages get another intent or another route."""
+        texts = self.store.recent_customer_messages(limit)
+        if not texts or current is None:
+            return {"messages": len(texts), "intent_changed": None, "route_changed": None,
+                    "against": current.version if current else None, "examples": []}
+        from csbot.dialogue.bot import route_for
+
+        book, thresholds = self.reply_book(), dict(answer_threshold=self.settings.answer_threshold,
+                                                   answer_override=self.settings.answer_override)
+        tops = [hits[0].score if hits else None for hits in self.index.search_many(texts, k=1)]
+        old, new_p = current.predict(texts), new.predict(texts)
+        examples, intent_changed, route_changed = [], 0, 0
+        for text, top, a, b in zip(texts, tops, old, new_p):
+            route_a = route_for(a, top, templates=book.templates, **thresholds)
+            route_b = route_for(b, top, templates=book.templates, **thresholds)
+            intent_changed += a.intent != b.intent
+            route_changed += route_a != route_b
+            if (a.intent != b.intent or route_a != route_b) and len(examples) < 20:
+                examples.append({"message": text, "current": f"{a.intent} / {route_a}", "new": f"{b.intent} / {route_b}"})
+        return {"messages": len(texts), "intent_changed": intent_changed, "route_changed": route_changed,
+                "against": current.version, "examples": examples}
+
+    def promote(self, version: str, *, actor: str | None = None) -> None:
+        """Serve `version`: it is loaded first (a version that does not load is refused and the
+        current one stays), then named current in the store and swapped in here by reference;
+        every other process follows the store within its next poll. No chat message waits."""
+        with self.swap_lock:  # a promote and a rollback at once must not leave the other one serving
+            classifier = self.registry.promote(version)
+            if self._bot is not None:
+                self._bot.set_classifier(classifier)
+                self.follower.problem = None
+        self.store.audit(actor or self.actor, "promote", version)
+
+    def set_operating_point(self, version: str, *, precision: float | None = None,
+                            acceptance: float | None = None, default: bool = False,
+                            actor: str | None = None) -> dict:
+        """Move `version`'s operating point along its saved curve, to a target precision of the
+        accepted or a target acceptance (calibration.point_for), or back to the trained default.
+        It serves here at once and in every other process from its next poll; no retraining.
+        Returns the point chosen, with the threshold it had before."""
+        from csbot.nlu.calibration import point_for
+
+        row = next((v for v in self.store.model_versions() if v["id"] == version), None)
+        if row is None:
+            raise DataError(f"no model version {version!r}; `python -m csbot models` lists them")
+        metrics = row.get("metrics") or {}
+        if default:
+            trained = metrics.get("operating_point") or {}
+            if trained.get("threshold") is None:
+                raise DataError(f"{version} records no trained default threshold; move it by a target instead")
+            point = {**trained, "by": "default"}
+        else:
+            point = point_for(metrics.get("operating_curve") or {}, precision=precision, acceptance=acceptance)
+        before = row.get("threshold")
+        with self.swap_lock:  # not between a promote's load and its swap
+            self.store.set_operating_point(version, point["threshold"], None if default else point)
+            serving = self._bot.classifier if self._bot is not None else None
+            if serving is not None and serving.version == version:
+                serving.threshold = float(point["threshold"])
+        detail = {k: point.get(k) for k in ("by", "target", "threshold", "accepted", "precision", "oos_accepted")}
+        self.store.audit(actor or self.actor, "operating_point", version, detail={**detail, "before": before})
+        return {**point, "before": before}
+
+    def rollback(self, *, actor: str | None = None) -> str:
+        with self.swap_lock:
+            version, classifier = self.registry.rollback()
+            if self._bot is not None:
+                self._bot.set_classifier(classifier)
+                self.follower.problem = None
+        self.store.audit(actor or self.actor, "rollback", version)
+        return version

@@ -1,0 +1,146 @@
+"""The staff page's Live conversations tab: chats handed off to or taken over by a person, polled every
+3 s, with the transcript of the one picked and a box to reply, take over, or hand back to the bot.
+
+`live_tab` builds the tab's components and events inside the current Blocks; `live_list` and `shown`
+are also used by the Inbox's "Take over" (wired in the package's `build_staff`). The transcript goes
+through `chat.as_text` into a Chatbot with markdown and tags off, so customer text never runs. This
+module does not decide who owns a conversation: the bot's take_over / staff_reply / hand_back do.
+Its words are the `staff` section's; the owner and role in a row are the store's names, as stored.
+"""
+
+from typing import NamedTuple
+
+import gradio as gr
+
+from csbot.language import Words
+from csbot.web.chat import as_text as chat_message
+from csbot.web.common import guarded
+from csbot.web.staff.format import when
+
+
+def live_rows(conversations: list[dict], transcripts: dict[str, list[dict]]) -> list[list[str]]:
+    """One row per live conversation with its last message.
+
+    Example: live_rows([{"id": "c1", "owner": "human", "handoff_at": "2025-02-01T10:00:00"}],
+             {"c1": [{"role": "system", "author": "sam", "text": "sam joined", "created_at": "2025-02-01T10:01"},
+                     {"role": "customer", "author": None, "text": "hi", "created_at": "2025-02-01T10:02"}]})
+             -> [["c1", "human (sam)", "2025-02-01 10:00", "customer: hi", "2025-02-01 10:02"]]
+    """
+    rows = []
+    for c in conversations:
+        messages = transcripts.get(c["id"]) or []
+        staff = next((m["author"] for m in reversed(messages) if m.get("author")), None)
+        last = messages[-1] if messages else None
+        rows.append([c["id"], f"{c['owner']} ({staff})" if staff and c["owner"] == "human" else c["owner"],
+                     when(c.get("handoff_at")), f"{last['role']}: {last['text'][:120]}" if last else "",
+                     when(last["created_at"]) if last else ""])
+    return rows
+
+
+def transcript(messages: list[dict], words: Words) -> list[dict]:
+    """A conversation for the Chatbot: the customer on the right, bot, staff and system on the left.
+
+    Example: transcript([{"role": "customer", "text": "<b>hi</b>"},
+                         {"role": "staff", "author": "sam", "text": "Hello"}], Words.load("en"))
+             -> [{"role": "user", "content": "&lt;b&gt;hi&lt;/b&gt;"},
+                 {"role": "assistant", "content": "sam (staff): Hello"}]
+    """
+    out = []
+    for m in messages:
+        if m["role"] == "customer":
+            out.append(chat_message("user", m["text"]))
+        elif m["role"] == "staff":
+            out.append(chat_message("assistant", words.say("staff.staff_says", text=m["text"],
+                                                           author=m.get("author") or words["staff.staff_author"])))
+        elif m["role"] == "system":
+            out.append(chat_message("assistant", f"· {m['text']}"))
+        else:
+            out.append(chat_message("assistant", words.say("staff.bot_says", text=m["text"])))
+    return out
+
+
+def live_list(store) -> list[list[str]]:
+    """The live conversations table as it stands now."""
+    conversations = store.live_conversations()
+    return live_rows(conversations, {c["id"]: store.messages(c["id"]) for c in conversations})
+
+
+def shown(store, cid: str, words: Words) -> tuple[list[dict], int]:
+    """Conversation `cid` for the Chatbot, and the id of its last message (0 if it has none)."""
+    messages = store.messages(cid)
+    return transcript(messages, words), (messages[-1]["id"] if messages else 0)
+
+
+class LiveParts(NamedTuple):
+    """The Live components the Inbox's "Take over" updates."""
+    live_table: gr.Dataframe
+    live_seen: gr.State
+    conversation: gr.Textbox
+    log: gr.Chatbot
+    shown_up_to: gr.State
+
+
+def live_tab(page: gr.Blocks, *, engine, accounts, words: Words) -> LiveParts:
+    """Build the Live conversations tab and its events inside the current gr.Tabs."""
+    store = engine.store
+    staff = guarded(accounts, "staff")
+
+    with gr.Tab(words["staff.live_tab"], id="live") as tab:
+        timer = gr.Timer(3)
+        live_seen = gr.State(None)  # the rows last sent, so an unchanged list is not re-sent
+        shown_up_to = gr.State(0)  # the last message id in the transcript shown
+        live_refresh = gr.Button(words["staff.refresh"], size="sm")
+        live_table = gr.Dataframe(headers=words["staff.live_headers"], datatype="str", type="array",
+                                  interactive=False, wrap=True, max_height=240,
+                                  column_widths=["26%", "12%", "14%", "34%", "14%"], label=words["staff.live_table"])
+        conversation = gr.Textbox(label=words["staff.conversation"], interactive=False, max_lines=1)
+        log = gr.Chatbot(label=words["staff.transcript"], height=420, render_markdown=False, sanitize_html=True,
+                         allow_tags=False, feedback_options=None, buttons=["copy"])
+        reply_box = gr.Textbox(label=words["staff.reply_box"], max_lines=6)
+        with gr.Row():
+            send_btn = gr.Button(words["staff.send"], variant="primary")
+            join_btn = gr.Button(words["staff.take_over"])
+            handback_btn = gr.Button(words["staff.hand_back"])
+
+    @staff
+    def live(seen, cid, up_to, request: gr.Request, *, user):
+        # Polled every 3 s: send only what changed, so the page does not flicker or lose its scroll.
+        rows = live_list(store)
+        table = (gr.skip(), gr.skip()) if rows == seen else (rows, rows)
+        if cid and store.messages_after(cid, int(up_to or 0)):
+            return (*table, *shown(store, cid, words))
+        return (*table, gr.skip(), gr.skip())
+
+    @staff
+    def open_conversation(evt: gr.SelectData, request: gr.Request, *, user):
+        cid = evt.row_value[0]
+        return (cid, *shown(store, cid, words))
+
+    @staff
+    def take_over_conversation(cid, request: gr.Request, *, user):
+        engine.bot.take_over(cid, author=user)
+        rows = live_list(store)
+        return (rows, rows, *shown(store, cid, words))
+
+    @staff
+    def staff_reply(cid, text, request: gr.Request, *, user):
+        engine.bot.staff_reply(cid, text, author=user)
+        rows = live_list(store)
+        return ("", rows, rows, *shown(store, cid, words))
+
+    @staff
+    def hand_back(cid, request: gr.Request, *, user):
+        engine.bot.hand_back(cid, author=user)
+        rows = live_list(store)
+        return (rows, rows, *shown(store, cid, words))
+
+    live_outputs = [live_table, live_seen, log, shown_up_to]
+    gr.on([page.load, timer.tick, live_refresh.click, tab.select], live,
+          [live_seen, conversation, shown_up_to], live_outputs, api_name="live", show_progress="hidden")
+    live_table.select(open_conversation, outputs=[conversation, log, shown_up_to], api_name="open_conversation")
+    join_btn.click(take_over_conversation, [conversation], live_outputs, api_name="take_over_conversation")
+    gr.on([send_btn.click, reply_box.submit], staff_reply, [conversation, reply_box], [reply_box, *live_outputs],
+          api_name="staff_reply")
+    handback_btn.click(hand_back, [conversation], live_outputs, api_name="hand_back")
+    return LiveParts(live_table=live_table, live_seen=live_seen, conversation=conversation, log=log,
+                     shown_up_to=shown_up_to)
