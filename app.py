@@ -16,8 +16,8 @@ import time
 
 import csbot  # noqa: F401  (sets the offline environment before gradio is imported)
 from csbot.cli import progress_printer
-from csbot.service.engine import Engine
 from csbot.errors import CsbotError
+from csbot.service.engine import Engine
 from csbot.settings import load_settings
 
 

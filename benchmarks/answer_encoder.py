@@ -23,9 +23,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from csbot.nlu.embedder import OnnxSentenceEncoder, SentenceEncoder  # noqa: E402
 from csbot.importer import read_answers  # noqa: E402
-from csbot.settings import ANSWER_SCALES, DEFAULT_BASE_MODEL, resolve_model_path  # noqa: E402
+from csbot.nlu.basemodels import resolve_model_path  # noqa: E402
+from csbot.nlu.embedder import OnnxSentenceEncoder, SentenceEncoder  # noqa: E402
+from csbot.settings import ANSWER_SCALES, DEFAULT_BASE_MODEL  # noqa: E402
 
 
 def leave_one_out(encode, answers: list[dict], thresholds: tuple[float, ...]) -> dict:

@@ -35,10 +35,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from csbot import e5small  # noqa: E402
-from csbot.nlu.embedder import OnnxSentenceEncoder, UniversalSentenceEncoder  # noqa: E402
 from csbot.importer import read_answers, read_logs  # noqa: E402
-from csbot.settings import ANSWER_SCALES, DEFAULT_BASE_MODEL, resolve_model_path  # noqa: E402
+from csbot.nlu import e5small  # noqa: E402
+from csbot.nlu.basemodels import resolve_model_path  # noqa: E402
+from csbot.nlu.embedder import OnnxSentenceEncoder, UniversalSentenceEncoder  # noqa: E402
+from csbot.settings import ANSWER_SCALES, DEFAULT_BASE_MODEL  # noqa: E402
 from csbot.text import unspaced  # noqa: E402
 
 SHOPS = {"en": ROOT / "data", "zh": ROOT / "data" / "zh"}

@@ -36,9 +36,22 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from load import (  # noqa: E402
+    Server,
+    admin_client,
+    admin_name,
+    check_stored,
+    copy_home,
+    health,
+    load_arguments,
+    machine,
+    max_message_id,
+    read_texts,
+    run_load,
+    summary_line,
+)
+
 import csbot  # noqa: E402,F401  (the offline environment)
-from load import (Server, admin_client, admin_name, check_stored, copy_home, health, load_arguments,  # noqa: E402
-                  machine, max_message_id, read_texts, run_load, summary_line)
 
 
 def add_copy_version(home: Path) -> tuple[str, str]:

@@ -42,12 +42,24 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-import csbot  # noqa: E402  (sets the offline environment the server inherits)
 import httpx  # noqa: E402
 
-from csbot.service.jobs import process_alive  # noqa: E402
+import csbot  # noqa: E402  (sets the offline environment the server inherits)
 
 CONVERSATION_LENGTH = (3, 6)  # a client starts a new conversation every 3-6 messages
+
+
+def process_alive(pid: int | None) -> bool:
+    """Whether a process with this id exists and is ours to signal. Example: process_alive(None) -> False
+
+    Only for processes this machine started just now: a job's liveness is its lease (jobs.py)."""
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -213,7 +225,7 @@ def max_message_id(db_path: Path) -> int:
 
     store = Store.open(db_path)
     try:
-        return store.query("SELECT coalesce(max(id), 0) AS m FROM messages")[0]["m"]
+        return store.db.rows("SELECT coalesce(max(id), 0) AS m FROM messages")[0]["m"]
     finally:
         store.db.close()
 
@@ -237,7 +249,7 @@ def check_stored(db_path: Path, records: list[dict], *, after_id: int) -> dict:
     used = {r["cid"] for r in records if r["status"] == 200}
     store = Store.open(db_path)
     try:
-        rows = store.query("SELECT id, conversation_id, role, text, inbox FROM messages WHERE id > ? ORDER BY id",
+        rows = store.db.rows("SELECT id, conversation_id, role, text, inbox FROM messages WHERE id > ? ORDER BY id",
                            [after_id])
     finally:
         store.db.close()

@@ -46,8 +46,8 @@ STAGES = {
 
 
 def child(home: str, runtime: str, messages: int) -> dict:
-    from csbot.service.engine import Engine
     from csbot.importer import read_logs
+    from csbot.service.engine import Engine
     from csbot.settings import load_settings
 
     bot = Engine(load_settings(home=home, runtime=runtime)).bot

@@ -43,12 +43,23 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-import csbot  # noqa: E402,F401  (the offline environment)
 import httpx  # noqa: E402
-from load import (Server, check_stored, copy_home, free_port, load_arguments, machine, max_message_id,  # noqa: E402
-                  percentile, read_texts, run_load, summary_line)
+from load import (  # noqa: E402
+    Server,
+    check_stored,
+    copy_home,
+    free_port,
+    load_arguments,
+    machine,
+    max_message_id,
+    percentile,
+    read_texts,
+    run_load,
+    summary_line,
+)
 from pgcluster import Cluster  # noqa: E402
 
+import csbot  # noqa: E402,F401  (the offline environment)
 
 # --- 1. the store's cost per chat message ---------------------------------------------------
 DRAIN = 5.0  # CSBOT_DRAIN_SECONDS of the replicas

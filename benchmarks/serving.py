@@ -66,8 +66,8 @@ def main() -> int:
         figures["train_wall_seconds"] = round(seconds, 1)
         figures["train"] = json.loads(summary)
 
-    from csbot.service.engine import Engine
     from csbot.importer import read_answers, read_logs
+    from csbot.service.engine import Engine
     from csbot.settings import load_settings
 
     started = time.perf_counter()

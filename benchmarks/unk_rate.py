@@ -21,9 +21,9 @@ sys.path.insert(0, str(ROOT))
 
 from tokenizers import Tokenizer  # noqa: E402
 
-from csbot import e5small  # noqa: E402
 from csbot.importer import read_logs  # noqa: E402
-from csbot.settings import resolve_model_path  # noqa: E402
+from csbot.nlu import e5small  # noqa: E402
+from csbot.nlu.basemodels import resolve_model_path  # noqa: E402
 from csbot.text import fold  # noqa: E402
 
 

@@ -126,8 +126,8 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from csbot.nlu import benchmark
     from csbot.importer import read_logs
+    from csbot.nlu import benchmark
     from csbot.nlu.training import TrainArgs
 
     settings = _settings(args)

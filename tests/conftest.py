@@ -21,12 +21,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from pgcluster import Cluster
 from playwright.sync_api import expect, sync_playwright
 
+from csbot.errors import AccessDenied
 from csbot.settings import load_settings
 from csbot.store import Store
 from csbot.store.sqlite import SqliteDatabase
-from pgcluster import Cluster
 
 DATA = Path(__file__).parent / "data"
 ROOT = Path(__file__).parent.parent
@@ -106,7 +107,7 @@ def settings(tmp_path: Path, data_dir: Path):
 def tiny_training(tmp_path_factory):
     """A classifier fine-tuned for 6 real steps on the tiny log (about 10 s on a CPU)."""
     from csbot.importer import read_logs
-    from csbot.settings import resolve_model_path
+    from csbot.nlu.basemodels import resolve_model_path
     from csbot.nlu.training import TrainArgs, train
 
     rows = read_logs(DATA / "support_log.csv")
@@ -199,6 +200,16 @@ def wait_for_app(process: subprocess.Popen, port: int, log: Path, *, timeout: fl
                 process.kill()
                 pytest.fail(f"app.py did not start:\n{log.read_text()}")
             time.sleep(0.5)
+
+
+def logs_in(accounts, name: str, password: str, *, address: str = "unknown") -> bool:
+    """Whether `password` opens `name`'s account from `address`, asked as the login form asks
+    (Accounts.login: a failure counts toward the lockout, a success makes a session)."""
+    try:
+        accounts.login(name, password, address=address)
+        return True
+    except AccessDenied:
+        return False
 
 
 class FakeClock:

@@ -15,19 +15,18 @@ import time
 from types import SimpleNamespace
 
 import pytest
+from conftest import DATA, HashingEncoder, free_port, logs_in, save_version
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 from PIL import Image
 from playwright.sync_api import expect
 
-from conftest import DATA, HashingEncoder, free_port, save_version
 from csbot.service.auth import Accounts
 from csbot.service.engine import Engine
 from csbot.service.jobs import Retrainer
 from csbot.settings import load_settings
 from csbot.store import Store
 from csbot.web import admin as page
-
 
 ADMIN_PW, STAFF_PW = "ada's long password", "sam's long password"
 ENDPOINTS = {  # every endpoint of the page, with arguments a caller might send
@@ -256,7 +255,7 @@ def test_accounts(site, admin):
     table, names, _, pw, again, note = admin.predict("eve", "staff", "eve's long password", "eve's long password",
                                                      api_name="/create_user")
     assert ["eve", "staff"] == [r for r in table["data"] if r[0] == "eve"][0][:2] and pw == again == ""
-    assert "long password" not in str(table) + note and site.accounts.check("eve", "eve's long password")
+    assert "long password" not in str(table) + note and logs_in(site.accounts, "eve", "eve's long password")
     for args, problem in [(("eve", "admin", "another long one", "another long one"), "already a user named 'eve'"),
                           (("fay", "staff", "short", "short"), "must be 10-256 characters"),
                           (("fay", "staff", "a long password", "a long passwore"), "the two passwords differ")]:
@@ -265,7 +264,7 @@ def test_accounts(site, admin):
     assert site.store.user("fay") is None and site.store.user("eve")["role"] == "staff"
     pw, again, note = admin.predict("eve", "eve's new password", "eve's new password", api_name="/reset_password")
     assert pw == again == "" and "eve" in note
-    assert site.accounts.check("eve", "eve's new password") and not site.accounts.check("eve", "eve's long password")
+    assert logs_in(site.accounts, "eve", "eve's new password") and not logs_in(site.accounts, "eve", "eve's long password")
     table, names, _ = admin.predict(api_name="/users")
     assert {r[0] for r in table["data"]} == {"ada", "eve", "sam"}
 
@@ -275,9 +274,9 @@ def test_account_changes_and_the_audit_log(site, admin):
     assert site.accounts.role("eve") == "admin" and "sessions ended" in note
     table, _, _, note = admin.predict("eve", "staff", api_name="/disable_user")
     assert ["eve", "admin", "disabled"] == [r for r in table["data"] if r[0] == "eve"][0][:3]
-    assert not site.accounts.check("eve", "eve's new password")  # a disabled account cannot log in
+    assert not logs_in(site.accounts, "eve", "eve's new password")  # a disabled account cannot log in
     admin.predict("eve", "staff", api_name="/enable_user")
-    assert site.accounts.check("eve", "eve's new password")
+    assert logs_in(site.accounts, "eve", "eve's new password")
     with pytest.raises(AppError, match="cannot delete the account you are logged in with"):
         admin.predict("ada", "staff", api_name="/delete_user")
     admin.predict("eve", "staff", api_name="/delete_user")

@@ -13,8 +13,8 @@ from fastapi.testclient import TestClient
 from csbot.service.auth import Accounts
 from csbot.service.engine import Engine
 from csbot.service.jobs import Retrainer
-from csbot.web.server import ChatLimits, create_app
 from csbot.settings import load_settings
+from csbot.web.server import ChatLimits, create_app
 
 ADMIN_PASSWORD = "admin-password-for-tests"
 
@@ -41,7 +41,7 @@ def client(engine):
 
 
 def stored(engine) -> int:
-    return engine.store.query("SELECT count(*) AS n FROM messages")[0]["n"]
+    return engine.store.db.rows("SELECT count(*) AS n FROM messages")[0]["n"]
 
 
 def test_a_conversation_over_the_api(client, engine):

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Error as PlaywrightError, expect
-
 from conftest import clean_environment, free_port, launch_app, open_row, wait_for_app
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import expect
 
 ADMIN_PASSWORD = "admin-browser-test-pw"
 STAFF = ("sam", "sam-browser-test-pw")
@@ -250,7 +250,7 @@ def test_staff_take_over_a_handed_off_chat_and_the_customer_sees_the_reply_witho
     expect(customer.get_by_test_id("bot").last).to_be_visible(timeout=30_000)
     customer.get_by_role("button", name="Talk to a person").click()
     expect(customer.get_by_test_id("bot").last).to_contain_text("asked a member of our team", timeout=30_000)
-    [cid] = [r["conversation_id"] for r in server.store().query(
+    [cid] = [r["conversation_id"] for r in server.store().db.rows(
         "SELECT conversation_id FROM messages WHERE text = 'hello, live chat test here'")]
 
     staff = browser.new_page()
@@ -323,7 +323,7 @@ def test_a_customer_keeps_their_conversation_and_staff_logins_survive_a_restart(
     expect(customer.get_by_test_id("user").first).to_contain_text("hello before the restart", timeout=60_000)
     send(customer, "and after it")
     expect(customer.get_by_test_id("user")).to_have_count(2, timeout=60_000)
-    conversations = {m["conversation_id"] for m in server.store().query(
+    conversations = {m["conversation_id"] for m in server.store().db.rows(
         "SELECT conversation_id FROM messages WHERE text IN ('hello before the restart', 'and after it')")}
     assert len(conversations) == 1  # the same conversation, not a new one
     reload_after_restart(staff)  # the session is in the store: no new login after a restart

@@ -9,9 +9,16 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import (
+    DATA,
+    clean_environment,
+    csbot,
+    free_port,
+    launch_app,
+    open_row,
+    wait_for_app,
+)
 from playwright.sync_api import expect
-
-from conftest import DATA, clean_environment, csbot, free_port, launch_app, open_row, wait_for_app
 
 STAFF = ("lin", "lin-browser-test-pw")
 

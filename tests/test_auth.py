@@ -9,10 +9,11 @@ import base64
 import hashlib
 
 import pytest
+from conftest import logs_in
 
+from csbot.errors import AccessDenied, DataError
 from csbot.service import auth
 from csbot.service.auth import Accounts, hash_password, verify_password
-from csbot.errors import AccessDenied, DataError
 
 PASSWORD = "correct horse battery"
 
@@ -91,8 +92,8 @@ def test_unencodable_password_is_false_not_an_error():
 def test_create_and_check(accounts, store):
     accounts.create("sam.lee", PASSWORD, role="staff")
     assert store.user("sam.lee")["password_hash"].startswith("scrypt$16384$8$1$")
-    assert accounts.check("sam.lee", PASSWORD) is True
-    assert accounts.check("sam.lee", "not the password") is False
+    assert logs_in(accounts, "sam.lee", PASSWORD) is True
+    assert logs_in(accounts, "sam.lee", "not the password") is False
     assert accounts.role("sam.lee") == "staff"
     assert accounts.list() == [{"name": "sam.lee", "role": "staff", "disabled": 0,
                                 "created_at": accounts.list()[0]["created_at"],
@@ -128,7 +129,7 @@ def test_duplicate_name_is_refused(accounts):
 def test_unknown_user_still_spends_a_hash(accounts, scrypt_calls):
     auth._dummy_hash()  # made once per process; not part of what a login costs
     scrypt_calls.clear()
-    assert accounts.check("nobody", PASSWORD) is False
+    assert logs_in(accounts, "nobody", PASSWORD) is False
     assert len(scrypt_calls) == 1
 
 
@@ -142,65 +143,65 @@ def test_check_never_raises_on_bad_input(accounts, scrypt_calls, name, password,
     accounts.store.add_user("sam", role="staff", password_hash="not a hash")
     auth._dummy_hash()
     scrypt_calls.clear()
-    assert accounts.check(name, password) is False
+    assert logs_in(accounts, name, password) is False
     assert len(scrypt_calls) == hashes
 
 
 def test_damaged_stored_hash_refuses_the_login(accounts, store):
     store.add_user("sam", role="staff", password_hash="scrypt$oops")
-    assert accounts.check("sam", "anything at all") is False
+    assert logs_in(accounts, "sam", "anything at all") is False
 
 
 # --- lockout ------------------------------------------------------------------------------
 def test_lockout_after_failures_and_its_expiry(accounts, clock):
     accounts.create("sam", PASSWORD, role="staff")
     for _ in range(3):
-        assert accounts.check("sam", "wrong password") is False
+        assert logs_in(accounts, "sam", "wrong password") is False
     clock.now += 59
-    assert accounts.check("sam", PASSWORD) is False  # the right password, but locked
+    assert logs_in(accounts, "sam", PASSWORD) is False  # the right password, but locked
     clock.now += 1
-    assert accounts.check("sam", PASSWORD) is True
+    assert logs_in(accounts, "sam", PASSWORD) is True
 
 
 def test_failures_outside_the_window_do_not_add_up(accounts, clock):
     accounts.create("sam", PASSWORD, role="staff")
-    assert accounts.check("sam", "wrong password") is False
-    assert accounts.check("sam", "wrong password") is False
+    assert logs_in(accounts, "sam", "wrong password") is False
+    assert logs_in(accounts, "sam", "wrong password") is False
     clock.now += 601
-    assert accounts.check("sam", "wrong password") is False
-    assert accounts.check("sam", PASSWORD) is True
+    assert logs_in(accounts, "sam", "wrong password") is False
+    assert logs_in(accounts, "sam", PASSWORD) is True
 
 
 def test_success_resets_the_failure_count(accounts):
     accounts.create("sam", PASSWORD, role="staff")
-    assert accounts.check("sam", "wrong password") is False
-    assert accounts.check("sam", "wrong password") is False
-    assert accounts.check("sam", PASSWORD) is True
-    assert accounts.check("sam", "wrong password") is False
-    assert accounts.check("sam", "wrong password") is False
-    assert accounts.check("sam", PASSWORD) is True  # would be locked had the count not reset
+    assert logs_in(accounts, "sam", "wrong password") is False
+    assert logs_in(accounts, "sam", "wrong password") is False
+    assert logs_in(accounts, "sam", PASSWORD) is True
+    assert logs_in(accounts, "sam", "wrong password") is False
+    assert logs_in(accounts, "sam", "wrong password") is False
+    assert logs_in(accounts, "sam", PASSWORD) is True  # would be locked had the count not reset
 
 
 def test_lockout_is_per_name_and_address_and_locked_names_still_hash(accounts, scrypt_calls):
     accounts.create("sam", PASSWORD, role="staff")
     accounts.create("kim", PASSWORD, role="staff")
     for _ in range(3):
-        accounts.check("sam", "wrong password")
+        logs_in(accounts, "sam", "wrong password")
     auth._dummy_hash()
     scrypt_calls.clear()
-    assert accounts.check("sam", PASSWORD) is False
+    assert logs_in(accounts, "sam", PASSWORD) is False
     assert len(scrypt_calls) == 1  # a locked name takes as long as any other refusal
-    assert accounts.check("kim", PASSWORD) is True
-    assert accounts.check("sam", PASSWORD, address="elsewhere") is True
+    assert logs_in(accounts, "kim", PASSWORD) is True
+    assert logs_in(accounts, "sam", PASSWORD, address="elsewhere") is True
 
 
 def test_reset_password(accounts):
     accounts.create("sam", PASSWORD, role="staff")
     for _ in range(3):
-        accounts.check("sam", "wrong password")
+        logs_in(accounts, "sam", "wrong password")
     accounts.reset_password("sam", "a brand new password")
-    assert accounts.check("sam", "a brand new password") is True  # the reset lifted the lockout
-    assert accounts.check("sam", PASSWORD) is False
+    assert logs_in(accounts, "sam", "a brand new password") is True  # the reset lifted the lockout
+    assert logs_in(accounts, "sam", PASSWORD) is False
     with pytest.raises(DataError, match="no user named 'kim'"):
         accounts.reset_password("kim", "a brand new password")
     with pytest.raises(DataError, match="choose a longer one"):
@@ -243,13 +244,13 @@ def test_role_of_anonymous_or_unknown_is_none(staffed):
 def test_first_admin_from_the_environment(accounts):
     assert accounts.ensure_first_admin({"CSBOT_ADMIN_PASSWORD": PASSWORD}) == PASSWORD
     assert accounts.role("admin") == "admin"
-    assert accounts.check("admin", PASSWORD) is True
+    assert logs_in(accounts, "admin", PASSWORD) is True
 
 
 def test_first_admin_with_a_random_password(accounts):
     password = accounts.ensure_first_admin({})
     assert isinstance(password, str) and len(password) >= 16
-    assert accounts.check("admin", password) is True
+    assert logs_in(accounts, "admin", password) is True
     assert accounts.ensure_first_admin({}) is None  # an admin exists now
     assert [u["name"] for u in accounts.list()] == ["admin"]
 

@@ -3,12 +3,12 @@
 import copy
 
 import pytest
-
-from csbot.dialogue.bot import Bot, clean_message
-from csbot.errors import DataError
-from csbot.dialogue.replies import ReplyBook, load_shop_file, load_templates_file
-from csbot.dialogue.answers import AnswerIndex
 from conftest import DATA
+
+from csbot.dialogue.answers import AnswerIndex
+from csbot.dialogue.bot import Bot, clean_message
+from csbot.dialogue.replies import ReplyBook, load_shop_file, load_templates_file
+from csbot.errors import DataError
 
 ACCEPT_ALL, ACCEPT_NONE = float("-inf"), float("inf")  # thresholds on the acceptance score
 

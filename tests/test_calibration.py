@@ -4,8 +4,8 @@ and moving a point along a saved curve by a target precision or acceptance."""
 import numpy as np
 import pytest
 
-from csbot.nlu.calibration import default_threshold, operating_curve, point_for
 from csbot.errors import DataError
+from csbot.nlu.calibration import default_threshold, operating_curve, point_for
 
 # ten held-out messages, best score first; the two wrong ones score 6th and 10th
 SCORE = np.array([9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.0, 1.0, 0.0])

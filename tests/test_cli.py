@@ -4,8 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from conftest import DATA, csbot
+from conftest import DATA, csbot, logs_in
 
 
 @pytest.fixture
@@ -164,7 +163,7 @@ def test_user_accounts_from_the_command_line(tmp_path):
     listed = csbot("user", "list", home=tmp_path)
     assert listed.stdout.startswith("sam\tstaff") and "kim" not in listed.stdout
     accounts = Accounts(Store.open(tmp_path / "csbot.db"))
-    assert accounts.check("sam", "another-secret-2") and not accounts.check("sam", "sam-secret-pw-1")
+    assert logs_in(accounts, "sam", "another-secret-2") and not logs_in(accounts, "sam", "sam-secret-pw-1")
     missing = csbot("user", "role", "sam", home=tmp_path)
     assert missing.returncode == 1 and "needs --role" in missing.stderr
     csbot("user", "add", "kim", "--role", "admin", home=tmp_path, stdin="kim-secret-pw-1\n")

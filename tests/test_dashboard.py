@@ -2,8 +2,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from csbot.web import dashboard
 from csbot.errors import DataError
+from csbot.web import dashboard
 
 NOW = datetime(2026, 11, 28, 18, 0, tzinfo=timezone.utc)
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from csbot.nlu import e5small
 from csbot.errors import ModelError
+from csbot.nlu import e5small
 
 TEXTS = ["我的订单到哪了", "where is my order BB-482913?", "能用支付宝付款吗？", "iPhone充电器能用吗",
          "退货", "Hello, 我想退一个 Dyson 的 stand", "ＢＢ－４８２９１３　到哪了", "请问\t发票  怎么开"]
@@ -57,9 +57,10 @@ def test_a_damaged_image_is_refused(tmp_path):
 
 def test_a_chinese_log_trains_on_the_rebuilt_model_and_the_version_keeps_its_prefix(converted, tmp_path):
     from conftest import DATA
+
     from csbot.importer import read_logs
+    from csbot.nlu.basemodels import resolve_model_path
     from csbot.nlu.intents import IntentClassifier
-    from csbot.settings import resolve_model_path
     from csbot.nlu.training import TrainArgs, train
 
     assert resolve_model_path(e5small.NAME, cache_dir=converted.parent) == str(converted)  # converted once
@@ -77,7 +78,7 @@ def test_a_chinese_log_trains_on_the_rebuilt_model_and_the_version_keeps_its_pre
 
 def test_the_rebuilt_model_needs_a_cache_to_be_converted_into():
     from csbot.errors import SettingsError
-    from csbot.settings import resolve_model_path
+    from csbot.nlu.basemodels import resolve_model_path
 
     with pytest.raises(SettingsError, match="converted into a home's model cache"):
         resolve_model_path(e5small.NAME)

@@ -11,9 +11,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from csbot.nlu.embedder import OnnxSentenceEncoder, SentenceEncoder
 from csbot.errors import ModelError
-from csbot.settings import DEFAULT_BASE_MODEL, resolve_model_path
+from csbot.nlu.basemodels import resolve_model_path
+from csbot.nlu.embedder import OnnxSentenceEncoder, SentenceEncoder
+from csbot.settings import DEFAULT_BASE_MODEL
 
 TEXTS = ["Do you offer gift wrapping?", "hi", "Mein Paket ist nicht angekommen",
          "I ordered the oak dining table three weeks ago and the tracking page has said 'in transit' "

@@ -1,10 +1,10 @@
 """The engine in-process, on the tiny data, with the hashing fake of the sentence encoder."""
 
 import pytest
-
-from csbot.service.engine import Engine
-from csbot.errors import DataError, TemplateError
 from conftest import HashingEncoder
+
+from csbot.errors import DataError, TemplateError
+from csbot.service.engine import Engine
 
 
 @pytest.fixture

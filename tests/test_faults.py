@@ -16,8 +16,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, HashingEncoder, clean_environment, copy_version, csbot
+
 from csbot.dialogue.answers import AnswerIndex
 from csbot.settings import load_settings
 from csbot.store import Store
@@ -118,7 +118,7 @@ def test_sigkill_during_an_answer_import_stores_all_of_it_or_none(trained_home, 
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def stored(marker: str) -> int:
-        return store.query("SELECT count(*) AS n FROM answers WHERE answer LIKE ?", [f"{marker} answer %"])[0]["n"]
+        return store.db.rows("SELECT count(*) AS n FROM answers WHERE answer LIKE ?", [f"{marker} answer %"])[0]["n"]
 
     # how long until the import's transaction commits (it is audited right after)
     t0, first = time.monotonic(), started("first")

@@ -10,10 +10,10 @@ import os
 import time
 
 import pytest
-
 from conftest import HashingEncoder, save_version
-from csbot.service.engine import Engine
+
 from csbot.dialogue.answers import AnswerIndex
+from csbot.service.engine import Engine
 from csbot.store import Store
 
 

@@ -9,10 +9,10 @@ import os
 import threading
 
 import pytest
-
 from conftest import FakeClock, HashingEncoder
-from csbot.service.engine import Engine
+
 from csbot.errors import TrainingError
+from csbot.service.engine import Engine
 from csbot.service.jobs import Retrainer
 from csbot.settings import load_settings
 from csbot.store import Store

@@ -5,11 +5,11 @@ rate limit and the chat page speak the language the setting names."""
 import shutil
 
 import pytest
-
 from conftest import DATA, HashingEncoder
+
+from csbot.dialogue.replies import ReplyBook, load_shop_file, load_templates_file
 from csbot.errors import SettingsError
 from csbot.language import FOLDER, REFERENCE, Words, _read, differences, languages
-from csbot.dialogue.replies import ReplyBook, load_shop_file, load_templates_file
 from csbot.settings import load_settings
 
 
@@ -48,8 +48,8 @@ def test_the_setting_names_a_shipped_language():
 
 
 def test_a_chinese_shop_bot_speaks_chinese(store):
-    from csbot.dialogue.bot import Bot
     from csbot.dialogue.answers import AnswerIndex
+    from csbot.dialogue.bot import Bot
     from csbot.web.server import ChatLimits
 
     _, templates = load_templates_file(DATA / "templates.yaml")
@@ -70,8 +70,8 @@ def test_a_chinese_shop_bot_speaks_chinese(store):
 
 def test_the_chat_page_is_labelled_in_the_shops_language(tmp_path):
     from csbot.service.engine import Engine
-    from csbot.web.server import ChatLimits
     from csbot.web.chat import build_chat
+    from csbot.web.server import ChatLimits
 
     settings = load_settings(home=tmp_path, environ={"CSBOT_LANGUAGE": "zh"}, data_dir=str(DATA))
     engine = Engine(settings, encoder=HashingEncoder())
@@ -84,9 +84,10 @@ def test_the_chat_page_is_labelled_in_the_shops_language(tmp_path):
 
 def test_the_chinese_demo_shop_loads_with_the_variety_a_real_log_has(tmp_path):
     from conftest import ROOT
-    from csbot.service.engine import Engine
+
     from csbot.dialogue.entities import find_order_id, find_phone
     from csbot.importer import read_logs
+    from csbot.service.engine import Engine
     from csbot.text import word_count
 
     folder = ROOT / "data" / "zh"

@@ -9,15 +9,15 @@ from __future__ import annotations
 import shutil
 
 import pytest
+from conftest import FakeClock, logs_in
 from fastapi.testclient import TestClient
 
-from conftest import FakeClock
 from csbot.service.auth import Accounts
 from csbot.service.engine import Engine
 from csbot.service.jobs import Retrainer
-from csbot.web.server import COOKIE, ChatLimits, create_app
 from csbot.settings import load_settings
 from csbot.store import Store
+from csbot.web.server import COOKIE, ChatLimits, create_app
 
 ADMIN = ("ada", "ada's long admin password")
 STAFF = ("sam", "sam's long staff password")
@@ -89,7 +89,7 @@ def test_a_login_sets_a_safe_cookie_and_opens_the_page(site):
     assert client.get("/staff/config").status_code == 200
     # the database keeps only the token's hash
     token = client.cookies[COOKIE]
-    assert token not in str(site[1].store.query("SELECT * FROM sessions"))
+    assert token not in str(site[1].store.db.rows("SELECT * FROM sessions"))
 
 
 def test_wrong_passwords_and_unknown_names_get_the_form_again(site):
@@ -178,17 +178,17 @@ def test_lockout_backs_off_and_a_right_password_resets_it(store):
     accounts = Accounts(store, clock=clock, max_failures=3, lockout_seconds=10)
     accounts.create("sam", STAFF[1], role="staff")
     for _ in range(3):
-        assert not accounts.check("sam", "wrong password!", address="a")
-    assert not accounts.check("sam", STAFF[1], address="a")  # locked for 10 s
-    assert accounts.check("sam", STAFF[1], address="b")  # another address is not
+        assert not logs_in(accounts, "sam", "wrong password!", address="a")
+    assert not logs_in(accounts, "sam", STAFF[1], address="a")  # locked for 10 s
+    assert logs_in(accounts, "sam", STAFF[1], address="b")  # another address is not
     clock.now += 11
-    assert not accounts.check("sam", "wrong password!", address="a")  # the 4th failure: 20 s now
+    assert not logs_in(accounts, "sam", "wrong password!", address="a")  # the 4th failure: 20 s now
     clock.now += 15
-    assert not accounts.check("sam", STAFF[1], address="a")
+    assert not logs_in(accounts, "sam", STAFF[1], address="a")
     clock.now += 6
-    assert accounts.check("sam", STAFF[1], address="a")
-    assert not accounts.check("sam", "wrong password!", address="a")  # counting starts again
-    assert accounts.check("sam", STAFF[1], address="a")
+    assert logs_in(accounts, "sam", STAFF[1], address="a")
+    assert not logs_in(accounts, "sam", "wrong password!", address="a")  # counting starts again
+    assert logs_in(accounts, "sam", STAFF[1], address="a")
 
 
 def test_the_per_address_login_limit_is_shared_by_every_process(store, tmp_path):
@@ -240,7 +240,7 @@ def test_a_reset_between_the_password_check_and_the_session_leaves_no_session(st
     accounts.reset_password("sam", "a brand new password")  # ...before the reset committed
     assert not store.add_session("s" * 64, user="sam", at=1.0, expires_at=2.0, address="a", agent="",
                                  password_hash=checked["password_hash"], role="staff")
-    assert store.user_sessions("sam") == []
+    assert store.session("s" * 64) is None
     assert store.add_session("t" * 64, user="sam", at=1.0, expires_at=2.0, address="a", agent="",
                              password_hash=store.user("sam")["password_hash"], role="staff")
 

@@ -2,9 +2,15 @@ import re
 
 import pytest
 
+from csbot.dialogue.replies import (
+    CUSTOMER_SLOTS,
+    ReplyBook,
+    fill,
+    load_shop_file,
+    load_templates_file,
+)
 from csbot.errors import TemplateError
 from csbot.language import Words
-from csbot.dialogue.replies import CUSTOMER_SLOTS, ReplyBook, fill, load_shop_file, load_templates_file
 
 SHOP = {"shop_name": "Test Shop", "opening_hours": "9 to 5"}
 
@@ -106,6 +112,7 @@ def test_templates_file_errors_name_the_intent(tmp_path):
 # --- consistency of the shipped data -------------------------------------------------------
 def test_shipped_templates_are_consistent(tmp_path):
     from conftest import PROJECT_DATA
+
     from csbot.importer import read_logs
 
     descriptions, templates = load_templates_file(PROJECT_DATA / "templates.yaml")
@@ -123,6 +130,7 @@ def test_shipped_templates_are_consistent(tmp_path):
 
 def test_shipped_data_is_big_and_varied_enough():
     from conftest import PROJECT_DATA
+
     from csbot.importer import read_answers, read_logs
 
     logs = read_logs(PROJECT_DATA / "support_log.csv")

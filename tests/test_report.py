@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from csbot.web import report
 from csbot.errors import DataError
+from csbot.web import report
 from csbot.web.report import confusion_image, per_intent_table, summary_rows
 
 

@@ -3,8 +3,8 @@ import json
 import numpy as np
 import pytest
 
-from csbot.errors import AnswerIndexError
 from csbot.dialogue.answers import AnswerIndex
+from csbot.errors import AnswerIndexError
 
 ANSWERS = [
     {"id": 10, "questions": ["Do you offer gift wrapping?", "Can you wrap my present"],

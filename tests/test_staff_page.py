@@ -11,11 +11,11 @@ from pathlib import Path
 
 import gradio as gr
 import pytest
+from conftest import DATA, HashingEncoder, free_port
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError, AuthenticationError
 from playwright.sync_api import expect
 
-from conftest import DATA, HashingEncoder, free_port
 from csbot.service.auth import Accounts
 from csbot.service.engine import Engine
 from csbot.settings import load_settings
@@ -99,7 +99,7 @@ def test_label_stores_a_training_example_by_its_author(site, sam):
     message_id = flagged(engine, "zebra parcel question please")
     table, selected, note, *_ = sam.predict(message_id, "order_status", api_name="/label")
     assert ("zebra parcel question please", "order_status") in engine.store.examples()
-    assert engine.store.query("SELECT source FROM examples WHERE text = ?",
+    assert engine.store.db.rows("SELECT source FROM examples WHERE text = ?",
                               ["zebra parcel question please"]) == [{"source": "staff:sam"}]
     assert message_id not in open_ids(table) and selected is None and "Labelled" in note
     with pytest.raises(AppError, match="not in the list of choices"):

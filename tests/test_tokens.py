@@ -8,8 +8,9 @@ import pytest
 from transformers import AutoTokenizer
 
 from csbot.errors import ModelError
-from csbot.settings import DEFAULT_BASE_MODEL, resolve_model_path
+from csbot.nlu.basemodels import resolve_model_path
 from csbot.nlu.tokens import Tokenizer
+from csbot.settings import DEFAULT_BASE_MODEL
 
 TEXTS = ["where is my parcel BB-123456", "hi", "Ça coûte combien ? Größe XL, bitte!", "我的订单在哪里？",
          "it's   BROKEN!!! 😡😡", "return\tthe lamp\nplease", "a " * 100,

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from csbot.errors import ModelError, TrainingCancelled, TrainingError
-from csbot.nlu.intents import IntentClassifier
-from csbot.settings import resolve_model_path
+from csbot.nlu.basemodels import resolve_model_path
 from csbot.nlu.calibration import choose_threshold, fit_temperature
+from csbot.nlu.intents import IntentClassifier
 from csbot.nlu.training import TrainArgs, classification_report, collect, split, train
 
 
@@ -101,7 +101,8 @@ def test_cancel_stops_training_with_a_clear_error():
 def test_save_then_load_predicts_the_same(tiny_training, tiny_model_dir):
     texts = ["where is my order", "hello", "return the lamp"]
     loaded = IntentClassifier.load(tiny_model_dir)
-    np.testing.assert_allclose(loaded.predict_proba(texts), tiny_training.classifier.predict_proba(texts), atol=1e-5)
+    np.testing.assert_allclose(loaded.logits(texts), tiny_training.classifier.logits(texts), atol=1e-4)
+    assert loaded.temperature == pytest.approx(tiny_training.classifier.temperature)
     before, after = tiny_training.classifier.predict(texts), loaded.predict(texts)
     assert [p.accepted for p in before] == [p.accepted for p in after]
     np.testing.assert_allclose([p.score for p in after], [p.score for p in before], atol=1e-2)  # bank is float16
@@ -271,6 +272,7 @@ def tiny_args(**changes) -> TrainArgs:
 
 def tiny_pairs() -> list[tuple[str, str]]:
     from conftest import DATA
+
     from csbot.importer import read_logs
 
     return [(r["text"], r["intent"]) for r in read_logs(DATA / "support_log.csv")]

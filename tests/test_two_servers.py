@@ -20,9 +20,16 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from conftest import (
+    ROOT,
+    clean_environment,
+    copy_version,
+    free_port,
+    launch_app,
+    wait_for_app,
+)
 from gradio_client import Client
 
-from conftest import ROOT, clean_environment, copy_version, free_port, launch_app, wait_for_app
 from csbot.store import Store
 
 ADMIN_PASSWORD = "two-servers-admin-pw"
@@ -222,7 +229,7 @@ def test_sigkill_of_a_under_load_loses_no_acknowledged_message(servers):
     for t in threads:
         t.join(timeout=60)
     for text, message_id, cid in acknowledged:  # each acknowledged message: stored once, with its reply
-        rows = store.query("SELECT id, role FROM messages WHERE text = ?", [text])
+        rows = store.db.rows("SELECT id, role FROM messages WHERE text = ?", [text])
         assert len(rows) == 1 and rows[0]["role"] == "customer", text
         assert store.message(message_id)["conversation_id"] == cid and store.message(message_id)["role"] == "bot"
     assert b.get("/api/health")["status"] == "ok"

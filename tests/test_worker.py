@@ -8,14 +8,14 @@ import json
 import threading
 
 import pytest
-
 from conftest import DATA, HashingEncoder
-from csbot.service.engine import Engine
+
 from csbot.errors import TrainingError
+from csbot.service.engine import Engine
 from csbot.service.jobs import Retrainer
+from csbot.service.worker import Worker
 from csbot.settings import load_settings
 from csbot.store import Store
-from csbot.service.worker import Worker
 
 
 def queue(store: Store, user: str = "ada") -> str:

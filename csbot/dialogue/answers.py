@@ -35,6 +35,7 @@ import faiss
 import numpy as np
 
 from csbot.errors import AnswerIndexError
+from csbot.files import fsync_dir, write_folder, write_synced
 from csbot.text import fold, unspaced
 
 Encode = Callable[[list[str]], np.ndarray]
@@ -164,23 +165,23 @@ class AnswerIndex:
         folder = Path(folder)
         generation = folder / f"gen-{uuid.uuid4().hex[:10]}"
         pointer = None
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            generation.mkdir()
+
+        def fill(work: Path) -> None:
             with self._lock:
-                faiss.write_index(self._index, str(generation / "index.faiss"))
+                faiss.write_index(self._index, str(work / "index.faiss"))
                 meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "encoder": self.encoder,
                         "dim": self.dim, "count": int(self._index.ntotal), "next_id": self._next_id,
                         "generation": self.generation,
                         "fingerprints": {str(k): v for k, v in sorted(self._fingerprints.items())},
                         "texts": [[vid, aid, text] for vid, (aid, text) in sorted(self._texts.items())]}
-            _write_synced(generation / "meta.json", json.dumps(meta, ensure_ascii=False).encode("utf-8"))
-            _fsync_file(generation / "index.faiss")
+            (work / "meta.json").write_text(json.dumps(meta, ensure_ascii=False), encoding="utf-8")
+        try:
+            write_folder(generation, fill, exists="refuse")
             pointer = folder / f"CURRENT.{uuid.uuid4().hex[:6]}.tmp"
-            _write_synced(pointer, generation.name.encode())
+            write_synced(pointer, generation.name.encode())
             _mark_replaced(folder)
             os.replace(pointer, folder / "CURRENT")
-            _fsync_dir(folder)
+            fsync_dir(folder)
         except (OSError, RuntimeError) as exc:  # faiss reports a failed write as RuntimeError
             shutil.rmtree(generation, ignore_errors=True)
             if pointer is not None:
@@ -261,23 +262,3 @@ def _mark_replaced(folder: Path) -> None:
         os.utime(folder / (folder / "CURRENT").read_text().strip())
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
         pass  # no previous generation
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_synced(path: Path, data: bytes) -> None:
-    with open(path, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _fsync_file(path: Path) -> None:
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())

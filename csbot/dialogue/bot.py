@@ -30,11 +30,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 from csbot.dialogue import entities
+from csbot.dialogue.answers import AnswerIndex, Hit
 from csbot.dialogue.batching import MicroBatcher
+from csbot.dialogue.replies import ReplyBook
 from csbot.errors import DataError, ReplyFailed, TemplateError
 from csbot.nlu.intents import IntentClassifier, Prediction
-from csbot.dialogue.replies import ReplyBook
-from csbot.dialogue.answers import AnswerIndex, Hit
 from csbot.store import Store, now
 from csbot.text import word_count
 

@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 
-from csbot.nlu.intents import IntentClassifier
 from csbot.nlu.calibration import calibrate
+from csbot.nlu.intents import IntentClassifier
 from csbot.nlu.training import TrainArgs, classification_report, train
 
 LATENCY_MESSAGES = 300  # one at a time, after 10 to warm up

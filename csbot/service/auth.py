@@ -184,11 +184,6 @@ class Accounts:
             return 0.0
         return min(self.max_lockout_seconds, self.lockout_seconds * 2 ** min(failures - self.max_failures, 30))
 
-    def check(self, name: str, password: str, *, address: str = "unknown") -> bool:
-        """Whether `password` is `name`'s, counting a failure against (name, address); False, never
-        an exception, for bad input, unknown names, disabled accounts and locked pairs."""
-        return self._verified(name, password, address=address) is not None
-
     def _verified(self, name: str, password: str, *, address: str) -> dict | None:
         """The account row when the password is right and the (name, address) pair is not locked."""
         if not isinstance(name, str) or not isinstance(password, str):

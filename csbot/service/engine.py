@@ -19,13 +19,20 @@ import threading
 import time
 from pathlib import Path
 
-from csbot.errors import AnswerIndexError, DataError, ModelError, TemplateError, TrainingCancelled
-from csbot.service.follower import Follower
-from csbot.importer import read_answers, read_logs
-from csbot.service.jobs import Lease
-from csbot.language import Words
 from csbot.dialogue.replies import ReplyBook, load_shop_file, load_templates_file
-from csbot.settings import Settings, resolve_model_path
+from csbot.errors import (
+    AnswerIndexError,
+    DataError,
+    ModelError,
+    TemplateError,
+    TrainingCancelled,
+)
+from csbot.importer import read_answers, read_logs
+from csbot.language import Words
+from csbot.nlu.basemodels import resolve_model_path
+from csbot.service.follower import Follower
+from csbot.service.jobs import Lease
+from csbot.settings import Settings
 from csbot.store import Store, clean_answer, clean_question, local_actor, now
 
 log = logging.getLogger("csbot.service.engine")
@@ -58,8 +65,12 @@ class Engine:
         """ONNX Runtime on a CPU when the runtime setting says onnx; sentence-transformers otherwise,
         or when the model cannot be exported (said in the log); numpy for the multilingual USE."""
         from csbot.nlu import runtime
-        from csbot.nlu.embedder import OnnxSentenceEncoder, SentenceEncoder, UniversalSentenceEncoder
         from csbot.nlu.device import device_kind
+        from csbot.nlu.embedder import (
+            OnnxSentenceEncoder,
+            SentenceEncoder,
+            UniversalSentenceEncoder,
+        )
 
         name, settings = self.settings.retrieval_model, self.settings
         device = device_kind(settings.device)

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import socket
 import subprocess
 import sys
@@ -41,19 +40,6 @@ from csbot.settings import PROJECT_ROOT
 from csbot.store import now
 
 log = logging.getLogger("csbot.service.jobs")
-
-
-def process_alive(pid: int | None) -> bool:
-    """Whether a process with this id exists and is ours to signal. Example: process_alive(None) -> False
-
-    Only for processes this machine started just now (benchmarks, tests): a job's liveness is its lease."""
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
 
 
 class Lease:

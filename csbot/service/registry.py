@@ -13,8 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from csbot.nlu.device import device_kind
 from csbot.errors import ModelError
+from csbot.nlu.device import device_kind
 from csbot.nlu.intents import IntentClassifier
 from csbot.store import Store
 

@@ -12,9 +12,13 @@ for both) and is made of one part per noun, each in its own module:
     models, jobs   model versions and which serves; training runs and their leases
     audit          who did what
     generations    change counters every process polls to catch up with the others
+    stats          the dashboard's counts over a window of days
 
 The schema is a list of migrations (migrations.py) applied on open. This package does not embed,
 search or train; it keeps rows. Files (FAISS indexes, model weights) live in the artifacts folder.
+
+May import: csbot.errors, and sqlite3, sqlite-utils and psycopg (the only layer that does: all of
+csbot's SQL is written here). Must not import any other csbot layer. tests/test_layers.py checks this.
 """
 
 from __future__ import annotations
@@ -22,24 +26,38 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
+from csbot.store import migrations
 from csbot.store.answers import AnswerRows, clean_answer, clean_question
 from csbot.store.audit import AuditRows, local_actor
-from csbot.store import migrations
-from csbot.store.backend import Database, open_database, now, serialized, snapshot, write
+from csbot.store.backend import Database, now, serialized, snapshot, write
 from csbot.store.catalog import CatalogRows
-from csbot.store.conversations import ConversationRows
+from csbot.store.conversations import ConversationRows, valid_conversation_id
 from csbot.store.examples import ExampleRows, example_id
 from csbot.store.generations import GenerationRows
 from csbot.store.jobs import JobRows
 from csbot.store.models import ModelRows
 from csbot.store.sessions import SessionRows
+from csbot.store.stats import StatsRows
 from csbot.store.users import UserRows
 
-__all__ = ["Database", "Store", "open_database", "snapshot", "clean_answer", "clean_question", "example_id", "local_actor", "now", "write"]
+__all__ = ["Database", "Store", "open_database", "snapshot", "clean_answer", "clean_question", "example_id", "local_actor", "now", "valid_conversation_id", "write"]
+
+
+def open_database(target, *, pool_size: int = 10) -> Database:
+    """The database a store lives in: a `postgresql://` URL, or the path of a SQLite file.
+
+    Example: open_database("postgresql://csbot@db/csbot"); open_database(Path("home/csbot.db"))
+    """
+    text = str(target)
+    if text.startswith(("postgresql://", "postgres://")):
+        from csbot.store.postgres import PostgresDatabase  # psycopg only when asked for
+        return PostgresDatabase(text, pool_size=pool_size)
+    from csbot.store.sqlite import SqliteDatabase
+    return SqliteDatabase(text.removeprefix("sqlite://"))  # sqlite:///abs/path.db or a plain path
 
 
 class Store(CatalogRows, ExampleRows, AnswerRows, ConversationRows, UserRows, SessionRows, ModelRows,
-            JobRows, AuditRows, GenerationRows):
+            JobRows, AuditRows, GenerationRows, StatsRows):
     """All reads and writes of csbot's rows. Takes an open Database (tests pass SqliteDatabase(":memory:"))."""
 
     def __init__(self, db: Database):
@@ -59,11 +77,6 @@ class Store(CatalogRows, ExampleRows, AnswerRows, ConversationRows, UserRows, Se
 
     def close(self) -> None:
         self.db.close()
-
-    @serialized
-    def query(self, sql: str, params: list | tuple = ()) -> list[dict]:
-        """Rows of a read-only SQL query as dicts (the dashboard's figures)."""
-        return self.db.rows(sql, params)
 
     @serialized
     def service_key(self, name: str) -> str:

@@ -4,7 +4,8 @@ with `?` placeholders, a few row helpers, write transactions, and the clock rows
 The SQL is portable (ANSI plus `ON CONFLICT` and `RETURNING`, which both engines have); the few
 things that differ are a small `Dialect` table: column types in the schema, how a read locks a
 row, how a timestamp becomes a day. Identifiers PostgreSQL reserves (`user`, `window`) are quoted.
-sqlite.py and postgres.py are the two engines; this module knows no table.
+sqlite.py and postgres.py are the two engines (they import this module, never the other way);
+this module knows no table.
 
 Write transactions come in two kinds:
   - `write(db)` (serial): one writer at a time across every process, so a check and the change it
@@ -206,16 +207,3 @@ def snapshot(db: Database) -> Iterator[Database]:
     """Several reads that see one moment of the database (a consistent answers list and generation)."""
     with db.transaction(serial=False, snapshot=True):
         yield db
-
-
-def open_database(target, *, pool_size: int = 10) -> Database:
-    """The database a store lives in: a `postgresql://` URL, or the path of a SQLite file.
-
-    Example: open_database("postgresql://csbot@db/csbot"); open_database(Path("home/csbot.db"))
-    """
-    text = str(target)
-    if text.startswith(("postgresql://", "postgres://")):
-        from csbot.store.postgres import PostgresDatabase
-        return PostgresDatabase(text, pool_size=pool_size)
-    from csbot.store.sqlite import SqliteDatabase
-    return SqliteDatabase(text.removeprefix("sqlite://"))  # sqlite:///abs/path.db or a plain path

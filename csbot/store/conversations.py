@@ -9,12 +9,22 @@ does not decide replies (bot.py).
 from __future__ import annotations
 
 import json
+import re
 import uuid
 
 from csbot.errors import DataError
 from csbot.store.backend import json_text, now, serialized, write
 
 INBOX_STATUSES = ("open", "labelled", "answered", "dismissed")
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what a conversation id handed back by a client may be
+
+
+def valid_conversation_id(conversation_id: object) -> str | None:
+    """A client's conversation id if it looks like one of ours (ours are uuid hex), else None.
+
+    Example: valid_conversation_id("3f2a9c...") -> "3f2a9c..."; valid_conversation_id("<script>") -> None
+    """
+    return conversation_id if isinstance(conversation_id, str) and _ID.fullmatch(conversation_id) else None
 
 
 class ConversationRows:

@@ -44,10 +44,6 @@ class SessionRows:
         return user
 
     @serialized
-    def user_sessions(self, user: str) -> list[dict]:
-        return self.db.rows('SELECT * FROM sessions WHERE "user" = ? ORDER BY seen_at DESC', [user])
-
-    @serialized
     def prune_sessions(self, *, idle_before: float, at: float) -> int:
         """Delete sessions idle since before `idle_before` or past their absolute expiry."""
         return self.db.execute("DELETE FROM sessions WHERE seen_at < ? OR expires_at <= ?",

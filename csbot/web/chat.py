@@ -16,23 +16,14 @@ This module holds no routing logic: `Bot.respond` decides, exactly as for the CL
 """
 
 import html
-import re
 
 import gradio as gr
 
 from csbot.errors import CsbotError, DataError, RateLimited, ReplyFailed
 from csbot.language import Words
+from csbot.store import valid_conversation_id
 
 POLL_SECONDS = 2.0
-_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-
-
-def valid_id(conversation_id: object) -> str | None:
-    """The browser's stored conversation id if it looks like one of ours, else None (a new one).
-
-    Example: valid_id("3f2a...") -> "3f2a..."; valid_id("<script>") -> None
-    """
-    return conversation_id if isinstance(conversation_id, str) and _ID.fullmatch(conversation_id) else None
 
 
 def as_text(role: str, text: str) -> dict:
@@ -74,7 +65,7 @@ class ChatPage:
         self.words = words
 
     def _show(self, conversation_id: str | None):
-        conversation_id = valid_id(conversation_id)
+        conversation_id = valid_conversation_id(conversation_id)
         messages = self.engine.store.messages(conversation_id) if conversation_id else []
         history, ids = transcript(messages, self.words)
         return history, ids, (messages[-1]["id"] if messages else 0)
@@ -84,7 +75,7 @@ class ChatPage:
         return history, ids, last, gr.update(visible=self._can_hand_off(conversation_id))
 
     def send(self, message: str, conversation_id: str | None, request: gr.Request):
-        conversation_id = valid_id(conversation_id)
+        conversation_id = valid_conversation_id(conversation_id)
         try:
             self.limits.check(conversation_id or request.session_hash, _client(request))
             reply = self.engine.bot.respond(message, conversation_id, channel="web")
@@ -112,7 +103,7 @@ class ChatPage:
 
     def rate(self, data: gr.LikeData, ids: list, conversation_id: str | None):
         index = data.index[0] if isinstance(data.index, (list, tuple)) and data.index else data.index
-        conversation_id = valid_id(conversation_id)
+        conversation_id = valid_conversation_id(conversation_id)
         if not conversation_id or not isinstance(index, int) or not 0 <= index < len(ids) or ids[index] is None:
             return
         try:
@@ -122,23 +113,23 @@ class ChatPage:
 
     def hand_off(self, conversation_id: str | None, request: gr.Request):
         try:
-            self.limits.check(valid_id(conversation_id) or request.session_hash, _client(request))
+            self.limits.check(valid_conversation_id(conversation_id) or request.session_hash, _client(request))
         except RateLimited as exc:
             raise gr.Error(str(exc)) from None
-        reply = self.engine.bot.hand_off(valid_id(conversation_id))
+        reply = self.engine.bot.hand_off(valid_conversation_id(conversation_id))
         history, ids, last = self._show(reply.conversation_id)
         return history, ids, last, reply.conversation_id, gr.update(visible=False)
 
     def poll(self, conversation_id: str | None, last: int):
         """New messages since `last` (a staff reply, a hand-back) -> the whole transcript; else no change."""
-        conversation_id = valid_id(conversation_id)
+        conversation_id = valid_conversation_id(conversation_id)
         if not conversation_id or not self.engine.store.messages_after(conversation_id, last or 0):
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         history, ids, newest = self._show(conversation_id)
         return history, ids, newest, gr.update(visible=self._can_hand_off(conversation_id))
 
     def _can_hand_off(self, conversation_id: str | None) -> bool:
-        conversation_id = valid_id(conversation_id)
+        conversation_id = valid_conversation_id(conversation_id)
         if not conversation_id or not self.engine.store.has_messages(conversation_id):
             return True  # no conversation yet (and don't create one just by looking)
         return self.engine.store.conversation(conversation_id)["owner"] != "human"

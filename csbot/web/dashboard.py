@@ -4,10 +4,11 @@ the busiest intents and the questions the bot could not answer, each as a pandas
 
 The window is the `days` calendar days ending on `now`'s UTC date, today included; a message
 counts by its `created_at`, which the store always writes as ISO-8601 UTC text, so day bounds
-are plain string comparisons that the `created_at` index serves. Counting runs in SQL; only
-the text normalisation of `top_unanswered` runs in Python, over fallback questions alone.
+are plain string comparisons that the `created_at` index serves. Counting runs in the store
+(store/stats.py); only the text normalisation of `top_unanswered` runs here, over fallback
+questions alone.
 
-This module reads through `Store.query` and writes nothing; it draws no charts (the UI does).
+This module reads and writes nothing itself; it draws no charts (the pages do).
 """
 
 from __future__ import annotations
@@ -21,23 +22,6 @@ from csbot.errors import DataError
 from csbot.store import Store
 
 ROUTES = ("template", "answer", "fallback", "person")
-
-# Each customer message with the route of the bot's reply to it. The reply is the first bot
-# message after it, in its conversation and before the customer's next message, that answers
-# (template, answer, fallback): 'handoff' and 'handback' notices are bot rows that answer nothing.
-# No such reply means the bot stayed quiet because a person had the conversation: 'person'.
-# The subquery walks the (conversation_id, id) index from the message onwards, a few rows each.
-_ASKED = """
-WITH asked AS (
-    SELECT m.id, m.text, m.created_at, coalesce((
-        SELECT CASE WHEN n.role = 'bot' THEN n.route END FROM messages n
-        WHERE n.conversation_id = m.conversation_id AND n.id > m.id
-          AND (n.role = 'customer' OR (n.role = 'bot' AND n.route IN ('template', 'answer', 'fallback')))
-        ORDER BY n.id LIMIT 1), 'person') AS route
-    FROM messages m
-    WHERE m.role = 'customer' AND m.created_at >= ? AND m.created_at < ?)
-"""
-
 
 def window(*, days: int = 30, now: datetime | None = None) -> tuple[str, str]:
     """The window's bounds as text: its first day, and the day after its last (exclusive).
@@ -70,10 +54,7 @@ def messages_per_day(store: Store, *, days: int = 30, now: datetime | None = Non
     Example: days=3, one message on the 27th -> day ["2026-11-26", "2026-11-27", "2026-11-28"], messages [0, 1, 0]
     """
     start, end = window(days=days, now=now)
-    rows = store.query(f"SELECT {store.db.dialect.day('created_at')} AS day, count(*) AS messages FROM messages"
-                       " WHERE role = 'customer' AND created_at >= ? AND created_at < ? GROUP BY day",
-                       [start, end])
-    counts = {r["day"]: r["messages"] for r in rows}
+    counts = store.customer_messages_per_day(start, end)
     first = datetime.fromisoformat(start).date()
     all_days = [(first + timedelta(days=i)).isoformat() for i in range(days)]
     return pd.DataFrame({"day": all_days, "messages": [int(counts.get(d, 0)) for d in all_days]})
@@ -84,9 +65,7 @@ def route_shares(store: Store, *, days: int = 30, now: datetime | None = None) -
 
     Example: 3 answered by templates, 1 by a person -> messages [3, 0, 0, 1], share [0.75, 0, 0, 0.25]
     """
-    rows = store.query(_ASKED + "SELECT route, count(*) AS messages FROM asked GROUP BY route",
-                       window(days=days, now=now))
-    counts = {r["route"]: r["messages"] for r in rows}
+    counts = store.customer_messages_by_route(*window(days=days, now=now))
     messages = [int(counts.get(route, 0)) for route in ROUTES]
     total = sum(messages)
     return pd.DataFrame({"route": list(ROUTES), "messages": messages,
@@ -98,10 +77,7 @@ def ratings(store: Store, *, days: int = 30, now: datetime | None = None) -> dic
 
     Example: 3 likes, 1 dislike -> {"likes": 3, "dislikes": 1, "like_ratio": 0.75}
     """
-    row = store.query("SELECT count(CASE WHEN rating = 1 THEN 1 END) AS likes, count(CASE WHEN rating = -1 THEN 1 END) AS dislikes"
-                      " FROM messages WHERE role = 'bot' AND created_at >= ? AND created_at < ?",
-                      window(days=days, now=now))[0]
-    likes, dislikes = int(row["likes"]), int(row["dislikes"])
+    likes, dislikes = store.rating_counts(*window(days=days, now=now))
     rated = likes + dislikes
     return {"likes": likes, "dislikes": dislikes, "like_ratio": likes / rated if rated else None}
 
@@ -111,10 +87,7 @@ def top_intents(store: Store, *, days: int = 30, now: datetime | None = None, n:
 
     Example: 5 order_status replies, 2 returns -> intent ["order_status", "returns"], messages [5, 2]
     """
-    rows = store.query("SELECT intent, count(*) AS messages FROM messages WHERE role = 'bot'"
-                       " AND route = 'template' AND intent IS NOT NULL AND created_at >= ? AND created_at < ?"
-                       " GROUP BY intent ORDER BY messages DESC, intent LIMIT ?",
-                       [*window(days=days, now=now), n])
+    rows = store.template_intent_counts(*window(days=days, now=now), n=n)
     return pd.DataFrame(rows, columns=["intent", "messages"]).astype({"messages": "int64"})
 
 
@@ -125,8 +98,7 @@ def top_unanswered(store: Store, *, days: int = 30, now: datetime | None = None,
 
     Example: "Do you ship to Mars?", "do you  ship to mars" -> question ["do you  ship to mars"], times [2]
     """
-    rows = store.query(_ASKED + "SELECT id, text FROM asked WHERE route = 'fallback' ORDER BY id",
-                       window(days=days, now=now))
+    rows = store.fallback_questions(*window(days=days, now=now))
     groups: dict[str, list] = {}  # key -> [times, latest id, latest wording]
     for row in rows:  # ascending id, so the last wording seen is the most recent
         group = groups.setdefault(normalise(row["text"] or ""), [0, 0, ""])

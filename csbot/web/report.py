@@ -28,6 +28,7 @@ from PIL import Image
 
 from csbot.errors import DataError
 from csbot.language import Words
+from csbot.web.format import when
 
 MAX_ANNOTATED = 20  # above this many labels, counts in cells would overlap; the colours tell the story
 # Fonts that draw Chinese, tried after matplotlib's own DejaVu Sans (which has no CJK glyphs).
@@ -158,7 +159,7 @@ def summary_rows(versions: list[dict], *, words: Words | None = None) -> pd.Data
     rows = []
     for v in versions:
         metrics = v.get("metrics") or {}
-        rows.append({"version": v["id"], "created": (v.get("created_at") or "")[:16].replace("T", " "),
+        rows.append({"version": v["id"], "created": when(v.get("created_at")),
                      "current": bool(v.get("is_current")),
                      **{k: metrics.get(k) for k in ("accuracy", "macro_f1", "accepted", "accepted_precision")},
                      "threshold": v.get("threshold"), "device": v.get("device"),

@@ -26,7 +26,6 @@ from __future__ import annotations
 import html
 import json
 import logging
-import re
 import time
 from urllib.parse import quote
 
@@ -38,11 +37,11 @@ from starlette.concurrency import run_in_threadpool
 from csbot.errors import AccessDenied, CsbotError, DataError, RateLimited, ReplyFailed
 from csbot.language import Words
 from csbot.service.ratelimit import RateLimiter
+from csbot.store import valid_conversation_id
 
 log = logging.getLogger("csbot.web.server")
 MAX_BODY_BYTES = 256 * 1024
 COOKIE = "csbot_session"
-_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 PAGES = {"/staff/": "staff", "/admin/": "admin"}  # where a login may lead, and the role each needs
 
 
@@ -197,7 +196,7 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
         if unknown:
             return _error(400, f"unknown fields {unknown}; send only conversation_id and message")
         cid = payload.get("conversation_id")
-        if cid is not None and not (isinstance(cid, str) and _ID.fullmatch(cid)):
+        if cid is not None and valid_conversation_id(cid) is None:
             return _error(400, "conversation_id must be the id a previous reply returned (letters, digits, - "
                                "and _), or null to start a conversation")
         if not isinstance(payload.get("message"), str):

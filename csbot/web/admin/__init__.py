@@ -25,12 +25,25 @@ import gradio as gr
 from csbot.language import Words
 from csbot.web.admin.audit import audit_tab
 from csbot.web.admin.dashboard import DAY_WINDOWS, dashboard_tab, dashboard_view
-from csbot.web.admin.format import device_label, eta, percent
-from csbot.web.admin.retrain import BAR, PHASES, phase_label, progress_text, retrain_tab, status_html
+from csbot.web.admin.retrain import (
+    BAR,
+    PHASES,
+    phase_label,
+    progress_text,
+    retrain_tab,
+    status_html,
+)
 from csbot.web.admin.users import users_tab, users_table
-from csbot.web.admin.versions import (changes_table, comparison_markdown, report_markdown, version_choices,
-                                     versions_tab, versions_view)
+from csbot.web.admin.versions import (
+    changes_table,
+    comparison_markdown,
+    report_markdown,
+    version_choices,
+    versions_tab,
+    versions_view,
+)
 from csbot.web.common import guarded
+from csbot.web.format import device_label, eta, percent
 
 if TYPE_CHECKING:  # annotations only (quoted: this module must not postpone them, see common.guarded)
     from csbot.service.auth import Accounts

@@ -12,6 +12,7 @@ import pandas as pd
 
 from csbot.language import Words
 from csbot.web.common import guarded
+from csbot.web.format import when
 
 if TYPE_CHECKING:  # annotations only (quoted: this module must not postpone them, see common.guarded)
     from csbot.service.auth import Accounts
@@ -22,7 +23,7 @@ def audit_table(rows: list[dict], words: Words) -> pd.DataFrame:
     "detail": {}, "address": None}] -> one row "2026-12-01 10:00:00", "ada", "promote", "v2", "", "" """
     def detail(d: dict) -> str:
         return ", ".join(f"{k}={v}" for k, v in (d or {}).items())
-    return pd.DataFrame([[(r["at"] or "")[:19].replace("T", " "), r["actor"] or "", r["action"] or "",
+    return pd.DataFrame([[when(r["at"], seconds=True), r["actor"] or "", r["action"] or "",
                           r["target"] or "", detail(r["detail"]), r["address"] or ""] for r in rows],
                         columns=words["admin.audit_headers"], dtype="str")
 

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING
 import gradio as gr
 import pandas as pd
 
-from csbot.web.dashboard import summary
 from csbot.language import Words
-from csbot.web.admin.format import percent
 from csbot.web.common import guarded
+from csbot.web.dashboard import summary
+from csbot.web.format import percent
 
 if TYPE_CHECKING:  # annotations only (quoted: this module must not postpone them, see common.guarded)
     from csbot.service.auth import Accounts

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 import gradio as gr
 
 from csbot.language import Words
-from csbot.web.admin.format import device_label, eta, one_of
 from csbot.web.common import guarded
+from csbot.web.format import device_label, eta, one_of, when
 
 if TYPE_CHECKING:  # annotations only (quoted: this module must not postpone them, see common.guarded)
     from csbot.service.auth import Accounts
@@ -65,7 +65,7 @@ def status_html(job: dict | None, words: Words | None = None) -> str:
             (w("admin.time_left"), eta(job.get("eta_seconds"), words) if status == "running" else "–"),
             (w("admin.device"), device_label(job.get("device") or "?", words)),
             (w("admin.worker"), worker),
-            (w("admin.started"), words.say("admin.started_by", when=(job.get("started_at") or "")[:19].replace("T", " "),
+            (w("admin.started"), words.say("admin.started_by", when=when(job.get("started_at"), seconds=True),
                                            user=(job.get("options") or {}).get("user", "?")))]
     table = "".join(f"<tr><th style='text-align:left;padding-right:1em'>{e(k)}</th><td>{e(str(v))}</td></tr>"
                     for k, v in rows)

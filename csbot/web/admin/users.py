@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 import gradio as gr
 import pandas as pd
 
-from csbot.service.auth import ROLES
 from csbot.errors import DataError
 from csbot.language import Words
-from csbot.web.admin.format import one_of
+from csbot.service.auth import ROLES
 from csbot.web.common import as_text, guarded
+from csbot.web.format import one_of, when
 
 if TYPE_CHECKING:  # annotations only (quoted: this module must not postpone them, see common.guarded)
     from csbot.service.auth import Accounts
@@ -27,7 +27,7 @@ def users_table(users: list[dict], words: Words) -> pd.DataFrame:
     -> name "sam", role "staff", status "enabled", created "2026-11-28 18:31" """
     return pd.DataFrame([[u["name"], one_of(words, "admin.role", u["role"]),
                           words["admin.disabled" if u.get("disabled") else "admin.enabled"],
-                          (u.get("created_at") or "")[:16].replace("T", " ")]
+                          when(u.get("created_at"))]
                          for u in users], columns=words["admin.users_headers"], dtype="str")
 
 

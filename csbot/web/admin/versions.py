@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, NamedTuple
 import gradio as gr
 import pandas as pd
 
-from csbot.web import report
-from csbot.nlu.calibration import TARGETS
 from csbot.errors import DataError
 from csbot.language import Words
-from csbot.web.admin.format import device_label, eta, percent
+from csbot.nlu.calibration import TARGETS
+from csbot.web import report
 from csbot.web.common import as_text, guarded
+from csbot.web.format import device_label, eta, percent
 
 if TYPE_CHECKING:  # annotations only (quoted: this module must not postpone them, see common.guarded)
     from csbot.service.auth import Accounts

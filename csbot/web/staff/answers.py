@@ -11,7 +11,7 @@ import gradio as gr
 
 from csbot.language import Words
 from csbot.web.common import as_text, guarded
-from csbot.web.staff.format import lines, picked_id
+from csbot.web.format import lines, picked_id
 
 
 def answer_rows(answers: list[dict], query: str = "") -> list[list[str]]:

@@ -15,8 +15,8 @@ import gradio as gr
 
 from csbot.language import Words
 from csbot.web.common import as_text, guarded
+from csbot.web.format import number, picked_id, when
 from csbot.web.staff.answers import answer_choices, answer_keys
-from csbot.web.staff.format import number, picked_id, when
 
 
 def inbox_rows(items: list[dict], answer_keys: dict[int, str], words: Words | None = None) -> list[list[str]]:

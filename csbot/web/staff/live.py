@@ -15,7 +15,7 @@ import gradio as gr
 from csbot.language import Words
 from csbot.web.chat import as_text as chat_message
 from csbot.web.common import guarded
-from csbot.web.staff.format import when
+from csbot.web.format import when
 
 
 def live_rows(conversations: list[dict], transcripts: dict[str, list[dict]]) -> list[list[str]]:

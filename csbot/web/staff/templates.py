@@ -12,7 +12,7 @@ import gradio as gr
 from csbot.errors import TemplateError
 from csbot.language import Words
 from csbot.web.common import as_text, guarded
-from csbot.web.staff.format import lines
+from csbot.web.format import lines
 
 
 def preview_markdown(book, intent: str, variants: list[str], *, words: Words) -> str:
