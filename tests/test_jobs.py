@@ -136,3 +136,19 @@ def test_a_run_whose_lease_was_taken_away_stops_and_the_interrupted_mark_stands(
         engine.train(job=job)
     assert engine.store.job(job)["status"] == "interrupted"
     assert engine.store.current_model()["id"] == serving
+
+
+def test_a_runs_pace_gives_its_job_row_the_phase_steps_and_time_left():
+    from csbot.nlu.finetune import Progress
+    from csbot.service.jobs import Pace
+
+    clock = FakeClock(100.0)
+    pace = Pace(clock)
+    clock.now = 104.0
+    assert pace.fields(Progress("split")) == {"phase": "split", "elapsed_seconds": 4.0}
+    assert pace.fields(Progress("fine_tune", step=0, total=40)) == {  # the loop starts: no pace yet
+        "phase": "fine_tune", "elapsed_seconds": 4.0, "step": 0, "total": 40, "loss": None}
+    clock.now = 124.0  # 10 steps in 20 s: 30 more take about 60 s, plus a little
+    fields = pace.fields(Progress("fine_tune", step=10, total=40, loss=0.8))
+    assert fields["eta_seconds"] == pytest.approx(60 * 1.05 + 2, abs=0.1) and fields["loss"] == 0.8
+    assert pace.fields(Progress("calibrate"))["eta_seconds"] == 2.0 and pace.elapsed == 24.0

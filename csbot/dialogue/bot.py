@@ -122,6 +122,26 @@ def route_for(prediction: Prediction | None, top_score: float | None, *, templat
                   answer_override=answer_override)[0]
 
 
+def route_changes(texts: list[str], tops: list[float | None], old: list[Prediction], new: list[Prediction], *,
+                  templates: dict, answer_threshold: float, answer_override: float, shown: int = 20) -> dict:
+    """How a new classifier would change these messages' intents and routes against the current one,
+    given each message's best curated-answer score (`tops`), with up to `shown` of the changes.
+
+    Example: -> {"messages": 300, "intent_changed": 12, "route_changed": 5,
+                 "examples": [{"message": "...", "current": "returns / template", "new": "returns / answer"}]}
+    """
+    thresholds = dict(templates=templates, answer_threshold=answer_threshold, answer_override=answer_override)
+    examples, intent_changed, route_changed = [], 0, 0
+    for text, top, a, b in zip(texts, tops, old, new):
+        route_a, route_b = route_for(a, top, **thresholds), route_for(b, top, **thresholds)
+        intent_changed += a.intent != b.intent
+        route_changed += route_a != route_b
+        if (a.intent != b.intent or route_a != route_b) and len(examples) < shown:
+            examples.append({"message": text, "current": f"{a.intent} / {route_a}", "new": f"{b.intent} / {route_b}"})
+    return {"messages": len(texts), "intent_changed": intent_changed, "route_changed": route_changed,
+            "examples": examples}
+
+
 class Bot:
     """Chooses and records replies. Swap the classifier or index at any time: each batch of
     messages (batching.py) is understood by the pair in place when its pass starts."""

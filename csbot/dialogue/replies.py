@@ -56,6 +56,17 @@ class ReplyBook:
     def known_slots(self) -> set[str]:
         return set(CUSTOMER_SLOTS) | set(self.shop)
 
+    def cleaned(self, intent: str, variants: list[str]) -> list[str]:
+        """An edit's variants as they will be stored: trimmed, blank ones dropped, every one checked.
+
+        Example: book.cleaned("greeting", [" Hi {customer_name}! ", ""]) -> ["Hi {customer_name}!"]
+        """
+        variants = [v.strip() for v in variants if v and v.strip()]
+        if not variants:
+            raise TemplateError(f"intent {intent!r} needs at least one reply variant")
+        self.check(intent, variants)
+        return variants
+
     def check(self, intent: str, variants: list[str]) -> None:
         """Raise TemplateError naming the intent, the variant and the fix, if any variant is broken."""
         if not variants:
@@ -126,6 +137,14 @@ class ReplyBook:
         """Render one template on sample values (for the staff editor); raises TemplateError if broken."""
         self.check(intent, [text])
         return fill(text, {**SAMPLE_SLOTS, **self.shop})
+
+
+def check_covered(intents: set[str], templates: dict[str, list[str]], *, where: Path) -> None:
+    """Every intent a support log uses must have templates. Example: {"refunds"} not in templates -> TemplateError"""
+    unknown = sorted(set(intents) - set(templates))
+    if unknown:
+        raise TemplateError(f"{where}: intents {', '.join(unknown)} appear in the support log but have no "
+                            "templates; add templates for them")
 
 
 def load_templates_file(path: Path) -> tuple[dict[str, str], dict[str, list[str]]]:

@@ -128,6 +128,21 @@ def point_for(curve: dict, *, precision: float | None = None, acceptance: float 
     return {**chosen, "by": by, "target": target}
 
 
+def chosen_point(metrics: dict, *, precision: float | None = None, acceptance: float | None = None,
+                 default: bool = False) -> dict:
+    """The operating point a version's saved metrics give for a target (point_for), or with `default`
+    the threshold chosen at training, marked by="default".
+
+    Example: chosen_point(metrics, default=True) -> {"threshold": 2.4, ..., "by": "default"}
+    """
+    if default:
+        trained = metrics.get("operating_point") or {}
+        if trained.get("threshold") is None:
+            raise DataError("this version records no trained default threshold; move it by a target instead")
+        return {**trained, "by": "default"}
+    return point_for(metrics.get("operating_curve") or {}, precision=precision, acceptance=acceptance)
+
+
 def default_threshold(score: np.ndarray, correct: np.ndarray, *, target_precision: float,
                       target_coverage: float) -> tuple[float, str]:
     """The default operating point and the rule that chose it, in words.

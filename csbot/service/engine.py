@@ -6,8 +6,11 @@ Heavy pieces (the encoder, the classifier) load on first use, so `init` or an im
 pay for what it does not need. The store is the one source of truth: the engine's `Follower`
 (follower.py) keeps this process's pieces in step with changes made anywhere, and no chat
 message waits for a model load or an index save. Training runs hold a lease (jobs.Lease). This
-module holds no business rules of its own: it wires and delegates (answer rules live in
-store/answers.py, account rules in auth.py and store/users.py, the routing order in bot.py).
+module holds no business rules of its own: it wires and delegates. Answer rules live in
+store/answers.py, inbox, label and out-of-scope rules in store/conversations.py, account rules in
+auth.py and store/users.py, the routing order and how a new model changes routes in
+dialogue/bot.py, template rules in dialogue/replies.py, the operating point in nlu/calibration.py,
+and a run's pace and time left in jobs.py.
 """
 
 from __future__ import annotations
@@ -19,19 +22,17 @@ import threading
 import time
 from pathlib import Path
 
-from csbot.dialogue.replies import ReplyBook, load_shop_file, load_templates_file
+from csbot.dialogue.replies import ReplyBook, check_covered, load_shop_file, load_templates_file
 from csbot.errors import (
     AnswerIndexError,
-    DataError,
     ModelError,
-    TemplateError,
     TrainingCancelled,
 )
 from csbot.importer import read_answers, read_logs
 from csbot.language import Words
 from csbot.nlu.basemodels import resolve_model_path
 from csbot.service.follower import Follower
-from csbot.service.jobs import Lease
+from csbot.service.jobs import Lease, Pace
 from csbot.settings import Settings
 from csbot.store import Store, clean_answer, clean_question, local_actor, now
 
@@ -189,10 +190,7 @@ class Engine:
         ReplyBook(templates, shop)  # raises TemplateError on any broken variant
         logs = read_logs(data_dir / "support_log.csv")
         answers = read_answers(data_dir / "answers.csv")
-        unknown = sorted({r["intent"] for r in logs} - set(templates))
-        if unknown:
-            raise TemplateError(f"{data_dir / 'templates.yaml'}: intents {', '.join(unknown)} appear in the "
-                                "support log but have no templates; add templates for them")
+        check_covered({r["intent"] for r in logs}, templates, where=data_dir / "templates.yaml")
         self.store.set_shop(shop)
         self.store.set_intents({intent: (descriptions[intent], variants) for intent, variants in templates.items()})
         new_examples = self.store.add_examples(logs, source="import")
@@ -258,20 +256,10 @@ class Engine:
         self.store.update_job(job, device=device_name, phase="starting", pid=os.getpid(), worker=worker,
                               heartbeat_at=time.time())
         lease = Lease(self.store, job, worker=worker, every=self.settings.job_lease_seconds / 4)
-        started, tuning = time.monotonic(), {}
+        pace = Pace()
 
         def progress(p) -> None:
-            elapsed = time.monotonic() - started
-            fields = {"phase": p.phase, "elapsed_seconds": round(elapsed, 1)}
-            if p.total:
-                fields.update(step=p.step, total=p.total, loss=p.loss)
-                tuning.setdefault("t0", elapsed - 1e-9)
-                if p.step:  # fine-tuning is nearly all of a run: extrapolate its pace, plus a little
-                    per_step = (elapsed - tuning["t0"]) / p.step
-                    fields["eta_seconds"] = round(per_step * (p.total - p.step) * 1.05 + 2, 1)
-            elif p.phase in ("export", "calibrate", "evaluate"):
-                fields["eta_seconds"] = 2.0
-            self.store.update_job(job, **fields)
+            self.store.update_job(job, **pace.fields(p))
             if report:
                 report(p)
 
@@ -281,7 +269,7 @@ class Engine:
             return bool((should_stop and should_stop()) or row.get("cancel_requested")
                         or row.get("status") != "running")
         try:
-            oos = self.known_out_of_scope()
+            oos = self.store.known_out_of_scope()
             result = training.train(self.store.examples(), args, oos_texts=oos, report=progress,
                                     should_stop=stop_requested)
             registry = self.registry
@@ -308,7 +296,7 @@ class Engine:
             raise
         lease.stop()
         self.store.finish_job(job, status="done", phase="done", model_version=version, finished_at=now(),
-                              eta_seconds=0.0, elapsed_seconds=round(time.monotonic() - started, 1))
+                              eta_seconds=0.0, elapsed_seconds=round(pace.elapsed, 1))
         self.store.audit("training", "train_done", version, detail={"job": job, "promoted": promoted,
                                                                     "accuracy": result.metrics.get("accuracy")})
         return {"version": version, "promoted": promoted, "gate": gate, "job": job,
@@ -319,13 +307,6 @@ class Engine:
                 "train_seconds": round(result.train_seconds, 1), "device": result.classifier.meta["device"],
                 "n_train": result.n_train, "n_heldout": result.n_heldout,
                 "changed_on_recent": {k: comparison.get(k) for k in ("messages", "intent_changed", "route_changed")}}
-
-    def known_out_of_scope(self, *, limit: int = 2000) -> list[str]:
-        """Questions known to be outside every intent, which the trade-off curve counts as wrongly
-        accepted when the threshold lets them through: the curated answers' phrasings, and the
-        fallbacks staff dismissed (answered ones are phrasings already)."""
-        dismissed = [m["text"] for m in self.store.inbox(status="dismissed", limit=limit) if m.get("inbox") == "fallback"]
-        return list(dict.fromkeys([q["question"] for q in self.store.questions()] + dismissed))
 
     # --- staff curation: each change is live for the next customer, no retraining -----------
     def save_answer(self, *, key: str, questions: list[str], answer: str, actor: str | None = None,
@@ -358,7 +339,7 @@ class Engine:
         """Answer an inbox message: attach it to answer `answer_id` as a new phrasing, or make it the
         first phrasing of a new answer `key` with `text` (never replacing an existing one); then the
         item is closed as answered. Either way the bot uses it for the next similar question."""
-        message = self._customer_message(message_id)
+        message = self.store.inbox_message(message_id)
         if answer_id is not None:
             self.attach_question(int(answer_id), message["text"], actor=actor)
         else:
@@ -367,15 +348,9 @@ class Engine:
         self.store.set_inbox_status(message_id, "answered")
 
     def dismiss(self, message_id: int, *, actor: str) -> None:
-        self._customer_message(message_id)
+        self.store.inbox_message(message_id)
         self.store.set_inbox_status(message_id, "dismissed")
         self.store.audit(actor, "inbox_dismiss", str(message_id))
-
-    def _customer_message(self, message_id: int) -> dict:
-        message = self.store.message(message_id)
-        if message is None or message["role"] not in ("customer", "system"):
-            raise DataError(f"message {message_id} is not a customer message in the inbox; pick one from the list")
-        return message
 
     def _catch_up_answers(self) -> None:
         """Serve an answer change from this process's next message (the follower saves the index)."""
@@ -384,28 +359,14 @@ class Engine:
 
     def set_templates(self, intent: str, variants: list[str], *, actor: str | None = None) -> None:
         """Replace an intent's reply variants; a variant that does not render is refused and the old ones stay."""
-        descriptions = self.store.intents()
-        if intent not in descriptions:
-            raise DataError(f"no intent {intent!r}; pick one of the list")
-        variants = [v.strip() for v in variants if v and v.strip()]
-        if not variants:
-            raise TemplateError(f"intent {intent!r} needs at least one reply variant")
-        book = self.reply_book()
-        book.check(intent, variants)  # raises TemplateError with the reason
-        self.store.set_intent(intent, description=descriptions[intent], templates=variants)
+        variants = self.reply_book().cleaned(intent, variants)  # TemplateError with the reason
+        self.store.replace_templates(intent, variants)
         self.store.audit(actor or self.actor, "templates_edit", intent, detail={"variants": len(variants)})
         self.sync()
 
     def label(self, message_id: int, intent: str, *, author: str) -> None:
         """Staff label a customer message with an intent: a training example for the next retrain."""
-        message = self.store.message(message_id)
-        if message is None or message["role"] != "customer":
-            raise DataError(f"message {message_id} is not a customer message")
-        if intent not in self.store.intents():
-            raise DataError(f"no intent {intent!r}; pick one of the list")
-        self.store.add_examples([{"text": message["text"], "intent": intent,
-                                  "created_at": message["created_at"]}], source=f"staff:{author}")
-        self.store.set_inbox_status(message_id, "labelled")
+        self.store.label_message(message_id, intent, source=f"staff:{author}")
         self.store.audit(author, "label", intent, detail={"message": message_id})
 
     def compare(self, new, current, *, limit: int = 300) -> dict:
@@ -415,22 +376,13 @@ class Engine:
         if not texts or current is None:
             return {"messages": len(texts), "intent_changed": None, "route_changed": None,
                     "against": current.version if current else None, "examples": []}
-        from csbot.dialogue.bot import route_for
+        from csbot.dialogue.bot import route_changes
 
-        book, thresholds = self.reply_book(), dict(answer_threshold=self.settings.answer_threshold,
-                                                   answer_override=self.settings.answer_override)
         tops = [hits[0].score if hits else None for hits in self.index.search_many(texts, k=1)]
-        old, new_p = current.predict(texts), new.predict(texts)
-        examples, intent_changed, route_changed = [], 0, 0
-        for text, top, a, b in zip(texts, tops, old, new_p):
-            route_a = route_for(a, top, templates=book.templates, **thresholds)
-            route_b = route_for(b, top, templates=book.templates, **thresholds)
-            intent_changed += a.intent != b.intent
-            route_changed += route_a != route_b
-            if (a.intent != b.intent or route_a != route_b) and len(examples) < 20:
-                examples.append({"message": text, "current": f"{a.intent} / {route_a}", "new": f"{b.intent} / {route_b}"})
-        return {"messages": len(texts), "intent_changed": intent_changed, "route_changed": route_changed,
-                "against": current.version, "examples": examples}
+        changes = route_changes(texts, tops, current.predict(texts), new.predict(texts),
+                                templates=self.reply_book().templates, answer_threshold=self.settings.answer_threshold,
+                                answer_override=self.settings.answer_override)
+        return {**changes, "against": current.version}
 
     def promote(self, version: str, *, actor: str | None = None) -> None:
         """Serve `version`: it is loaded first (a version that does not load is refused and the
@@ -450,19 +402,10 @@ class Engine:
         accepted or a target acceptance (calibration.point_for), or back to the trained default.
         It serves here at once and in every other process from its next poll; no retraining.
         Returns the point chosen, with the threshold it had before."""
-        from csbot.nlu.calibration import point_for
+        from csbot.nlu.calibration import chosen_point
 
-        row = next((v for v in self.store.model_versions() if v["id"] == version), None)
-        if row is None:
-            raise DataError(f"no model version {version!r}; `python -m csbot models` lists them")
-        metrics = row.get("metrics") or {}
-        if default:
-            trained = metrics.get("operating_point") or {}
-            if trained.get("threshold") is None:
-                raise DataError(f"{version} records no trained default threshold; move it by a target instead")
-            point = {**trained, "by": "default"}
-        else:
-            point = point_for(metrics.get("operating_curve") or {}, precision=precision, acceptance=acceptance)
+        row = self.store.model_version(version)
+        point = chosen_point(row.get("metrics") or {}, precision=precision, acceptance=acceptance, default=default)
         before = row.get("threshold")
         with self.swap_lock:  # not between a promote's load and its swap
             self.store.set_operating_point(version, point["threshold"], None if default else point)

@@ -6,6 +6,7 @@ reply book within a poll. This module does not render or check templates (replie
 
 from __future__ import annotations
 
+from csbot.errors import DataError
 from csbot.store.backend import now, serialized, write
 from csbot.store.generations import bump
 
@@ -32,6 +33,15 @@ class CatalogRows:
                 [{"intent": name, "position": i, "text": t, "updated_at": now()}
                  for i, t in enumerate(templates)])
             bump(self.db, "templates")
+
+    @serialized
+    def replace_templates(self, name: str, templates: list[str]) -> None:
+        """Replace an existing intent's variants (checked by the reply book first); DataError for an unknown intent."""
+        with write(self.db):
+            row = self.db.one("SELECT description FROM intents WHERE name = ?", [name])
+            if row is None:
+                raise DataError(f"no intent {name!r}; pick one of the list")
+            self.set_intent(name, description=row["description"], templates=templates)
 
     @serialized
     def set_intents(self, intents: dict[str, tuple[str, list[str]]]) -> None:

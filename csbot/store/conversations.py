@@ -134,6 +134,37 @@ class ConversationRows:
             self.db.update("messages", message_id, {"inbox_status": status})
 
     @serialized
+    def inbox_message(self, message_id: int) -> dict:
+        """A customer's message that can be in the inbox (a customer's, or a system note of one), or DataError."""
+        message = self.message(message_id)
+        if message is None or message["role"] not in ("customer", "system"):
+            raise DataError(f"message {message_id} is not a customer message in the inbox; pick one from the list")
+        return message
+
+    @serialized
+    def label_message(self, message_id: int, intent: str, *, source: str) -> dict:
+        """Staff label a customer message with an existing intent: a training example for the next
+        retrain, and the inbox item closed as labelled, in one transaction. Returns the message."""
+        with write(self.db):
+            message = self.message(message_id)
+            if message is None or message["role"] != "customer":
+                raise DataError(f"message {message_id} is not a customer message")
+            if intent not in self.intents():
+                raise DataError(f"no intent {intent!r}; pick one of the list")
+            self.add_examples([{"text": message["text"], "intent": intent, "created_at": message["created_at"]}],
+                              source=source)
+            self.set_inbox_status(message_id, "labelled")
+        return message
+
+    @serialized
+    def known_out_of_scope(self, *, limit: int = 2000) -> list[str]:
+        """Questions known to be outside every intent, which the trade-off curve counts as wrongly
+        accepted when the threshold lets them through: the curated answers' phrasings, and the
+        fallbacks staff dismissed (answered ones are phrasings already)."""
+        dismissed = [m["text"] for m in self.inbox(status="dismissed", limit=limit) if m.get("inbox") == "fallback"]
+        return list(dict.fromkeys([q["question"] for q in self.questions()] + dismissed))
+
+    @serialized
     def inbox(self, *, status: str = "open", limit: int = 200) -> list[dict]:
         """Customer messages waiting for staff, newest first, each with the bot's reply to it
         (`reply_text`, `reply_route`, `reply_trace` as a dict, `reply_id`, `rating`) when there was one."""

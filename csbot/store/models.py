@@ -29,6 +29,14 @@ class ModelRows:
                 for r in found]
 
     @serialized
+    def model_version(self, version: str) -> dict:
+        """One version's row, or DataError naming the command that lists them."""
+        row = next((v for v in self.model_versions() if v["id"] == version), None)
+        if row is None:
+            raise DataError(f"no model version {version!r}; `python -m csbot models` lists them")
+        return row
+
+    @serialized
     def set_comparison(self, version: str, comparison: dict) -> None:
         self.db.update("model_versions", version, {"comparison": json_text(comparison)})
 
