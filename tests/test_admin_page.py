@@ -1,10 +1,11 @@
-"""The admin page (ui/admin.py), served in-process and called through its API as an admin, a
+"""The admin page (csbot/web/admin/), served in-process and called through its API as an admin, a
 staff member and a stranger: versions and reports, promote and roll back (a broken version is
 refused), a real background training run and a cancelled one, the dashboard, and accounts.
 
-The page is launched with `auth=accounts.check`, so staff can log in too: their refusals prove
-the role check inside each handler, not just the login in front of the page (the server's
-admin-only login is tested in test_api.py). Tests run in file order and share one home.
+The page is launched with Gradio's own login, checked by `Accounts.login`, so staff can log in
+too: their refusals prove the role check inside each handler, not just the login in front of the
+page (the server's admin-only login is tested in test_api.py). Tests run in file order and share
+one home.
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def site(tmp_path_factory, tiny_training):
     retrainer = Retrainer(engine, grace_seconds=2)
     demo = page.build_admin(engine, accounts, retrainer)
     demo.queue()
-    _, url, _ = demo.launch(prevent_thread_lock=True, auth=accounts.check, server_port=free_port(), quiet=True)
+    _, url, _ = demo.launch(prevent_thread_lock=True, auth=lambda name, password: logs_in(accounts, name, password), server_port=free_port(), quiet=True)
     yield SimpleNamespace(url=url, engine=engine, store=engine.store, accounts=accounts, retrainer=retrainer,
                           old=old, new=new, broken=broken)
     demo.close()

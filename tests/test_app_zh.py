@@ -6,13 +6,9 @@ not know, and a staff member's Chinese answer serves the next similar question a
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from conftest import (
-    DATA,
     clean_environment,
-    csbot,
     free_port,
     launch_app,
     open_row,
@@ -24,18 +20,11 @@ STAFF = ("lin", "lin-browser-test-pw")
 
 
 @pytest.fixture(scope="module")
-def zh_server(tmp_path_factory):
+def zh_server(zh_home):
     from csbot.service.auth import Accounts
     from csbot.store import Store
 
-    home = tmp_path_factory.mktemp("zh") / "home"
-    home.mkdir()
-    (home / "csbot.toml").write_text('[csbot]\nlanguage = "zh"\n', encoding="utf-8")
-    made = csbot("init", "--data", str(DATA / "zh"), home=home)
-    assert made.returncode == 0, made.stderr
-    trained = csbot("train", "--epochs", "3", "--device", "cpu", home=home)
-    assert trained.returncode == 0, trained.stderr
-    assert json.loads(trained.stdout)["promoted"]
+    home = zh_home  # made through the CLI (conftest.zh_home)
     assert Store.open(home / "csbot.db").current_model()["base_model"].endswith("multilingual-e5-small")
     Accounts(Store.open(home / "csbot.db")).create(STAFF[0], STAFF[1], role="staff")
     port, output = free_port(), home / "server.log"

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import gradio as gr
 import pytest
-from conftest import DATA, HashingEncoder, free_port
+from conftest import DATA, HashingEncoder, free_port, logs_in
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError, AuthenticationError
 from playwright.sync_api import expect
@@ -42,7 +42,7 @@ def site(tmp_path_factory):
     accounts.create("ada", PASSWORD, role="admin")
     page = build_staff(engine, accounts)
     page.queue()
-    _, url, _ = page.launch(prevent_thread_lock=True, auth=accounts.check, server_name="127.0.0.1",
+    _, url, _ = page.launch(prevent_thread_lock=True, auth=lambda name, password: logs_in(accounts, name, password), server_name="127.0.0.1",
                             server_port=free_port(), quiet=True)
     yield engine, page, url
     page.close()

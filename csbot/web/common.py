@@ -47,6 +47,13 @@ def guarded(accounts, role: str):
     return wrap
 
 
+def page_header(title: str, log_out: str) -> None:
+    """The staff and admin pages' top row: the page's title and a log-out button (inside gr.Blocks)."""
+    with gr.Row():
+        gr.Markdown(f"## {title}")
+        gr.Button(log_out, link="/logout", size="sm", scale=0)
+
+
 def as_text(text: str | None) -> str:
     """Customer-written text for a Markdown/HTML component: escaped, so it shows, never runs.
 

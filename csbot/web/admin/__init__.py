@@ -42,7 +42,7 @@ from csbot.web.admin.versions import (
     versions_tab,
     versions_view,
 )
-from csbot.web.common import guarded
+from csbot.web.common import guarded, page_header
 from csbot.web.format import device_label, eta, percent
 
 if TYPE_CHECKING:  # annotations only (quoted: this module must not postpone them, see common.guarded)
@@ -62,9 +62,7 @@ def build_admin(engine: "Engine", accounts: "Accounts", retrainer: "Retrainer") 
     words = Words.load(engine.settings.staff_language)
 
     with gr.Blocks(title=words["admin.title"]) as page:
-        with gr.Row():
-            gr.Markdown(f"## {words['admin.title']}")
-            gr.Button(words["admin.log_out"], link="/logout", size="sm", scale=0)
+        page_header(words["admin.title"], words["admin.log_out"])
         with gr.Tabs() as tabs:
             open_report = retrain_tab(page, engine=engine, accounts=accounts, retrainer=retrainer, words=words)
             versions = versions_tab(page, engine=engine, accounts=accounts, words=words)

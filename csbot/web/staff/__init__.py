@@ -21,7 +21,7 @@ keys and the engine's error messages show as they are.
 import gradio as gr
 
 from csbot.language import Words
-from csbot.web.common import guarded
+from csbot.web.common import guarded, page_header
 from csbot.web.staff.answers import answers_tab
 from csbot.web.staff.imports import imports_tab
 from csbot.web.staff.inbox import chosen, inbox_tab
@@ -40,9 +40,7 @@ def build_staff(engine, accounts) -> gr.Blocks:
     intents = list(store.intents())
 
     with gr.Blocks(title=words["staff.title"]) as page:
-        with gr.Row():
-            gr.Markdown(f"## {words['staff.title']}")
-            gr.Button(words["staff.log_out"], link="/logout", size="sm", scale=0)
+        page_header(words["staff.title"], words["staff.log_out"])
         with gr.Tabs() as tabs:
             inbox = inbox_tab(page, engine=engine, accounts=accounts, intents=intents, words=words)
             live = live_tab(page, engine=engine, accounts=accounts, words=words)
