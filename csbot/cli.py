@@ -185,6 +185,15 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_scrub(args: argparse.Namespace) -> int:
+    """Print each line of stdin with its personal data replaced (dialogue/scrub.py), to check the rules."""
+    from csbot.dialogue.scrub import scrub
+
+    for line in sys.stdin:
+        print(scrub(line.rstrip("\n")), flush=True)
+    return 0
+
+
 def _password(args: argparse.Namespace) -> str:
     if sys.stdin.isatty():
         import getpass
@@ -277,6 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("message", nargs="?")
     p.add_argument("--conversation", help="continue this conversation id")
     add("reindex", cmd_reindex, "rebuild the answer index from the database")
+    add("scrub", cmd_scrub, "print each line of stdin with its personal data replaced by placeholders "
+                            "(<email>, <phone>, <card>, ... and {order_id}), to check the rules on your own data")
     add("models", cmd_models, "list model versions (* marks the current one)")
     p = add("promote", cmd_promote, "make a model version the current one")
     p.add_argument("version")

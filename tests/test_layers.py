@@ -32,7 +32,7 @@ ALLOWED = {
     "csbot.language": {"csbot.errors", "csbot.text"},
     "csbot.settings": {"csbot.errors", "csbot.language"},
     "csbot.importer": {"csbot.errors", "store"},
-    "csbot.cli": {"csbot.errors", "csbot.settings", "csbot.importer", "nlu", "service", "store"},
+    "csbot.cli": {"csbot.errors", "csbot.settings", "csbot.importer", "nlu", "dialogue", "service", "store"},
     "csbot.__main__": {"csbot.cli"},
     "csbot": set(),
 }

@@ -112,6 +112,7 @@ def servers(request, trained_home, tmp_path_factory):
         url = postgres.create_database("two_servers")
         shared = root / "shared"
         shutil.copytree(trained_home / "models", shared / "models")
+        shutil.copytree(trained_home / "cache", shared / "cache")  # the answer encoder's export, made once already
         copied = subprocess.run([sys.executable, "-m", "csbot", "copy-store", "--to", url, "--home", str(trained_home)],
                                 cwd=ROOT, env=environment({}), capture_output=True, text=True, timeout=120)
         assert copied.returncode == 0 and "messages" in copied.stdout, copied.stderr

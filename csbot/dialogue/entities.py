@@ -52,6 +52,18 @@ def find_order_id(text: str) -> str | None:
     return re.sub(r"[\s-]", "", bare.group("d")) if bare else None
 
 
+def order_spans(text: str) -> list[tuple[int, int]]:
+    """Where `text` (already NFKC-normalised) holds an order number, by the same rules as find_order_id.
+
+    Example: order_spans("where is BB-482913?") -> [(9, 18)]; order_spans("order 482913") -> [(6, 12)]
+    """
+    spans = [m.span() if m.group("a") else m.span("b" if m.group("b") else "c") for m in _ORDER.finditer(text)]
+    spans += [m.span("d") if m.group("d") else m.span("e") for m in _ORDER_ZH.finditer(text)]
+    courier = [m.span() for m in _COURIER.finditer(text)]
+    spans += [m.span("d") for m in _ORDER_BARE.finditer(text) if not any(a <= m.start() < b for a, b in courier)]
+    return sorted(spans)
+
+
 def find_email(text: str) -> str | None:
     """Example: find_email("it's jo.bloggs@example.com thanks") -> "jo.bloggs@example.com" """
     match = _EMAIL.search(unicodedata.normalize("NFKC", text))
