@@ -58,6 +58,14 @@ def cmd_import_logs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import_history(args: argparse.Namespace) -> int:
+    summary = _engine(args).import_history(Path(args.file))
+    scrubbed = ", ".join(f"{n} {kind}" for kind, n in summary["scrubbed"].items()) or "nothing"
+    print(f"{summary['turns']} customer turns ({summary['new']} new) from {summary['conversations']} "
+          f"conversations; personal data replaced: {scrubbed}; import {summary['import']}")
+    return 0
+
+
 def cmd_import_answers(args: argparse.Namespace) -> int:
     summary = _engine(args).import_answers(Path(args.file))
     print(f"{summary['rows']} answers read; {summary['answers']} curated answers in the store, index rebuilt.")
@@ -257,6 +265,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("init", cmd_init, "create the store and load the default data (shop, templates, log, answers)")
     p.add_argument("--data", help="data folder to load instead of the shipped data/")
     p = add("import-logs", cmd_import_logs, "import a labelled support log CSV (text,intent[,agent_reply,...])")
+    p.add_argument("file")
+    p = add("import-history", cmd_import_history, "import raw support history without labels (a CSV of turns, "
+                                                   "JSON Lines of conversations, or a CSV of customer messages); "
+                                                   "personal data is scrubbed before anything is stored")
     p.add_argument("file")
     p = add("import-answers", cmd_import_answers, "import curated answers CSV (key,questions,answer)")
     p.add_argument("file")

@@ -164,6 +164,9 @@ def test_a_whole_store_copies_from_sqlite_to_postgresql_and_back(tmp_path, datab
     source.flag_for_inbox(asked, reason="low_confidence")
     source.add_user("ada", role="admin", password_hash="scrypt$x")
     source.audit("ada", "login", detail={"ok": True})
+    source.add_history(name="h.csv", turns=[{"conversation": "c1", "position": 0, "text": "mail <email>",
+                                             "agent_reply": "Done", "created_at": None}],
+                       scrubbed={"email": 1}, actor="ada")
 
     target = Store.open(database_url)
     copied = copy_store(source, target)
@@ -173,6 +176,7 @@ def test_a_whole_store_copies_from_sqlite_to_postgresql_and_back(tmp_path, datab
     assert [m["text"] for m in target.inbox()] == ["wrap?"]
     assert json.loads(target.messages(cid)[1]["trace"]) == {"threshold": None, "score": 0.9}  # jsonb has no -inf
     assert target.user("ada")["password_hash"] == "scrypt$x" and target.audit_log()[0]["detail"] == {"ok": True}
+    assert target.history_turns() == source.history_turns() and target.history_imports() == source.history_imports()
     # new rows continue after the copied ids
     assert target.add_message(cid, role="customer", text="thanks") > max(m["id"] for m in source.messages(cid))
     assert target.upsert_answer(key="returns", questions=["Returns?"], answer="30 days") > source.answers()[0]["id"]

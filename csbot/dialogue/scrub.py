@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from csbot.dialogue import entities
@@ -141,14 +142,53 @@ def find(text: str) -> list[tuple[int, int, str]]:
     return sorted(chosen)
 
 
-def scrub(text: str) -> str:
-    """The text with every personal span replaced by its kind's placeholder.
+def scrub(text: str, *, names: Iterable[str] = (), counts: Counter | None = None) -> str:
+    """The text with every personal span replaced by its kind's placeholder; `names` already known
+    (the customer's, from their own turns: see `names_in`) are replaced wherever they stand, so an
+    agent's "Hi Sam," loses it too. `counts`, when given, adds up the kinds replaced.
 
-    Example: scrub("我叫王小明，手机13800138000") -> "我叫<name>,手机<phone>" (NFKC: the comma is half-width)
+    Example: scrub("我叫王小明，手机13800138000") -> "我叫<name>,手机<phone>" (NFKC: the comma is half-width);
+             scrub("Hi Sam, it ships today", names=["Sam"]) -> "Hi <name>, it ships today"
     """
     text = unicodedata.normalize("NFKC", text)
     out, at = [], 0
     for start, end, kind in find(text):
         out += [text[at:start], PLACEHOLDERS[kind]]
         at = end
-    return "".join(out + [text[at:]])
+        if counts is not None:
+            counts[kind] += 1
+    text = "".join(out + [text[at:]])
+    for name in sorted({n for n in names if len(n) >= 2}, key=len, reverse=True):
+        text, replaced = re.subn(rf"(?<![^\W\d_]){re.escape(name)}(?![^\W\d_])" if name.isascii() else re.escape(name),
+                                 PLACEHOLDERS["name"], text)
+        if counts is not None and replaced:
+            counts["name"] += replaced
+    return text
+
+
+def scrub_turns(turns: list[dict]) -> tuple[list[dict], dict[str, int]]:
+    """Conversation turns ({"conversation", "text", "agent_reply", ...}) with both texts scrubbed, and
+    the names each customer gave removed from the agent replies of their conversation too; with
+    how many of each kind were replaced.
+
+    Example: [{"conversation": "c1", "text": "my name is Sam", "agent_reply": "Hi Sam!"}]
+             -> ([{"conversation": "c1", "text": "my name is <name>", "agent_reply": "Hi <name>!"}], {"name": 2})
+    """
+    counts: Counter = Counter()
+    names: dict[str, list[str]] = {}
+    for turn in turns:
+        names.setdefault(turn["conversation"], []).extend(names_in(turn["text"]))
+    clean = [{**t, "text": scrub(t["text"], counts=counts),
+              "agent_reply": scrub(t["agent_reply"], names=names[t["conversation"]], counts=counts)
+              if t.get("agent_reply") else None} for t in turns]
+    return clean, dict(sorted(counts.items()))
+
+
+def names_in(text: str) -> list[str]:
+    """The names a customer gives in `text`, and each of their words (an agent may use the first name alone).
+
+    Example: names_in("my name is Sam Lee") -> ["Sam Lee", "Sam", "Lee"]
+    """
+    text = unicodedata.normalize("NFKC", text)
+    found = [text[a:b] for a, b, kind in find(text) if kind == "name"]
+    return list(dict.fromkeys(found + [word for name in found for word in name.split() if len(name.split()) > 1]))

@@ -28,7 +28,7 @@ from csbot.errors import (
     ModelError,
     TrainingCancelled,
 )
-from csbot.importer import read_answers, read_logs
+from csbot.importer import read_answers, read_history, read_logs
 from csbot.language import Words
 from csbot.nlu.basemodels import resolve_model_path
 from csbot.service.follower import Follower
@@ -213,6 +213,17 @@ class Engine:
         self.store.audit(actor or self.actor, "import_answers", Path(path).name, detail={"rows": len(answers)})
         self.reindex()
         return {"rows": len(answers), "answers": len(self.store.answers())}
+
+    def import_history(self, path: Path, *, actor: str | None = None) -> dict:
+        """Import raw support history (importer.read_history): every customer turn and agent reply is
+        scrubbed of personal data (dialogue/scrub.py) before anything is stored, the names a customer
+        gave removed from the agent's replies too. Importing the same history again adds nothing."""
+        from csbot.dialogue.scrub import scrub_turns
+
+        clean, counts = scrub_turns(read_history(path))
+        added = self.store.add_history(name=Path(path).name, turns=clean, scrubbed=counts, actor=actor or self.actor)
+        self.store.audit(actor or self.actor, "import_history", Path(path).name, detail=added)
+        return {**added, "scrubbed": counts}
 
     def reindex(self):
         """Rebuild the answer index from the database and save it; servers following the store pick

@@ -13,6 +13,7 @@ for both) and is made of one part per noun, each in its own module:
     audit          who did what
     generations    change counters every process polls to catch up with the others
     stats          the dashboard's counts over a window of days
+    history        raw support history imported without labels (scrubbed customer turns)
 
 The schema is a list of migrations (migrations.py) applied on open. This package does not embed,
 search or train; it keeps rows. Files (FAISS indexes, model weights) live in the artifacts folder.
@@ -34,6 +35,7 @@ from csbot.store.catalog import CatalogRows
 from csbot.store.conversations import ConversationRows, valid_conversation_id
 from csbot.store.examples import ExampleRows, example_id
 from csbot.store.generations import GenerationRows
+from csbot.store.history import HistoryRows
 from csbot.store.jobs import JobRows
 from csbot.store.models import ModelRows
 from csbot.store.sessions import SessionRows
@@ -57,7 +59,7 @@ def open_database(target, *, pool_size: int = 10) -> Database:
 
 
 class Store(CatalogRows, ExampleRows, AnswerRows, ConversationRows, UserRows, SessionRows, ModelRows,
-            JobRows, AuditRows, GenerationRows, StatsRows):
+            JobRows, AuditRows, GenerationRows, StatsRows, HistoryRows):
     """All reads and writes of csbot's rows. Takes an open Database (tests pass SqliteDatabase(":memory:"))."""
 
     def __init__(self, db: Database):

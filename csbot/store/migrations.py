@@ -83,6 +83,17 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         # along the version's curve (None: the trained default, as meta.json has it).
         "ALTER TABLE model_versions ADD COLUMN operating_point {json}",
     ]),
+    ("m005_history", [
+        # Raw support history, imported without labels: customer turns (scrubbed of personal data
+        # before they are stored) with the agent reply that answered each. `key` makes a second
+        # import of the same turns add nothing.
+        "CREATE TABLE history_imports (id {text} PRIMARY KEY, name {text}, turns {int}, conversations {int}, "
+        "scrubbed {json}, created_at {stamp}, actor {text})",
+        "CREATE TABLE history_turns (id {id}, key {text}, import_id {text} REFERENCES history_imports(id), "
+        "conversation {text}, position {int}, text {text}, agent_reply {text}, created_at {text}, added_at {stamp})",
+        "CREATE UNIQUE INDEX idx_history_turns_key ON history_turns (key)",
+        "CREATE INDEX idx_history_turns_import_id ON history_turns (import_id)",
+    ]),
 ]
 
 

@@ -17,13 +17,15 @@ from csbot.store.backend import json_text, snapshot, write
 # parents before children; every table of the schema
 TABLES = ("shop_facts", "intents", "templates", "examples", "answers", "answer_questions", "conversations",
           "messages", "model_versions", "jobs", "users", "generations", "service_keys", "sessions",
-          "login_failures", "rate_hits", "audit")
-WITH_IDS = ("templates", "answers", "answer_questions", "messages", "audit")  # ids the database hands out
+          "login_failures", "rate_hits", "audit", "history_imports", "history_turns")
+WITH_IDS = ("templates", "answers", "answer_questions", "messages", "audit", "history_turns")  # ids the database hands out
 ORPHANS = {  # the schema's foreign keys, as the rows that would break them
     "templates of a missing intent": "SELECT count(*) FROM templates WHERE intent NOT IN (SELECT name FROM intents)",
     "phrasings of a missing answer": "SELECT count(*) FROM answer_questions WHERE answer_id NOT IN (SELECT id FROM answers)",
     "messages of a missing conversation": "SELECT count(*) FROM messages WHERE conversation_id NOT IN "
                                           "(SELECT id FROM conversations)",
+    "history turns of a missing import": "SELECT count(*) FROM history_turns WHERE import_id NOT IN "
+                                         "(SELECT id FROM history_imports)",
 }
 MUST_BE_EMPTY = ("intents", "examples", "answers", "conversations", "model_versions", "users")
 
