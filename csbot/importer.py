@@ -179,14 +179,15 @@ def _csv_conversations(header: list[str], rows: list[tuple[int, dict]], problems
             problems.append(f"line {line}: {len(header) + len(row[None])} fields; the header has {len(header)}")
             continue
         text = _check_text(row.get("text"), line=line, column="text", problems=problems)
+        at = (row.get("created_at") or "").strip() or None
         if not turns:
-            conversations[f"line-{line}"] = [("customer", text, (row.get("created_at") or "").strip() or None)]
+            conversations[f"line-{line}"] = [("customer", text, at)]
             continue
         conversation = (row.get("conversation_id") or "").strip()
         if not conversation:
             problems.append(f"line {line}: conversation_id is empty")
         role = _role(row.get("role"), line=line, where="", problems=problems)
-        conversations.setdefault(conversation, []).append((role, text, (row.get("created_at") or "").strip() or None))
+        conversations.setdefault(conversation, []).append((role, text, at))
     return conversations
 
 

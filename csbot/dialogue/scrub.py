@@ -1,7 +1,7 @@
 """Personal data out of customer text: every span a recogniser finds becomes a typed placeholder.
 
-    "I'm Sam Lee, card 4539 1488 0343 6467, mail sam@example.com, order BB-482913"
-    -> "I'm <name>, card <card>, mail <email>, order {order_id}"
+    "my name is Sam Lee, card 4539 1488 0343 6467, mail sam@example.com, order BB-482913"
+    -> "my name is <name>, card <card>, mail <email>, order {order_id}"
 
 Recognisers, English and Chinese (after NFKC, so full-width forms read as half-width ones):
 e-mail addresses; phone numbers (UK, mainland China, and international ones written with +);
@@ -14,7 +14,8 @@ mainland resident ID numbers (checksum); dates of birth (a date after "date of b
 none of these (prices, quantities, delivery dates, tracking numbers) stay.
 
 Where two recognisers claim overlapping text, the longer match wins (a card number holds a run
-of digits that reads as a phone number), then the earlier kind in `KINDS`. This module only rewrites text: what is scrubbed, and when, is its callers'.
+of digits that reads as a phone number), then the earlier kind in `KINDS`. This module only
+rewrites text: what is scrubbed, and when, is its callers'.
 """
 
 from __future__ import annotations
@@ -84,12 +85,12 @@ def _digits_only(check: Callable[[str], bool]) -> Callable[[str], bool]:
 
 RECOGNISERS = [
     Recogniser("email", re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")),
-    Recogniser("iban", re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?:\s?[A-Z0-9]{4}){2,7}(?:\s?[A-Z0-9]{1,4})?(?![A-Za-z0-9])"),
-               iban_ok),
+    Recogniser("iban", re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?:\s?[A-Z0-9]{4}){2,7}(?:\s?[A-Z0-9]{1,4})?"
+                                  r"(?![A-Za-z0-9])"), iban_ok),
     Recogniser("card", re.compile(r"(?<![\d.])\d(?:[ -]?\d){12,18}(?![\d.])"),
                _digits_only(lambda d: 13 <= len(d) <= 19 and luhn(d))),
-    Recogniser("id_number", re.compile(r"(?<![\dA-Za-z])[1-9]\d{5}(?:19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])"
-                                       r"\d{3}[\dXx](?![\dA-Za-z])"), cn_id_ok),
+    Recogniser("id_number", re.compile(r"(?<![\dA-Za-z])[1-9]\d{5}(?:19|20)\d{2}(?:0[1-9]|1[0-2])"
+                                       r"(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx](?![\dA-Za-z])"), cn_id_ok),
     Recogniser("phone", re.compile(r"(?<![A-Za-z0-9+])(?:\+44\s?\(?0?\)?\s?|0)\d{2,4}[\s-]?\d{3,4}[\s-]?\d{3,4}(?!\d)"
                                    r"|(?<![A-Za-z0-9+])(?:\+?86[\s-]?)?1[3-9]\d(?:[\s-]?\d){8}(?!\d)"
                                    r"|(?<![\w+])\+[1-9]\d{0,2}(?:[\s-]?\(?\d{1,4}\)?){2,5}(?!\d)"),
@@ -119,6 +120,7 @@ RECOGNISERS = [
 ]
 KINDS = ("email", "iban", "id_number", "phone", "card", "order_id", "postcode", "address", "dob", "password", "name")
 PLACEHOLDERS = {kind: f"<{kind}>" for kind in KINDS} | {"order_id": "{order_id}"}
+_RANK = {kind: i for i, kind in enumerate(KINDS)}
 
 
 def find(text: str) -> list[tuple[int, int, str]]:
@@ -134,9 +136,8 @@ def find(text: str) -> list[tuple[int, int, str]]:
             start = lead.end() if lead else start
             if start < end and recogniser.check(text[start:end]):
                 found.append((start, end, recogniser.kind))
-    rank = {kind: i for i, kind in enumerate(KINDS)}
     chosen: list[tuple[int, int, str]] = []
-    for start, end, kind in sorted(found, key=lambda s: (-(s[1] - s[0]), rank[s[2]], s[0])):
+    for start, end, kind in sorted(found, key=lambda s: (-(s[1] - s[0]), _RANK[s[2]], s[0])):
         if all(end <= a or start >= b for a, b, _ in chosen):
             chosen.append((start, end, kind))
     return sorted(chosen)
@@ -151,19 +152,23 @@ def scrub(text: str, *, names: Iterable[str] = (), counts: Counter | None = None
              scrub("Hi Sam, it ships today", names=["Sam"]) -> "Hi <name>, it ships today"
     """
     text = unicodedata.normalize("NFKC", text)
-    out, at = [], 0
-    for start, end, kind in find(text):
-        out += [text[at:start], PLACEHOLDERS[kind]]
-        at = end
-        if counts is not None:
-            counts[kind] += 1
-    text = "".join(out + [text[at:]])
+    text = _replaced(text, find(text), counts)
     for name in sorted({n for n in names if len(n) >= 2}, key=len, reverse=True):
         text, replaced = re.subn(rf"(?<![^\W\d_]){re.escape(name)}(?![^\W\d_])" if name.isascii() else re.escape(name),
                                  PLACEHOLDERS["name"], text)
         if counts is not None and replaced:
             counts["name"] += replaced
     return text
+
+
+def _replaced(text: str, spans: list[tuple[int, int, str]], counts: Counter | None) -> str:
+    out, at = [], 0
+    for start, end, kind in spans:
+        out += [text[at:start], PLACEHOLDERS[kind]]
+        at = end
+        if counts is not None:
+            counts[kind] += 1
+    return "".join(out + [text[at:]])
 
 
 def scrub_turns(turns: list[dict]) -> tuple[list[dict], dict[str, int]]:
@@ -176,11 +181,15 @@ def scrub_turns(turns: list[dict]) -> tuple[list[dict], dict[str, int]]:
     """
     counts: Counter = Counter()
     names: dict[str, list[str]] = {}
-    for turn in turns:
-        names.setdefault(turn["conversation"], []).extend(names_in(turn["text"]))
-    clean = [{**t, "text": scrub(t["text"], counts=counts),
+    texts = []
+    for turn in turns:  # each customer text read once: its names, and its scrubbed form
+        text = unicodedata.normalize("NFKC", turn["text"])
+        spans = find(text)
+        names.setdefault(turn["conversation"], []).extend(_names(text, spans))
+        texts.append(_replaced(text, spans, counts))
+    clean = [{**t, "text": text,
               "agent_reply": scrub(t["agent_reply"], names=names[t["conversation"]], counts=counts)
-              if t.get("agent_reply") else None} for t in turns]
+              if t.get("agent_reply") else None} for t, text in zip(turns, texts)]
     return clean, dict(sorted(counts.items()))
 
 
@@ -190,5 +199,9 @@ def names_in(text: str) -> list[str]:
     Example: names_in("my name is Sam Lee") -> ["Sam Lee", "Sam", "Lee"]
     """
     text = unicodedata.normalize("NFKC", text)
-    found = [text[a:b] for a, b, kind in find(text) if kind == "name"]
+    return _names(text, find(text))
+
+
+def _names(text: str, spans: list[tuple[int, int, str]]) -> list[str]:
+    found = [text[a:b] for a, b, kind in spans if kind == "name"]
     return list(dict.fromkeys(found + [word for name in found for word in name.split() if len(name.split()) > 1]))

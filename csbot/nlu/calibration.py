@@ -129,8 +129,8 @@ def point_for(curve: dict, *, precision: float | None = None, acceptance: float 
 
 
 def chosen_point(metrics: dict, *, precision: float | None = None, acceptance: float | None = None,
-                 default: bool = False) -> dict:
-    """The operating point a version's saved metrics give for a target (point_for), or with `default`
+                 default: bool = False, version: str = "this version") -> dict:
+    """The operating point `version`'s saved metrics give for a target (point_for), or with `default`
     the threshold chosen at training, marked by="default".
 
     Example: chosen_point(metrics, default=True) -> {"threshold": 2.4, ..., "by": "default"}
@@ -138,7 +138,7 @@ def chosen_point(metrics: dict, *, precision: float | None = None, acceptance: f
     if default:
         trained = metrics.get("operating_point") or {}
         if trained.get("threshold") is None:
-            raise DataError("this version records no trained default threshold; move it by a target instead")
+            raise DataError(f"{version} records no trained default threshold; move it by a target instead")
         return {**trained, "by": "default"}
     return point_for(metrics.get("operating_curve") or {}, precision=precision, acceptance=acceptance)
 

@@ -23,11 +23,7 @@ import time
 from pathlib import Path
 
 from csbot.dialogue.replies import ReplyBook, check_covered, load_shop_file, load_templates_file
-from csbot.errors import (
-    AnswerIndexError,
-    ModelError,
-    TrainingCancelled,
-)
+from csbot.errors import AnswerIndexError, ModelError, TrainingCancelled
 from csbot.importer import read_answers, read_history, read_logs
 from csbot.language import Words
 from csbot.nlu.basemodels import resolve_model_path
@@ -416,7 +412,8 @@ class Engine:
         from csbot.nlu.calibration import chosen_point
 
         row = self.store.model_version(version)
-        point = chosen_point(row.get("metrics") or {}, precision=precision, acceptance=acceptance, default=default)
+        point = chosen_point(row.get("metrics") or {}, precision=precision, acceptance=acceptance, default=default,
+                             version=version)
         before = row.get("threshold")
         with self.swap_lock:  # not between a promote's load and its swap
             self.store.set_operating_point(version, point["threshold"], None if default else point)

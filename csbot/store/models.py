@@ -14,6 +14,13 @@ from csbot.store.backend import json_text, serialized, write
 from csbot.store.generations import bump
 
 
+def _decoded(row: dict) -> dict:
+    """A model_versions row with its JSON columns read."""
+    return {**row, "metrics": json.loads(row["metrics"] or "{}"),
+            "comparison": json.loads(row["comparison"]) if row.get("comparison") else None,
+            "operating_point": json.loads(row["operating_point"]) if row.get("operating_point") else None}
+
+
 class ModelRows:
     @serialized
     def add_model_version(self, row: dict) -> None:
@@ -22,19 +29,15 @@ class ModelRows:
 
     @serialized
     def model_versions(self) -> list[dict]:
-        found = self.db.rows("SELECT * FROM model_versions ORDER BY created_at DESC")
-        return [{**r, "metrics": json.loads(r["metrics"] or "{}"),
-                 "comparison": json.loads(r["comparison"]) if r.get("comparison") else None,
-                 "operating_point": json.loads(r["operating_point"]) if r.get("operating_point") else None}
-                for r in found]
+        return [_decoded(r) for r in self.db.rows("SELECT * FROM model_versions ORDER BY created_at DESC")]
 
     @serialized
     def model_version(self, version: str) -> dict:
         """One version's row, or DataError naming the command that lists them."""
-        row = next((v for v in self.model_versions() if v["id"] == version), None)
+        row = self.db.one("SELECT * FROM model_versions WHERE id = ?", [version])
         if row is None:
             raise DataError(f"no model version {version!r}; `python -m csbot models` lists them")
-        return row
+        return _decoded(row)
 
     @serialized
     def set_comparison(self, version: str, comparison: dict) -> None:

@@ -18,7 +18,8 @@ from csbot.store.backend import json_text, snapshot, write
 TABLES = ("shop_facts", "intents", "templates", "examples", "answers", "answer_questions", "conversations",
           "messages", "model_versions", "jobs", "users", "generations", "service_keys", "sessions",
           "login_failures", "rate_hits", "audit", "history_imports", "history_turns")
-WITH_IDS = ("templates", "answers", "answer_questions", "messages", "audit", "history_turns")  # ids the database hands out
+# ids the database hands out
+WITH_IDS = ("templates", "answers", "answer_questions", "messages", "audit", "history_turns")
 ORPHANS = {  # the schema's foreign keys, as the rows that would break them
     "templates of a missing intent": "SELECT count(*) FROM templates WHERE intent NOT IN (SELECT name FROM intents)",
     "phrasings of a missing answer": "SELECT count(*) FROM answer_questions WHERE answer_id NOT IN (SELECT id FROM answers)",

@@ -3,7 +3,8 @@ ratio, the busiest intents and the top unanswered questions, over the last 7, 30
 
 `dashboard_tab` builds the tab's components and its one event inside the current Blocks;
 `dashboard_view` only arranges `csbot.web.dashboard.summary`'s figures for the page's components.
-This module counts nothing itself: csbot.web.dashboard does, in SQL.
+This module counts nothing itself: the store does, in SQL (store/stats.py), and csbot.web.dashboard
+shapes the figures.
 """
 
 from typing import TYPE_CHECKING
