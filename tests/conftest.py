@@ -152,8 +152,9 @@ def csbot(*args: str, home: Path, stdin: str | None = None, env: dict | None = N
 
 def made_once(tmp_path_factory, name: str, make: Callable[[Path], None]) -> Path:
     """A folder made by `make(folder)` once for the whole run, shared by every pytest-xdist worker:
-    the first to ask makes it while holding a lock, the others wait for it and reuse it. What is
-    made this way is read or copied by the tests, never changed."""
+    the first to ask makes it while holding a lock, the others wait for it and reuse it. A test
+    that changes such a folder copies it first, unless its file is the folder's only user (the
+    Chinese home: tests/test_app_zh.py)."""
     base = tmp_path_factory.getbasetemp()
     root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # the run's, not one worker's
     folder, done = root / name, root / f"{name}.done"
