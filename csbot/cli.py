@@ -66,6 +66,25 @@ def cmd_import_history(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_discover(args: argparse.Namespace) -> int:
+    engine = _engine(args)
+    if args.keep:
+        summary = engine.import_history(Path(args.file))
+        result = engine.review.run(summary["import"], actor=engine.actor)
+        print(f"{result['groups']} intents proposed ({result['new']} new) from {result['turns']} customer turns, "
+              f"{result['outliers']} outliers; review them on the staff page's Discover tab")
+        return 0
+    found = engine.review.discover_file(Path(args.file))
+    text = json.dumps(found, ensure_ascii=False, indent=1)
+    if args.json:
+        Path(args.json).write_text(text + "\n", encoding="utf-8")
+        print(f"{found['estimated_groups']} intents proposed from {len(found['assignments'])} customer turns, "
+              f"{found['outliers']} outliers; written to {args.json}")
+    else:
+        print(text)
+    return 0
+
+
 def cmd_import_answers(args: argparse.Namespace) -> int:
     summary = _engine(args).import_answers(Path(args.file))
     print(f"{summary['rows']} answers read; {summary['answers']} curated answers in the store, index rebuilt.")
@@ -270,6 +289,12 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "JSON Lines of conversations, or a CSV of customer messages); "
                                                    "personal data is scrubbed before anything is stored")
     p.add_argument("file")
+    p = add("discover", cmd_discover, "propose intents from raw history (any import-history format; an intent "
+                                      "column is never read): groups, names, typical examples, draft replies")
+    p.add_argument("file")
+    p.add_argument("--json", help="write the proposals here (default: print them)")
+    p.add_argument("--keep", action="store_true", help="import the history and keep the proposals for review "
+                                                       "on the staff page instead")
     p = add("import-answers", cmd_import_answers, "import curated answers CSV (key,questions,answer)")
     p.add_argument("file")
     for name, func, text in (("train", cmd_train, "fine-tune a new model version from the store"),

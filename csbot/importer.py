@@ -21,6 +21,7 @@ from pathlib import Path
 
 from csbot.errors import DataError
 from csbot.store.answers import KEY as ANSWER_KEY
+from csbot.store.catalog import intent_name_problem
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
 MAX_TEXT_CHARS = 5000
@@ -88,9 +89,9 @@ def read_logs(path: Path) -> list[dict]:
             continue
         text = _check_text(row.get("text"), line=line, column="text", problems=problems)
         intent = (row.get(label_column) or "").strip()
-        if not intent or len(intent) > 64 or not intent.isprintable():
+        if intent_name_problem(intent):
             problems.append(f"line {line}: {label_column} {intent!r:.80} is not an intent name "
-                            "(1 to 64 printable characters)")
+                            f"({intent_name_problem(intent)})")
         out.append({"text": text, "intent": intent,
                     "agent_reply": " ".join((row.get("agent_reply") or "").split()) or None,
                     "created_at": (row.get("created_at") or "").strip() or None,

@@ -95,31 +95,27 @@ def test_top_intents_come_from_template_replies(store):
     assert dashboard.top_intents(store, days=7, now=NOW)["intent"].tolist()[-1] == "greeting"
 
 
-def test_top_unanswered_groups_wordings_and_shows_the_latest(store):
+def test_gap_messages_are_the_fallbacks_low_confidence_answers_and_dislikes_of_the_window(store):
     cid = new_chat(store)
-    ask(store, cid, "Do you ship to Mars?", when=at(26), route="fallback")
-    ask(store, cid, "gift cards?", when=at(26), route="fallback")
-    ask(store, cid, "do you  ship to MARS", when=at(27), route="fallback")
-    ask(store, cid, "Gift cards", when=at(27), route="fallback")
-    ask(store, cid, "Do you ship to mars!!", when=at(28), route="fallback")
-    ask(store, cid, "Do you ship to Mars?", when=at(28), route="template", intent="delivery")  # answered
-    ask(store, cid, "Do you ship to Mars?", when=at(1), route="fallback")  # outside the window
-    ask(store, cid, "opening hours?", when=at(25), route="fallback")
-    table = dashboard.top_unanswered(store, days=7, now=NOW)
-    assert table.to_dict("list") == {"question": ["Do you ship to mars!!", "Gift cards", "opening hours?"],
-                                     "times": [3, 2, 1]}
-    assert dashboard.top_unanswered(store, days=7, now=NOW, n=1)["question"].tolist() == ["Do you ship to mars!!"]
+    asked = {}
+    for text, day, reason in [("mars?", 26, "fallback"), ("gift cards?", 27, "low_confidence"),
+                              ("that was wrong", 27, "disliked"), ("a person please", 27, "human"),
+                              ("mars again?", 1, "fallback"), ("where is my order", 27, None)]:
+        asked[text] = store.add_message(cid, role="customer", text=text, created_at=at(day))
+        if reason:
+            store.flag_for_inbox(asked[text], reason=reason)
+    found = store.gap_messages(*dashboard.window(days=7, now=NOW))
+    assert [(m["text"], m["inbox"]) for m in found] == [
+        ("mars?", "fallback"), ("gift cards?", "low_confidence"), ("that was wrong", "disliked")]
 
 
-@pytest.mark.parametrize("text, key", [
-    ("  Where is   my ORDER?! ", "where is my order"),
-    ("where is my order", "where is my order"),
-    ("Straße…", "strasse"),
-    ("¿dónde está?", "¿dónde está"),  # only trailing punctuation goes
-    ("???", "???"),
-])
-def test_normalise(text, key):
-    assert dashboard.normalise(text) == key
+def test_gap_topics_are_shown_as_ranked_with_one_example_each():
+    topics = [{"name": "mars_ship", "messages": 6, "growth": 4, "examples": ["to mars?", "mars"]},
+              {"name": "gift_cards", "messages": 2, "growth": -2, "examples": ["gift cards?"]}]
+    table = dashboard.gap_topics(topics)
+    assert table.to_dict("list") == {"topic": ["mars_ship", "gift_cards"], "messages": [6, 2], "growth": [4, -2],
+                                     "example": ["to mars?", "gift cards?"]}
+    assert len(dashboard.gap_topics(topics, n=1)) == 1
 
 
 def test_empty_store_gives_zeros(store):
@@ -130,7 +126,8 @@ def test_empty_store_gives_zeros(store):
     assert figures["route_shares"]["share"].tolist() == [0.0, 0.0, 0.0, 0.0]
     assert figures["ratings"] == {"likes": 0, "dislikes": 0, "like_ratio": None}
     assert figures["top_intents"].empty and list(figures["top_intents"].columns) == ["intent", "messages"]
-    assert figures["top_unanswered"].empty and list(figures["top_unanswered"].columns) == ["question", "times"]
+    assert figures["gap_topics"].empty and list(figures["gap_topics"].columns) == ["topic", "messages", "growth",
+                                                                                  "example"]
 
 
 def test_summary_agrees_with_each_figure(store):
@@ -142,5 +139,5 @@ def test_summary_agrees_with_each_figure(store):
     assert figures["route_shares"]["messages"].tolist() == [1, 0, 1, 0]
     assert figures["ratings"]["like_ratio"] == 1.0
     assert figures["top_intents"]["intent"].tolist() == ["order_status"]
-    assert figures["top_unanswered"]["question"].tolist() == ["mars?"]
-    assert dashboard.summary(store, days=6, now=NOW)["top_unanswered"].empty  # the 22nd falls out
+    gaps = [{"name": "mars", "messages": 1, "growth": 1, "examples": ["mars?"]}]
+    assert dashboard.summary(store, days=7, now=NOW, gaps=gaps)["gap_topics"]["topic"].tolist() == ["mars"]

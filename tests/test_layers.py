@@ -40,7 +40,7 @@ ALLOWED = {
 OWNED = {"gradio": {"web"}, "fastapi": {"web"}, "starlette": {"web"}, "uvicorn": {"web"}, "matplotlib": {"web"},
          "torch": {"nlu", "csbot.cli"}, "transformers": {"nlu"}, "sentence_transformers": {"nlu"},
          "onnxruntime": {"nlu"}, "onnx": {"nlu"}, "safetensors": {"nlu"}, "tokenizers": {"nlu"},
-         "faiss": {"dialogue"}, "sqlite3": {"store"}, "sqlite_utils": {"store"}, "psycopg": {"store"},
+         "faiss": {"dialogue"}, "igraph": {"dialogue"}, "sqlite3": {"store"}, "sqlite_utils": {"store"}, "psycopg": {"store"},
          "psycopg_pool": {"store"}}
 
 

@@ -5,7 +5,7 @@ numbers; `python -m csbot scrub` does the same to stdin. Sentences written here,
 import pytest
 from conftest import csbot
 
-from csbot.dialogue.scrub import cn_id_ok, find, iban_ok, luhn, scrub
+from csbot.dialogue.scrub import cn_id_ok, find, greeted, iban_ok, luhn, scrub, scrub_turns
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -31,6 +31,8 @@ from csbot.dialogue.scrub import cn_id_ok, find, iban_ok, luhn, scrub
     ("登录密码是qwe!2024", "登录密码是<password>"),
     ("Hello, my name is Aoife O'Brien", "Hello, my name is <name>"),
     ("我叫陈思远，上周买的沙发", "我叫<name>,上周买的沙发"),
+    ("My name is Dorothy Kemp and the lamp is broken", "My name is <name> and the lamp is broken"),
+    ("I paid with 5555 5555 5555 4444. Can you check?", "I paid with <card>. Can you check?"),
     ("where is BB-482913?", "where is {order_id}?"),
     ("订单号：202411230017 还没到", "订单号:{order_id} 还没到"),
 ])
@@ -65,3 +67,12 @@ def test_the_scrub_command_rewrites_stdin_line_by_line(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["mail me: <email>", "价格¥199", "我叫<name>"]
     assert not (tmp_path / "csbot.db").exists()  # it reads no store
+
+
+def test_the_name_an_agent_greets_a_customer_by_leaves_the_reply_too():
+    assert greeted("Dear Mrs Menon, thank you for the photos.") == ["Menon"]
+    assert greeted("Hi there, thanks for waiting") == [] and greeted("Thank you for your e-mail.") == []
+    turns, counts = scrub_turns([{"conversation": "c1", "text": "is my order coming?",
+                                  "agent_reply": "Good morning Colin Price, it is. Colin, anything else?"}])
+    assert turns[0]["agent_reply"] == "Good morning <name>, it is. <name>, anything else?"
+    assert counts == {"name": 2}

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import html
 import inspect
+import re
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import gradio as gr
 import pytest
-from conftest import DATA, HashingEncoder, free_port, logs_in
+from conftest import DATA, HashingEncoder, free_port, logs_in, open_row
 from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError, AuthenticationError
 from playwright.sync_api import expect
@@ -27,7 +28,10 @@ PASSWORD = "a long staff password"
 API_NAMES = {"inbox", "open_item", "label", "attach_answer", "new_answer", "dismiss", "take_over", "live",
              "open_conversation", "take_over_conversation", "staff_reply", "hand_back", "answers", "open_answer",
              "blank_answer", "save_answer", "delete_answer", "template_intents", "templates", "preview_template",
-             "save_templates", "import_preview", "import_logs"}
+             "save_templates", "import_preview", "import_logs", "import_history", "discover_refresh",
+             "discover_status", "discover_start", "open_proposal", "proposal_rename", "proposal_merge",
+             "proposal_split", "proposal_reject", "proposal_accept", "pick_example", "proposal_move", "gaps",
+             "open_gap", "answer_gap"}
 
 
 @pytest.fixture(scope="module")
@@ -268,6 +272,70 @@ def test_take_over_shows_new_customer_messages_and_import_needs_a_clean_file(sit
     expect(page.get_by_text("1 rows, no problems")).to_be_visible()
     expect(button).to_be_enabled()
     page.close()
+
+
+def test_from_raw_history_to_a_reviewed_intent_in_the_browser(site, browser):
+    """Import the demo history, run discovery, merge two proposals, rename one, accept it: the next
+    training run's examples hold the new intent with every example of both proposals."""
+    engine, _, url = site
+    history = Path(__file__).parent.parent / "data" / "history" / "conversations.jsonl"
+    page = log_in(browser, url)
+    page.get_by_role("tab", name="Import").click()
+    page.locator("#history-upload input[type=file]").set_input_files(str(history))
+    page.get_by_role("button", name="Import history").click()
+    expect(page.get_by_text("Imported 645 customer turns")).to_be_visible(timeout=60_000)
+    assert "<email>" in " ".join(t["text"] for t in engine.store.history_turns())  # scrubbed on the way in
+
+    page.get_by_role("tab", name="Discover").click()
+    page.get_by_label("Imported history").click()
+    page.get_by_role("option", name="conversations.jsonl").click()
+    page.get_by_role("button", name="Run discovery").click()
+    expect(page.locator("#discovery-status")).to_contain_text("Discovery done", timeout=120_000)
+    fresh = [p for p in engine.store.proposals() if not p["closest"]]  # new topics: no intent overlaps them
+    first, second = fresh[0], fresh[1]
+    expect(page.get_by_role("gridcell", name=first["name"], exact=True)).to_be_visible(timeout=30_000)
+    open_row(page, first["name"], shown_in=page.get_by_label("Name (the new intent's)"))
+    page.get_by_label("Merge proposal id into this one").fill(str(second["id"]))
+    page.get_by_role("button", name="Merge", exact=True).click()
+    expect(page.get_by_text(f"Proposal {second['id']} merged into this one.")).to_be_visible()
+    page.get_by_label("Name (the new intent's)").fill("gift wrapping")
+    page.get_by_role("button", name="Rename").click()
+    expect(page.get_by_text("Renamed to gift wrapping.")).to_be_visible()
+    example = engine.store.proposal(first["id"])["turns"][0]
+    page.get_by_role("gridcell", name=example["text"], exact=True).first.click()
+    expect(page.get_by_text("The conversation behind it")).to_be_visible()
+    expect(page.get_by_label("Picked example")).to_have_value(example["key"])
+    page.get_by_label("Draft replies, one per line").fill("Yes, gift wrap is £3.50: tick it at checkout.")
+    page.get_by_role("button", name="Accept").click()
+    size = first["size"] + second["size"]
+    expect(page.get_by_text(f"Accepted as intent gift_wrapping with {size} examples")).to_be_visible()
+    page.close()
+
+    trained_on = [text for text, intent in engine.store.examples() if intent == "gift_wrapping"]
+    merged = {t["text"] for t in engine.store.proposal(first["id"])["turns"]}
+    assert len(merged) <= len(trained_on) and set(trained_on) == merged  # what the next run trains on
+    assert engine.store.templates()["gift_wrapping"] == ["Yes, gift wrap is £3.50: tick it at checkout."]
+    done = [a["action"] for a in engine.store.audit_log(actor="sam")]
+    assert {"import_history", "discover", "proposal_merge", "proposal_rename", "proposal_accept"} <= set(done)
+
+
+def test_a_gap_topic_is_answered_once_in_the_browser(site, browser):
+    engine, _, url = site
+    asked = ["quokka delivery to mars", "quokka delivery to mars please", "any quokka delivery to mars?"]
+    ids = [flagged(engine, text) for text in asked]
+    page = log_in(browser, url)
+    page.get_by_role("tab", name="Gaps").click()
+    page.get_by_role("gridcell", name=re.compile("quokka delivery to mars")).click()  # its most typical message
+    expect(page.get_by_text(re.compile(r"\d+ message\(s\)"))).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("any quokka delivery to mars?")).to_be_visible()  # the other tests' fallbacks may join
+    page.get_by_label("New answer key").last.fill("quokka_mars")
+    page.get_by_label("Answer (for the whole topic)").fill("We do not deliver quokkas to Mars.")
+    page.get_by_role("button", name="Answer the whole topic").click()
+    expect(page.get_by_text(re.compile(r"Saved answer quokka_mars with \d+ phrasing\(s\)"))).to_be_visible()
+    page.close()
+    for text in asked:
+        assert engine.bot.respond(text, channel="web").route == "answer"
+    assert {engine.store.message(i)["inbox_status"] for i in ids} == {"answered"}
 
 
 @pytest.mark.parametrize("confidence, similarity, reason", [

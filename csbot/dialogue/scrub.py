@@ -87,7 +87,7 @@ RECOGNISERS = [
     Recogniser("email", re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9\-]+(?:\.[A-Za-z0-9\-]+)*\.[A-Za-z]{2,}")),
     Recogniser("iban", re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?:\s?[A-Z0-9]{4}){2,7}(?:\s?[A-Z0-9]{1,4})?"
                                   r"(?![A-Za-z0-9])"), iban_ok),
-    Recogniser("card", re.compile(r"(?<![\d.])\d(?:[ -]?\d){12,18}(?![\d.])"),
+    Recogniser("card", re.compile(r"(?<!\d)(?<!\d\.)\d(?:[ -]?\d){12,18}(?!\d|\.\d)"),
                _digits_only(lambda d: 13 <= len(d) <= 19 and luhn(d))),
     Recogniser("id_number", re.compile(r"(?<![\dA-Za-z])[1-9]\d{5}(?:19|20)\d{2}(?:0[1-9]|1[0-2])"
                                        r"(?:0[1-9]|[12]\d|3[01])\d{3}[\dXx](?![\dA-Za-z])"), cn_id_ok),
@@ -113,7 +113,7 @@ RECOGNISERS = [
     Recogniser("password", re.compile(r"(?:password|passcode|pin|pw)\s*(?:is|was|=|:)\s*[\"']?([^\s\"',;]{3,64})",
                                       re.IGNORECASE), group=1),
     Recogniser("password", re.compile(r"(?:密码|口令)\s*(?:是|为|[:：])\s*([^\s，。,；;]{3,64})"), group=1),
-    Recogniser("name", re.compile(r"\b(?:my\s+name\s+is|my\s+name's|i\s+am\s+called|i'm\s+called|call\s+me|this\s+is)\s+"
+    Recogniser("name", re.compile(r"\b(?:[Mm]y\s+name\s+is|[Mm]y\s+name's|[Ii]\s+am\s+called|[Ii]'m\s+called|[Cc]all\s+me|[Tt]his\s+is)\s+"
                                   r"([A-Z][A-Za-z'\-]*[a-z](?:\s+[A-Z][A-Za-z'\-]*[a-z]){0,2})"), group=1),
     Recogniser("name", re.compile(rf"(?:我叫|我的名字是|我的名字叫|本人姓名)\s*([{_CN}]{{2,4}}?)(?=[，。,.!！\s]|$|[的想要在])"),
                group=1),
@@ -188,9 +188,28 @@ def scrub_turns(turns: list[dict]) -> tuple[list[dict], dict[str, int]]:
         names.setdefault(turn["conversation"], []).extend(_names(text, spans))
         texts.append(_replaced(text, spans, counts))
     clean = [{**t, "text": text,
-              "agent_reply": scrub(t["agent_reply"], names=names[t["conversation"]], counts=counts)
+              "agent_reply": scrub(t["agent_reply"], names=names[t["conversation"]] + greeted(t["agent_reply"]),
+                                   counts=counts)
               if t.get("agent_reply") else None} for t, text in zip(turns, texts)]
     return clean, dict(sorted(counts.items()))
+
+
+_GREETING = re.compile(r"(?:^|\n)\s*(?:hi|hello|hey|dear|good\s+(?:morning|afternoon|evening)|thanks|thank\s+you)"
+                       r",?\s+(?:(?:mr|mrs|ms|miss|dr)\.?\s+)?([A-Z][a-z'\-]+(?:\s+[A-Z][a-z'\-]+)?)\s*[,!.]",
+                       re.IGNORECASE)
+
+
+def greeted(reply: str) -> list[str]:
+    """The names an agent greets a customer by, which the customer may never have typed.
+
+    Example: greeted("Dear Mrs Menon, thank you...") -> ["Menon"]; greeted("Hi there, ...") -> []
+    """
+    found = [m.group(1) for m in _GREETING.finditer(unicodedata.normalize("NFKC", reply))
+             if m.group(1)[0].isupper() and m.group(1).lower() not in _NOT_NAMES]
+    return list(dict.fromkeys(found + [w for name in found for w in name.split() if len(name.split()) > 1]))
+
+
+_NOT_NAMES = {"there", "again", "all", "everyone", "team", "customer", "so", "for", "very", "both"}
 
 
 def names_in(text: str) -> list[str]:

@@ -6,6 +6,7 @@
     registry   model versions: save, gate, promote, roll back
     jobs       training runs in the background: one at a time, leases, cancelling
     worker     `python -m csbot worker`: claims queued training runs (a GPU machine)
+    review     discovery runs over imported history, the review of their proposals, the gap topics
     auth       accounts, roles, password hashing, login sessions and lockouts
     ratelimit  a per-key sliding-window rate limiter
 

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from csbot.dialogue.replies import ReplyBook, check_covered, load_shop_file, load_templates_file
+from csbot.dialogue.scrub import scrub
 from csbot.errors import AnswerIndexError, ModelError, TrainingCancelled
 from csbot.importer import read_answers, read_history, read_logs
 from csbot.language import Words
@@ -104,6 +105,13 @@ class Engine:
                     self.follower.index_dirty = not self.follower.save_index(index)
                 self._index = index
             return self._index
+
+    @property
+    def review(self):
+        """Discovery runs and the review of their proposals (review.py)."""
+        from csbot.service.review import Review
+
+        return Review(self)
 
     @property
     def registry(self):
@@ -318,9 +326,11 @@ class Engine:
     # --- staff curation: each change is live for the next customer, no retraining -----------
     def save_answer(self, *, key: str, questions: list[str], answer: str, actor: str | None = None,
                     create_only: bool = False) -> int:
-        """Create or replace the curated answer `key` and make it searchable at once. Returns its id.
+        """Create or replace the curated answer `key` and make it searchable at once, its phrasings
+        scrubbed of personal data (a customer's wording kept as a phrasing keeps no e-mail, order
+        number or name: dialogue/scrub.py). Returns its id.
         With `create_only`, an existing key is refused instead of replaced."""
-        clean = clean_answer(key=key, questions=questions, answer=answer,
+        clean = clean_answer(key=key, questions=[scrub(q) for q in questions], answer=answer,
                              max_question_chars=self.settings.max_message_chars)
         answer_id = self.store.upsert_answer(**clean, create_only=create_only)
         self.store.audit(actor or self.actor, "answer_save", clean["key"], detail={"id": answer_id,
@@ -335,8 +345,8 @@ class Engine:
         self._catch_up_answers()
 
     def attach_question(self, answer_id: int, question: str, *, actor: str | None = None) -> None:
-        """Add a customer's wording to an existing answer's phrasings."""
-        question = clean_question(question, max_question_chars=self.settings.max_message_chars)
+        """Add a customer's wording, scrubbed of personal data, to an existing answer's phrasings."""
+        question = clean_question(scrub(question), max_question_chars=self.settings.max_message_chars)
         answer = self.store.add_question(answer_id, question)
         self.store.audit(actor or self.actor, "answer_attach", answer["key"], detail={"question": question[:200]})
         self._catch_up_answers()
@@ -373,7 +383,7 @@ class Engine:
 
     def label(self, message_id: int, intent: str, *, author: str) -> None:
         """Staff label a customer message with an intent: a training example for the next retrain."""
-        self.store.label_message(message_id, intent, source=f"staff:{author}")
+        self.store.label_message(message_id, intent, source=f"staff:{author}", scrubbed=scrub)
         self.store.audit(author, "label", intent, detail={"message": message_id})
 
     def compare(self, new, current, *, limit: int = 300) -> dict:

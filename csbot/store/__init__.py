@@ -14,6 +14,7 @@ for both) and is made of one part per noun, each in its own module:
     generations    change counters every process polls to catch up with the others
     stats          the dashboard's counts over a window of days
     history        raw support history imported without labels (scrubbed customer turns)
+    proposals      intents proposed by discovery, and the staff's review of them
 
 The schema is a list of migrations (migrations.py) applied on open. This package does not embed,
 search or train; it keeps rows. Files (FAISS indexes, model weights) live in the artifacts folder.
@@ -31,18 +32,19 @@ from csbot.store import migrations
 from csbot.store.answers import AnswerRows, clean_answer, clean_question
 from csbot.store.audit import AuditRows, local_actor
 from csbot.store.backend import Database, now, serialized, snapshot, write
-from csbot.store.catalog import CatalogRows
+from csbot.store.catalog import CatalogRows, checked_intent_name
 from csbot.store.conversations import ConversationRows, valid_conversation_id
 from csbot.store.examples import ExampleRows, example_id
 from csbot.store.generations import GenerationRows
 from csbot.store.history import HistoryRows
 from csbot.store.jobs import JobRows
 from csbot.store.models import ModelRows
+from csbot.store.proposals import ProposalRows
 from csbot.store.sessions import SessionRows
 from csbot.store.stats import StatsRows
 from csbot.store.users import UserRows
 
-__all__ = ["Database", "Store", "open_database", "snapshot", "clean_answer", "clean_question", "example_id", "local_actor", "now", "valid_conversation_id", "write"]
+__all__ = ["Database", "Store", "checked_intent_name", "open_database", "snapshot", "clean_answer", "clean_question", "example_id", "local_actor", "now", "valid_conversation_id", "write"]
 
 
 def open_database(target, *, pool_size: int = 10) -> Database:
@@ -59,7 +61,7 @@ def open_database(target, *, pool_size: int = 10) -> Database:
 
 
 class Store(CatalogRows, ExampleRows, AnswerRows, ConversationRows, UserRows, SessionRows, ModelRows,
-            JobRows, AuditRows, GenerationRows, StatsRows, HistoryRows):
+            JobRows, AuditRows, GenerationRows, StatsRows, HistoryRows, ProposalRows):
     """All reads and writes of csbot's rows. Takes an open Database (tests pass SqliteDatabase(":memory:"))."""
 
     def __init__(self, db: Database):

@@ -10,6 +10,27 @@ from csbot.errors import DataError
 from csbot.store.backend import now, serialized, write
 from csbot.store.generations import bump
 
+MAX_INTENT_NAME = 64
+
+
+def intent_name_problem(name: str) -> str | None:
+    """Why `name` cannot name an intent, or None. Example: intent_name_problem("a b\n") -> "... printable ..." """
+    if not name or len(name) > MAX_INTENT_NAME or not name.isprintable() or name != name.strip():
+        return f"an intent name is 1 to {MAX_INTENT_NAME} printable characters, no space at either end"
+    return None
+
+
+def checked_intent_name(name: str) -> str:
+    """An intent name as staff typed it (spaces inside become _), or DataError.
+
+    Example: checked_intent_name(" card arrived ") -> "card_arrived"
+    """
+    cleaned = "_".join((name or "").split())
+    problem = intent_name_problem(cleaned)
+    if problem:
+        raise DataError(f"{problem}; found {name!r}")
+    return cleaned
+
 
 class CatalogRows:
     @serialized

@@ -142,16 +142,17 @@ class ConversationRows:
         return message
 
     @serialized
-    def label_message(self, message_id: int, intent: str, *, source: str) -> dict:
+    def label_message(self, message_id: int, intent: str, *, source: str, scrubbed=lambda text: text) -> dict:
         """Staff label a customer message with an existing intent: a training example for the next
-        retrain, and the inbox item closed as labelled, in one transaction. Returns the message."""
+        retrain (its text as `scrubbed` gives it: the caller's personal-data scrubber), and the inbox
+        item closed as labelled, in one transaction. Returns the message."""
         with write(self.db):
             message = self.message(message_id)
             if message is None or message["role"] != "customer":
                 raise DataError(f"message {message_id} is not a customer message")
             if intent not in self.intents():
                 raise DataError(f"no intent {intent!r}; pick one of the list")
-            self.add_examples([{"text": message["text"], "intent": intent, "created_at": message["created_at"]}],
+            self.add_examples([{"text": scrubbed(message["text"]), "intent": intent, "created_at": message["created_at"]}],
                               source=source)
             self.set_inbox_status(message_id, "labelled")
         return message

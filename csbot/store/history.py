@@ -46,8 +46,16 @@ class HistoryRows:
     def history_turns(self, import_id: str | None = None) -> list[dict]:
         """Customer turns in the order they were imported (of one import, or of all)."""
         where, params = ("WHERE import_id = ?", [import_id]) if import_id else ("", [])
-        return self.db.rows(f"SELECT conversation, position, text, agent_reply, created_at, import_id "
+        return self.db.rows(f"SELECT key, conversation, position, text, agent_reply, created_at, import_id "
                             f"FROM history_turns {where} ORDER BY id", params)
+
+    @serialized
+    def history_conversation(self, turn_key: str) -> list[dict]:
+        """Every kept turn of the conversation a turn belongs to, in order: what the staff read
+        behind a proposed example. Example: -> [{"key": ..., "text": "hi", "agent_reply": "Hello!"}, ...]"""
+        return self.db.rows("SELECT h.key, h.text, h.agent_reply, h.position FROM history_turns h JOIN history_turns "
+                            "t ON t.import_id = h.import_id AND t.conversation = h.conversation WHERE t.key = ? "
+                            "ORDER BY h.position", [turn_key])
 
     @serialized
     def history_imports(self) -> list[dict]:

@@ -40,7 +40,8 @@ class JobRows:
             if busy:
                 by = json.loads(busy.get("options") or "{}").get("user") or "the command line"
                 state = "waiting for a worker" if busy["status"] == "queued" else "already running"
-                raise TrainingError(f"a training run ({busy['id']}) is {state}, started by {by}; "
+                what = "training run" if kind == "train" else f"{kind} run"
+                raise TrainingError(f"a {what} ({busy['id']}) is {state}, started by {by}; "
                                     "wait for it or cancel it")
             job_id = self.create_job(kind=kind, device=device, options=options, at=at)
             if queued:

@@ -94,6 +94,19 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         "CREATE UNIQUE INDEX idx_history_turns_key ON history_turns (key)",
         "CREATE INDEX idx_history_turns_import_id ON history_turns (import_id)",
     ]),
+    ("m006_proposals", [
+        # Intents proposed by discovery and the staff's review of them (store/proposals.py). A
+        # proposal's key is a hash of its turns; a turn is in one proposal at a time.
+        "CREATE TABLE proposals (id {id}, key {text}, import_id {text} REFERENCES history_imports(id), name {text}, "
+        "status {text}, phrases {json}, drafts {json}, tightness {real}, closest {text}, closest_score {real}, "
+        "intent {text}, merged_into {int}, created_at {stamp}, updated_at {stamp})",
+        "CREATE UNIQUE INDEX idx_proposals_key ON proposals (key)",
+        "CREATE INDEX idx_proposals_status ON proposals (status)",
+        "CREATE TABLE proposal_turns (id {id}, proposal_id {int} REFERENCES proposals(id), turn_key {text}, "
+        "position {int})",
+        "CREATE UNIQUE INDEX idx_proposal_turns_turn_key ON proposal_turns (turn_key)",
+        "CREATE INDEX idx_proposal_turns_proposal_id ON proposal_turns (proposal_id, position)",
+    ]),
 ]
 
 

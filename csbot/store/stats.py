@@ -61,6 +61,11 @@ class StatsRows:
                             " GROUP BY intent ORDER BY messages DESC, intent LIMIT ?", [start, end, n])
 
     @serialized
-    def fallback_questions(self, start: str, end: str) -> list[dict]:
-        """The window's customer messages the bot answered with its fallback, oldest first: [{"id", "text"}]."""
-        return self.db.rows(_ASKED + "SELECT id, text FROM asked WHERE route = 'fallback' ORDER BY id", [start, end])
+    def gap_messages(self, start: str, end: str) -> list[dict]:
+        """The window's customer messages the bot could not answer well, oldest first: answered with the
+        fallback, answered with low confidence, or whose reply was disliked (the inbox reason says
+        which). Example: [{"id": 7, "text": "do you ship to mars", "created_at": "...", "inbox": "fallback",
+        "inbox_status": "open"}]"""
+        return self.db.rows("SELECT id, text, created_at, inbox, inbox_status FROM messages WHERE role = 'customer' "
+                            "AND inbox IN ('fallback', 'low_confidence', 'disliked') AND created_at >= ? "
+                            "AND created_at < ? ORDER BY id", [start, end])

@@ -17,9 +17,11 @@ from csbot.store.backend import json_text, snapshot, write
 # parents before children; every table of the schema
 TABLES = ("shop_facts", "intents", "templates", "examples", "answers", "answer_questions", "conversations",
           "messages", "model_versions", "jobs", "users", "generations", "service_keys", "sessions",
-          "login_failures", "rate_hits", "audit", "history_imports", "history_turns")
+          "login_failures", "rate_hits", "audit", "history_imports", "history_turns",
+          "proposals", "proposal_turns")
 # ids the database hands out
-WITH_IDS = ("templates", "answers", "answer_questions", "messages", "audit", "history_turns")
+WITH_IDS = ("templates", "answers", "answer_questions", "messages", "audit", "history_turns", "proposals",
+            "proposal_turns")
 ORPHANS = {  # the schema's foreign keys, as the rows that would break them
     "templates of a missing intent": "SELECT count(*) FROM templates WHERE intent NOT IN (SELECT name FROM intents)",
     "phrasings of a missing answer": "SELECT count(*) FROM answer_questions WHERE answer_id NOT IN (SELECT id FROM answers)",
@@ -27,6 +29,8 @@ ORPHANS = {  # the schema's foreign keys, as the rows that would break them
                                           "(SELECT id FROM conversations)",
     "history turns of a missing import": "SELECT count(*) FROM history_turns WHERE import_id NOT IN "
                                          "(SELECT id FROM history_imports)",
+    "proposed turns of a missing proposal": "SELECT count(*) FROM proposal_turns WHERE proposal_id NOT IN "
+                                            "(SELECT id FROM proposals)",
 }
 MUST_BE_EMPTY = ("intents", "examples", "answers", "conversations", "model_versions", "users")
 

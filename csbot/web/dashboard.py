@@ -1,19 +1,17 @@
 """The admin dashboard's figures: customer messages per day, how they were answered, ratings,
-the busiest intents and the questions the bot could not answer, each as a pandas DataFrame
+the busiest intents and the topics of what the bot could not answer, each as a pandas DataFrame
 (or a small dict) over a window of whole UTC days.
 
 The window is the `days` calendar days ending on `now`'s UTC date, today included; a message
 counts by its `created_at`, which the store always writes as ISO-8601 UTC text, so day bounds
 are plain string comparisons that the `created_at` index serves. Counting runs in the store
-(store/stats.py); only the text normalisation of `top_unanswered` runs here, over fallback
-questions alone.
+(store/stats.py); the gap topics are grouped by the caller (service/review.py) and only shaped here.
 
 This module reads and writes nothing itself; it draws no charts (the pages do).
 """
 
 from __future__ import annotations
 
-import unicodedata
 from datetime import datetime, timedelta, timezone
 
 import pandas as pd
@@ -35,17 +33,6 @@ def window(*, days: int = 30, now: datetime | None = None) -> tuple[str, str]:
     now = now or datetime.now(timezone.utc)
     today = (now.replace(tzinfo=timezone.utc) if now.tzinfo is None else now.astimezone(timezone.utc)).date()
     return (today - timedelta(days=days - 1)).isoformat(), (today + timedelta(days=1)).isoformat()
-
-
-def normalise(text: str) -> str:
-    """The grouping key of a question: casefolded, whitespace collapsed, trailing punctuation gone.
-
-    Example: normalise("  Where is   my ORDER?! ") -> "where is my order"
-    """
-    key = " ".join(text.casefold().split())
-    while key and (unicodedata.category(key[-1]).startswith("P") or key[-1].isspace()):
-        key = key[:-1]
-    return key or " ".join(text.casefold().split())  # "???" stays its own group, not ""
 
 
 def messages_per_day(store: Store, *, days: int = 30, now: datetime | None = None) -> pd.DataFrame:
@@ -91,30 +78,23 @@ def top_intents(store: Store, *, days: int = 30, now: datetime | None = None, n:
     return pd.DataFrame(rows, columns=["intent", "messages"]).astype({"messages": "int64"})
 
 
-def top_unanswered(store: Store, *, days: int = 30, now: datetime | None = None, n: int = 10) -> pd.DataFrame:
-    """The questions the bot answered with its fallback most often in the window. Wordings that
-    differ only in case, spacing or trailing punctuation count as one question, shown as its
-    most recent wording; most frequent first, then most recent.
+def gap_topics(topics: list[dict], *, n: int = 10) -> pd.DataFrame:
+    """The gap topics (service/review.py `gaps`, already ranked) as the dashboard's table.
 
-    Example: "Do you ship to Mars?", "do you  ship to mars" -> question ["do you  ship to mars"], times [2]
+    Example: [{"name": "mars_ship", "messages": 6, "growth": 4, "examples": ["to mars?"]}]
+             -> topic ["mars_ship"], messages [6], growth [4], example ["to mars?"]
     """
-    rows = store.fallback_questions(*window(days=days, now=now))
-    groups: dict[str, list] = {}  # key -> [times, latest id, latest wording]
-    for row in rows:  # ascending id, so the last wording seen is the most recent
-        group = groups.setdefault(normalise(row["text"] or ""), [0, 0, ""])
-        group[0] += 1
-        group[1], group[2] = row["id"], row["text"]
-    ranked = sorted(groups.values(), key=lambda g: (-g[0], -g[1]))[:n]
-    return pd.DataFrame({"question": [g[2] for g in ranked], "times": [g[0] for g in ranked]},
-                        columns=["question", "times"]).astype({"times": "int64"})
+    rows = [[t["name"], t["messages"], t["growth"], t["examples"][0]] for t in topics[:n]]
+    return pd.DataFrame(rows, columns=["topic", "messages", "growth", "example"]).astype(
+        {"messages": "int64", "growth": "int64"})
 
-
-def summary(store: Store, *, days: int = 30, now: datetime | None = None) -> dict:
-    """Every figure over one window (one clock reading, so they agree), for one dashboard refresh.
+def summary(store: Store, *, days: int = 30, now: datetime | None = None, gaps: list[dict] = ()) -> dict:
+    """Every figure over one window (one clock reading, so they agree), for one dashboard refresh;
+    `gaps` are the window's gap topics, which the caller groups (service/review.py).
 
     Example: summary(store, days=7) -> {"start": "2026-11-22", "end": "2026-11-28", "days": 7,
              "messages_per_day": DataFrame, "route_shares": DataFrame, "ratings": {...},
-             "top_intents": DataFrame, "top_unanswered": DataFrame}
+             "top_intents": DataFrame, "gap_topics": DataFrame}
     """
     now = now or datetime.now(timezone.utc)
     start, after = window(days=days, now=now)
@@ -122,4 +102,4 @@ def summary(store: Store, *, days: int = 30, now: datetime | None = None) -> dic
     return {"start": start, "end": (datetime.fromisoformat(after) - timedelta(days=1)).date().isoformat(),
             "days": days, "messages_per_day": messages_per_day(store, **figures),
             "route_shares": route_shares(store, **figures), "ratings": ratings(store, **figures),
-            "top_intents": top_intents(store, **figures), "top_unanswered": top_unanswered(store, **figures)}
+            "top_intents": top_intents(store, **figures), "gap_topics": gap_topics(list(gaps))}

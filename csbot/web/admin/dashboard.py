@@ -1,5 +1,5 @@
 """The admin page's Dashboard tab: customer messages per day, how they were answered, the like
-ratio, the busiest intents and the top unanswered questions, over the last 7, 30 or 90 days.
+ratio, the busiest intents and the gap topics (what the bot could not answer), over the last 7, 30 or 90 days.
 
 `dashboard_tab` builds the tab's components and its one event inside the current Blocks;
 `dashboard_view` only arranges `csbot.web.dashboard.summary`'s figures for the page's components.
@@ -39,7 +39,7 @@ def dashboard_view(figures: dict, words: Words) -> tuple:
                        ratio=words["admin.nobody_rated"] if r["like_ratio"] is None else percent(r["like_ratio"]))
     heading = words.say("admin.dashboard_heading", start=figures["start"], end=figures["end"],
                         messages=int(figures["messages_per_day"]["messages"].sum()))
-    unanswered = figures["top_unanswered"].set_axis(words["admin.unanswered_headers"], axis="columns")
+    unanswered = figures["gap_topics"].set_axis(words["admin.unanswered_headers"], axis="columns")
     return heading, per_day, figures["route_shares"], figures["top_intents"], rating, unanswered
 
 
@@ -68,7 +68,8 @@ def dashboard_tab(page: gr.Blocks, *, engine: "Engine", accounts: "Accounts", wo
 
     @admin
     def refresh(days_value, request: gr.Request, *, user):
-        return dashboard_view(summary(store, days=int(days_value or 30)), words)
+        window = int(days_value or 30)
+        return dashboard_view(summary(store, days=window, gaps=engine.review.gaps(days=window)), words)
 
     gr.on([page.load, refresh_dashboard.click, days.change], refresh, days,
           [heading, per_day, routes, intents, ratings, unanswered], api_name="dashboard")

@@ -1,7 +1,8 @@
-"""The support staff's page: inbox, live conversations, curated answers, reply templates, log import.
+"""The support staff's page: inbox, live conversations, curated answers, reply templates, log import,
+intent discovery, gap topics.
 
 Mounted at /staff behind Gradio's login. `build_staff` makes the Blocks and its tabs, one module per
-tab (`inbox`, `live`, `answers`, `templates`, `imports`), and wires the one event that crosses tabs:
+tab (`inbox`, `live`, `answers`, `templates`, `imports`, `discover`, `gaps`), and wires the one event that crosses tabs:
 the Inbox's "Take over", which claims the conversation and switches to the Live tab. Every event
 handler is wrapped in `guarded(accounts, "staff")`, so each call, page loads and timer ticks
 included, is checked on the server (hiding a tab protects nothing). A handler reads the inputs,
@@ -23,6 +24,8 @@ import gradio as gr
 from csbot.language import Words
 from csbot.web.common import guarded, page_header
 from csbot.web.staff.answers import answers_tab
+from csbot.web.staff.discover import discover_tab
+from csbot.web.staff.gaps import gaps_tab
 from csbot.web.staff.imports import imports_tab
 from csbot.web.staff.inbox import chosen, inbox_tab
 from csbot.web.staff.live import live_list, live_tab, shown
@@ -59,4 +62,6 @@ def build_staff(engine, accounts) -> gr.Blocks:
             answers_tab(page, engine=engine, accounts=accounts, attach_to=inbox.attach_to, words=words)
             templates_tab(page, engine=engine, accounts=accounts, intents=intents, words=words)
             imports_tab(page, engine=engine, accounts=accounts, words=words)
+            discover_tab(page, engine=engine, accounts=accounts, words=words)
+            gaps_tab(page, engine=engine, accounts=accounts, words=words)
     return page

@@ -1,5 +1,7 @@
 """The staff page's Import tab: upload a support-log CSV, see its problems or a preview (rows per
-intent, the first rows), then import it as training examples for the next training run.
+intent, the first rows), then import it as training examples for the next training run; or upload
+raw history (conversations without labels), scrubbed of personal data as it is stored, for the
+Discover tab.
 
 `imports_tab` builds the tab's components and events inside the current Blocks. This module does
 not parse or validate CSV itself: `importer.read_logs` does for the preview, and
@@ -62,6 +64,11 @@ def imports_tab(page: gr.Blocks, *, engine, accounts, words: Words) -> None:
                                    label=words.say("staff.first_rows", count=PREVIEW_ROWS))
         import_btn = gr.Button(words["staff.import"], variant="primary", interactive=False)
         import_result = gr.Markdown()
+        gr.Markdown(words["staff.history_help"])
+        history_upload = gr.File(label=words["staff.history_upload"], file_types=[".csv", ".jsonl", ".ndjson"],
+                                 type="filepath", elem_id="history-upload")
+        history_btn = gr.Button(words["staff.import_history"], variant="primary")
+        history_result = gr.Markdown()
 
     @staff
     def import_preview(path, request: gr.Request, *, user):
@@ -83,6 +90,19 @@ def imports_tab(page: gr.Blocks, *, engine, accounts, words: Words) -> None:
         result = engine.import_logs(Path(path), actor=user)  # validates again: the API can skip the preview
         return words.say("staff.imported", rows=result["rows"], new=result["new"])
 
+    @staff
+    def import_history(path, request: gr.Request, *, user):
+        if not path:
+            raise gr.Error(words["staff.upload_first"])
+        try:
+            done = engine.import_history(Path(path), actor=user)
+        except DataError as exc:  # refused whole: its problems with line numbers, nothing stored
+            return problems_markdown(exc, path)
+        scrubbed = ", ".join(f"{n} {kind}" for kind, n in done["scrubbed"].items()) or words["staff.nothing_scrubbed"]
+        return words.say("staff.history_imported", turns=done["turns"], new=done["new"],
+                         conversations=done["conversations"], scrubbed=scrubbed)
+
     upload.change(import_preview, [upload], [import_status, import_counts, import_rows, import_btn, import_result],
                   api_name="import_preview")
     import_btn.click(import_logs, [upload], [import_result], api_name="import_logs")
+    history_btn.click(import_history, [history_upload], [history_result], api_name="import_history")
