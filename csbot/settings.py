@@ -56,6 +56,7 @@ class Settings:
     handoff_intent: str = "human_agent"
     chat_per_minute: int = 20
     chat_ip_per_minute: int = 240
+    handoff_ip_per_hour: int = 6
     login_per_minute: int = 10
     session_idle_minutes: float = 60.0
     session_max_hours: float = 12.0
@@ -72,6 +73,7 @@ class Settings:
     quantize: str = "auto"
     inference_threads: int = 0
     forwarded_allow_ips: str = ""
+    cors_origins: str = ""  # origins whose pages may call POST /api/chat from a browser (the shop's own site)
     host: str = "127.0.0.1"
     port: int = 7860
     language: str = "en"  # the bot's own words and the chat page's (csbot/languages/<language>/)
@@ -107,7 +109,7 @@ class Settings:
         _check_range("max_message_chars", self.max_message_chars, 10, 1_000_000)
         _check_range("review_confidence", self.review_confidence, 0.0, 1.0)
         _check_range("review_answer_score", self.review_answer_score, -1.0, 1.01)
-        for name in ("chat_per_minute", "chat_ip_per_minute", "login_per_minute"):
+        for name in ("chat_per_minute", "chat_ip_per_minute", "login_per_minute", "handoff_ip_per_hour"):
             _check_range(name, getattr(self, name), 0, 1_000_000)  # 0 turns the limit off
         _check_range("port", self.port, 1, 65535)
         _check_range("session_idle_minutes", self.session_idle_minutes, 1, 7 * 24 * 60)
@@ -130,6 +132,16 @@ class Settings:
         if self.training not in ("local", "worker"):
             raise SettingsError(f"training must be local (the web server starts each run) or worker (a "
                                 f"`python -m csbot worker` runs them); found {self.training!r}")
+        for origin in self.allowed_origins:
+            parts = origin.split("://")
+            if len(parts) != 2 or parts[0] not in ("http", "https") or not parts[1] or "/" in parts[1]:
+                raise SettingsError(f"cors_origins is a comma-separated list of origins like https://shop.example "
+                                    f"(scheme and host, no path); found {origin!r}")
+
+    @property
+    def allowed_origins(self) -> frozenset[str]:
+        """cors_origins as a set. Example: "https://a.example, https://b.example/" -> {"https://a.example", ...}"""
+        return frozenset(o.strip().rstrip("/") for o in self.cors_origins.split(",") if o.strip())
 
     # Where things live. Derived, so they can never disagree with `home`.
     @property

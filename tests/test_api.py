@@ -10,6 +10,7 @@ import shutil
 import pytest
 from fastapi.testclient import TestClient
 
+from csbot.errors import RateLimited
 from csbot.service.auth import Accounts
 from csbot.service.engine import Engine
 from csbot.service.jobs import Retrainer
@@ -152,3 +153,14 @@ def test_an_unexpected_error_is_a_json_500_with_an_error_id_and_the_message_reac
     assert any(item["id"] == message["id"] for item in engine.store.inbox())
     again = client.post("/api/chat", json={"conversation_id": body["conversation_id"], "message": "hello?"})
     assert again.status_code == 200 and again.json()["reply"]  # the server keeps serving
+
+
+def test_requests_for_a_person_are_limited_per_client_an_hour(clock):
+    limits = ChatLimits(per_conversation=100, per_client=100, handoffs_per_hour=2, clock=clock)
+    limits.check_handoff("203.0.113.9")
+    limits.check_handoff("203.0.113.9")
+    with pytest.raises(RateLimited, match="already have your requests for a person"):
+        limits.check_handoff("203.0.113.9")
+    limits.check_handoff("198.51.100.4")  # another customer is not held up
+    clock.now += 3601
+    limits.check_handoff("203.0.113.9")

@@ -96,3 +96,17 @@ def test_import_history_from_the_command_line(tmp_path):
     assert "1 phone" in result.stdout and "1 order_id" in result.stdout and "name" in result.stdout
     bad = csbot("import-history", str(write(tmp_path, "bad.jsonl", "{oops\n")), home=tmp_path / "home")
     assert bad.returncode == 1 and "line 1: not JSON" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_the_import_scrubs_in_batches_of_whole_conversations_and_reports_progress(tmp_path, settings):
+    from csbot.service.engine import _conversation_batches
+
+    turns = [{"conversation": c, "text": "x"} for c in ["a"] * 3 + ["b"] * 4 + ["c"]]
+    batches = list(_conversation_batches(turns, size=2))
+    assert [(start, [t["conversation"] for t in batch]) for start, batch in batches] == [
+        (0, ["a", "a", "a"]), (3, ["b", "b", "b", "b"]), (7, ["c"])]
+    engine = Engine(settings, encoder=HashingEncoder())
+    said = []
+    engine.import_history(write(tmp_path, "turns.csv", TURNS), actor="sam", progress=lambda share, what: said.append(
+        (share, what)))
+    assert said == [(0.0, "scrubbing")]

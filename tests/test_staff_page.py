@@ -20,7 +20,7 @@ from playwright.sync_api import expect
 from csbot.service.auth import Accounts
 from csbot.service.engine import Engine
 from csbot.settings import load_settings
-from csbot.store import Store
+from csbot.store import Store, client_key
 from csbot.web.common import guarded
 from csbot.web.staff import build_staff
 
@@ -31,7 +31,7 @@ API_NAMES = {"inbox", "open_item", "label", "attach_answer", "new_answer", "dism
              "save_templates", "import_preview", "import_logs", "import_history", "discover_refresh",
              "discover_status", "discover_start", "open_proposal", "proposal_rename", "proposal_merge",
              "proposal_split", "proposal_reject", "proposal_accept", "pick_example", "proposal_move", "gaps",
-             "open_gap", "answer_gap"}
+             "open_gap", "answer_gap", "dismiss_sender"}
 
 
 @pytest.fixture(scope="module")
@@ -95,13 +95,13 @@ def test_inbox_lists_open_items_with_their_trace(site, sam):
     message_id = flagged(engine, "my cat ate the invoice")
     table, *_ = sam.predict(api_name="/inbox")
     row = next(r for r in table["data"] if int(r[0]) == message_id)
-    assert row[2:5] == ["fallback", "my cat ate the invoice", "fallback"]
+    assert row[2:4] == ["fallback", "my cat ate the invoice"] and row[7] == "1"
 
 
 def test_label_stores_a_training_example_by_its_author(site, sam):
     engine = site[0]
     message_id = flagged(engine, "zebra parcel question please")
-    table, selected, note, *_ = sam.predict(message_id, "order_status", api_name="/label")
+    table, _, selected, note, *_ = sam.predict(message_id, "order_status", api_name="/label")
     assert ("zebra parcel question please", "order_status") in engine.store.examples()
     assert engine.store.db.rows("SELECT source FROM examples WHERE text = ?",
                               ["zebra parcel question please"]) == [{"source": "staff:sam"}]
@@ -339,9 +339,9 @@ def test_a_gap_topic_is_answered_once_in_the_browser(site, browser):
 
 
 @pytest.mark.parametrize("confidence, similarity, reason", [
-    (1.0, 0.41, "unlike its training messages"),  # sure of the intent: the similarity is what fell short
-    (0.3, 0.92, "unsure between intents"),
-    (0.7, 0.55, "unsure and unlike its training messages"),
+    (1.0, 0.41, "the message is unlike the messages it was trained on"),  # sure: the similarity fell short
+    (0.3, 0.92, "the model was unsure between intents"),
+    (0.7, 0.55, "neither sure enough (probability 0.70) nor close enough"),
 ])
 def test_the_inbox_says_why_the_model_declined_in_words(confidence, similarity, reason):
     from csbot.web.staff.inbox import inbox_rows, trace_markdown, why
@@ -349,15 +349,16 @@ def test_the_inbox_says_why_the_model_declined_in_words(confidence, similarity, 
     trace = {"intent": "order_status", "confidence": confidence, "score": 2.31, "threshold": 3.45,
              "accepted": False, "similarity": similarity, "hits": [{"answer_id": 2, "score": 0.31}],
              "answer_threshold": 0.6, "model_version": "v1"}
-    assert why(trace, short=True) == f"score 2.31 < threshold 3.45: {reason}"
     words = why(trace)
+    assert reason in words
     assert "best guess order_status scored 2.31, below the threshold 3.45" in words
     assert "The best curated answer matched 0.31; it needed 0.60, so the bot fell back." in words
     item = {"id": 7, "created_at": "2026-12-01T10:00:00", "inbox": "fallback", "text": "hi",
             "reply_route": "fallback", "reply_trace": trace, "reply_text": "Sorry"}
-    assert inbox_rows([item], {2: "careers"})[0][6] == f"score 2.31 < threshold 3.45: {reason}"
+    assert inbox_rows([item], {2: "careers"})[0] == ["7", "2026-12-01 10:00", "fallback", "hi", "order_status",
+                                                     "careers", "0.31", "1"]
     assert "**Why:** The intent model declined" in trace_markdown(item, {2: "careers"})
-    assert why({"hits": []}, short=True) == "no intent model"
+    assert why({"hits": []}) == "No intent model was serving, so only the curated answers were searched."
 
 
 def test_why_speaks_the_staff_language():
@@ -367,12 +368,11 @@ def test_why_speaks_the_staff_language():
     zh = Words.load("zh")
     trace = {"intent": "order_status", "confidence": 1.0, "score": 2.31, "threshold": 3.45, "accepted": False,
              "similarity": 0.41, "hits": [{"answer_id": 2, "score": 0.31}], "answer_threshold": 0.6}
-    assert why(trace, short=True, words=zh) == "得分 2.31 < 阈值 3.45：与训练消息不相似"
     words = why(trace, words=zh)
+    assert "这条消息与训练消息不相似" in words
     assert "order_status 得分 2.31，低于此版本工作点的阈值 3.45" in words and "相似度 0.41" in words
     assert words.endswith("最匹配的标准答案得分 0.31，需要 0.60，因此机器人给出了兜底回复。")
-    assert why({**trace, "accepted": True}, short=True, words=zh) == "已接受：得分 2.31 ≥ 阈值 3.45"
-    assert why({}, short=True, words=zh) == "无意图模型"
+    assert "2.31" in why({**trace, "accepted": True}, words=zh) and why({}, words=zh) != why({})
 
 
 def test_the_staff_page_is_labelled_in_the_staff_language(tmp_path):
@@ -389,7 +389,43 @@ def test_the_staff_page_is_labelled_in_the_staff_language(tmp_path):
     assert not {"Inbox", "Live conversations", "Log out", "Take over the conversation", "Save as a new answer",
                 "New answer key", "Hand back to bot", "Refresh", "Save"} & shown
     headers = [c["props"]["value"]["headers"] for c in page.config["components"] if c["type"] == "dataframe"]
-    assert ["编号", "时间（UTC）", "原因", "消息", "路由", "意图", "判定", "最佳答案", "得分", "模型"] in headers
+    assert ["编号", "时间（UTC）", "原因", "消息", "意图", "最佳答案", "得分", "同一发送者条数"] in headers
     assert page.config["title"] == "csbot · 客服工作台"
     en, zh = Words.load("en"), Words.load("zh")  # each list of headers names the same columns
     assert all(len(zh[k]) == len(en[k]) for k in en.texts if k.endswith("_headers"))
+
+
+def test_a_flood_of_hand_offs_leaves_a_real_customer_on_the_first_screen(site, browser):
+    engine, _, url = site
+    flooder = client_key("203.0.113.9")
+    for _ in range(1000):
+        engine.bot.hand_off(None, client=flooder)
+    real = client_key("198.51.100.4")
+    reply = engine.bot.respond("my quilted sofa arrived broken", channel="web", client=real)
+    engine.bot.hand_off(reply.conversation_id, client=real)
+    page = browser.new_page(viewport={"width": 1400, "height": 1000})
+    page.goto(url)
+    page.get_by_label("username").fill("sam")
+    page.get_by_label("password").fill(PASSWORD)
+    page.get_by_role("button", name="Login").click()
+    mine = page.get_by_role("gridcell", name="my quilted sofa arrived broken")
+    expect(mine).to_be_in_viewport(timeout=30_000)
+    flood = page.get_by_role("gridcell", name="the customer asked for a person before writing anything")
+    twelfth = page.locator('[role="gridcell"][data-row="11"][data-col="3"]:visible')
+    expect(twelfth).to_be_in_viewport()  # a dozen items on one screen: one line each
+    flood.first.click()
+    expect(page.get_by_text("the customer asked for a person before writing anything").last).to_be_visible()
+    page.get_by_role("button", name="Dismiss all from this sender").click()
+    expect(page.get_by_text("Dismissed 1000 item(s) from the sender")).to_be_visible(timeout=30_000)
+    page.close()
+    assert len([i for i in engine.store.inbox(limit=2000) if i["text"].startswith("the customer asked")]) == 0
+
+
+def test_customer_text_reads_as_plain_text_in_markdown():
+    from csbot.web.common import as_text
+
+    shown = as_text("$$x^2$$ __bold__ ~~gone~~ # heading | cell http://evil.example www.evil.example [a](b) <i>")
+    for mark in ("$", "_", "~", "#", "|", "[", "<", "://", "www."):
+        assert mark not in shown.replace("&#", ""), mark
+    assert html.unescape(shown.replace("&#58;", ":").replace("&#46;", ".")) == (
+        "$$x^2$$ __bold__ ~~gone~~ # heading | cell http://evil.example www.evil.example [a](b) <i>")

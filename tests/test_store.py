@@ -3,7 +3,7 @@ import json
 import pytest
 
 from csbot.errors import DataError
-from csbot.store import Store, example_id, migrations, open_database, write
+from csbot.store import Store, client_key, example_id, migrations, open_database, write
 from csbot.store.sqlite import SqliteDatabase
 
 ENGINES = ["sqlite", "postgresql"]
@@ -220,3 +220,23 @@ def test_copying_a_store_whose_rows_lost_their_parents_is_refused_with_the_count
     with pytest.raises(DataError, match="1 messages of a missing conversation"):
         copy_store(source, target)
     assert target.db.value("SELECT count(*) FROM messages") == 0
+
+
+def test_a_flood_from_one_sender_sinks_below_a_real_customers_request(store):
+    flooder = client_key("203.0.113.9")
+    for i in range(1000):
+        cid = store.conversation(None, channel="web", client=flooder)["id"]
+        store.flag_for_inbox(store.add_message(cid, role="customer", text=f"a person please {i}"),
+                             reason="asked_for_person")
+    real = store.conversation(None, channel="web", client=client_key("198.51.100.4"))["id"]
+    asked = store.add_message(real, role="customer", text="my sofa arrived broken, can someone call me")
+    store.flag_for_inbox(asked, reason="asked_for_person")
+    first = store.inbox(limit=25)
+    assert first[0]["id"] == asked and first[0]["sender_items"] == 1
+    assert len(first) == 25 and {i["sender_items"] for i in first[1:]} == {1000}
+    assert [i["id"] for i in first[1:3]] == sorted((i["id"] for i in first[1:3]), reverse=True)  # then newest
+    assert len(store.inbox(limit=25, offset=1000)) == 1 and store.inbox(item=asked)[0]["id"] == asked
+    assert store.inbox(reason="fallback") == [] and len(store.inbox(reason="asked_for_person", limit=2000)) == 1001
+    assert client_key("203.0.113.9") == flooder and "203.0.113.9" not in flooder  # the address is not kept
+    assert store.dismiss_sender(first[1]["id"]) == 1000
+    assert [i["id"] for i in store.inbox()] == [asked]

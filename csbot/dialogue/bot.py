@@ -188,7 +188,7 @@ class Bot:
         return [(p, h, classifier) for p, h in zip(predictions, hits)]
 
     def respond(self, message: object, conversation_id: str | None = None, *,
-                channel: str = "cli") -> Reply:
+                channel: str = "cli", client: str | None = None) -> Reply:
         """Store the customer's message, choose the reply, store it, and return it.
 
         Bad input raises DataError and stores nothing. Once the message is stored it is never lost:
@@ -196,7 +196,7 @@ class Bot:
         'error' and raises ReplyFailed."""
         started = self.clock()
         text = clean_message(message, max_chars=self.max_message_chars)
-        conversation = self.store.conversation(conversation_id, channel=channel)
+        conversation = self.store.conversation(conversation_id, channel=channel, client=client)
         cid = conversation["id"]
         message_id = self.store.add_message(cid, role="customer", text=text)
         try:
@@ -302,10 +302,11 @@ class Bot:
             reply.text, reply.route, reply.inbox, reply.handoff = None, "human", "human", True
 
     # --- people -----------------------------------------------------------------------------
-    def hand_off(self, conversation_id: str) -> Reply:
+    def hand_off(self, conversation_id: str, *, client: str | None = None) -> Reply:
         """The customer asked for a person: a person owns the chat from now on, and it shows in
-        the staff inbox (its last customer message, or the hand-off itself when there is none)."""
-        conversation = self.store.conversation(conversation_id, channel="web")
+        the staff inbox (its last customer message, or the hand-off itself when there is none).
+        `client` is the store's key of who asked (store.client_key), for a conversation it starts."""
+        conversation = self.store.conversation(conversation_id, channel="web", client=client)
         cid = conversation["id"]
         if not self.store.claim_for_person(cid):
             return Reply(cid, None, "human", handoff=True)

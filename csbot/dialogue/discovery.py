@@ -103,11 +103,10 @@ def cluster(vectors: np.ndarray, *, resolution: float = RESOLUTION, min_size: in
     x = np.ascontiguousarray(vectors, dtype=np.float32)
     index = faiss.IndexFlatIP(x.shape[1])
     index.add(x)
-    _, found = index.search(x, k + 1)
-    near = _without_self(found)
+    cosines, found = index.search(x, k + 1)
+    near, alike = _without_self(found, cosines)
     rows = np.repeat(np.arange(n), k)
-    alike = np.einsum("ij,ij->i", x[rows], x[near.ravel()])
-    weights = _shared(near, rows) * np.maximum(alike, 0)  # shared neighbours, by how alike the two are
+    weights = _shared(near, rows) * np.maximum(alike.ravel(), 0)  # shared neighbours, by how alike the two are
     graph = igraph.Graph(n=n, edges=np.column_stack([rows, near.ravel()]), directed=False)
     graph.es["weight"] = weights
     graph = graph.simplify(combine_edges="sum")
@@ -126,14 +125,13 @@ def cluster(vectors: np.ndarray, *, resolution: float = RESOLUTION, min_size: in
     return renumber[membership], k
 
 
-def _without_self(found: np.ndarray) -> np.ndarray:
-    """Each row's neighbours without the row itself (FAISS may list a duplicate text first)."""
+def _without_self(found: np.ndarray, cosines: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's neighbours, and their cosines, without the row itself (FAISS may list a duplicate
+    text first, or not list the row at all among equals)."""
     n, width = found.shape
-    out = np.empty((n, width - 1), dtype=np.int64)
-    for i, row in enumerate(found):
-        others = row[row != i]
-        out[i] = others[:width - 1] if len(others) >= width - 1 else np.resize(others, width - 1)
-    return out
+    keep = found != np.arange(n)[:, None]
+    keep[keep.sum(1) == width, -1] = False  # the row was not among them: drop the farthest instead
+    return found[keep].reshape(n, width - 1).astype(np.int64), cosines[keep].reshape(n, width - 1)
 
 
 def _shared(near: np.ndarray, rows: np.ndarray) -> np.ndarray:
@@ -162,7 +160,7 @@ def terms(text: str) -> list[str]:
         runs = re.findall(r"[\u4e00-\u9fff]+", text)
         return [run[i:i + n] for run in runs for n in (2, 3) for i in range(len(run) - n + 1)
                 if not all(c in _ZH_STOP for c in run[i:i + n])]
-    words = [w for w in re.findall(r"[a-z][a-z']+", text) if w not in _STOP and len(w) > 2]
+    words = [w for w in re.findall(r"[a-z][a-z']+", text) if w not in _STOP and len(w) > 2 and "'" not in w]
     return words + [f"{a} {b}" for a, b in zip(words, words[1:])]
 
 

@@ -34,6 +34,19 @@ from csbot.settings import Settings
 from csbot.store import Store, clean_answer, clean_question, local_actor, now
 
 log = logging.getLogger("csbot.service.engine")
+HISTORY_BATCH = 2000  # customer turns scrubbed at a time on import (whole conversations)
+
+
+def _conversation_batches(turns: list[dict], *, size: int):
+    """(index of the first turn, turns) in batches of about `size`, never splitting a conversation
+    (a name a customer gives leaves the agent's replies of the whole conversation)."""
+    start = 0
+    while start < len(turns):
+        stop = min(len(turns), start + size)
+        while stop < len(turns) and turns[stop]["conversation"] == turns[stop - 1]["conversation"]:
+            stop += 1
+        yield start, turns[start:stop]
+        start = stop
 
 
 class Engine:
@@ -218,13 +231,24 @@ class Engine:
         self.reindex()
         return {"rows": len(answers), "answers": len(self.store.answers())}
 
-    def import_history(self, path: Path, *, actor: str | None = None) -> dict:
+    def import_history(self, path: Path, *, actor: str | None = None, progress=None) -> dict:
         """Import raw support history (importer.read_history): every customer turn and agent reply is
         scrubbed of personal data (dialogue/scrub.py) before anything is stored, the names a customer
-        gave removed from the agent's replies too. Importing the same history again adds nothing."""
+        gave removed from the agent's replies too, in batches of whole conversations, each reported
+        to `progress(share, what)`. Importing the same history again adds nothing."""
+        from collections import Counter
+
         from csbot.dialogue.scrub import scrub_turns
 
-        clean, counts = scrub_turns(read_history(path))
+        turns = read_history(path)
+        clean, counts = [], Counter()
+        for start, batch in _conversation_batches(turns, size=HISTORY_BATCH):
+            if progress:
+                progress(start / len(turns), "scrubbing")
+            done, found = scrub_turns(batch)
+            clean += done
+            counts.update(found)
+        counts = dict(sorted(counts.items()))
         added = self.store.add_history(name=Path(path).name, turns=clean, scrubbed=counts, actor=actor or self.actor)
         self.store.audit(actor or self.actor, "import_history", Path(path).name, detail=added)
         return {**added, "scrubbed": counts}
@@ -368,6 +392,13 @@ class Engine:
         self.store.inbox_message(message_id)
         self.store.set_inbox_status(message_id, "dismissed")
         self.store.audit(actor, "inbox_dismiss", str(message_id))
+
+    def dismiss_sender(self, message_id: int, *, actor: str) -> int:
+        """Dismiss every open inbox item of the sender of `message_id` at once (a flood's). How many."""
+        self.store.inbox_message(message_id)
+        count = self.store.dismiss_sender(message_id)
+        self.store.audit(actor, "inbox_dismiss_sender", str(message_id), detail={"dismissed": count})
+        return count
 
     def _catch_up_answers(self) -> None:
         """Serve an answer change from this process's next message (the follower saves the index)."""

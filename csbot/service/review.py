@@ -31,7 +31,6 @@ from csbot.store import checked_intent_name
 
 log = logging.getLogger("csbot.service.review")
 
-OVERLAP = 0.8  # cosine of a proposal's centre to an intent's above which it "overlaps" that intent
 INTENT_SAMPLE = 40  # examples per intent embedded for its centre
 SPLIT_RESOLUTION = 3.0  # a split re-groups one proposal this much finer
 KIND = "discover"
@@ -59,10 +58,10 @@ class Review:
         centres = self.intent_centres()
         proposals = []
         for group in found.groups:
-            closest, score = _closest(group.centre, centres)
+            closest, score, overlaps = _closest(group.centre, centres)
             proposals.append({"name": group.name, "phrases": group.phrases, "drafts": group.drafts,
                               "tightness": round(group.tightness, 4),
-                              "closest": closest if score >= OVERLAP else None, "closest_score": round(score, 4),
+                              "closest": closest if overlaps else None, "closest_score": round(score, 4),
                               "turns": [turns[i]["key"] for i in _typical_first(group)]})
         new = self.store.add_proposals(import_id, proposals)
         result = {"groups": len(found.groups), "new": new, "outliers": sum(n < 0 for n in found.labels),
@@ -86,9 +85,9 @@ class Review:
         out = found.as_dict(texts)
         centres = self.intent_centres()
         for group, shown in zip(found.groups, out["groups"]):
-            closest, score = _closest(group.centre, centres)
+            closest, score, overlaps = _closest(group.centre, centres)
             shown["closest_intent"] = {"intent": closest, "similarity": round(score, 4),
-                                       "overlaps": score >= OVERLAP} if closest else None
+                                       "overlaps": overlaps} if closest else None
         out["turns"] = [{"conversation": t["conversation"], "position": t["position"]} for t in turns]
         out["scrubbed"] = counts
         return out
@@ -277,13 +276,21 @@ def _topic(rows: list[dict], texts: list[str], phrases: list[str], name: str, mi
             "examples": list(dict.fromkeys(texts))[:TYPICAL_SHOWN]}
 
 
-def _closest(centre, centres: dict[str, np.ndarray]) -> tuple[str | None, float]:
+def _closest(centre, centres: dict[str, np.ndarray]) -> tuple[str | None, float, bool]:
+    """The intent whose centre is nearest a proposal's, the cosine, and whether the proposal overlaps
+    it: it is closer to that intent than the intent's own nearest other intent is. A relative bar,
+    since what a cosine means depends on the encoder (e5's centres all lie above 0.96, MiniLM's
+    between 0.5 and 0.9 on the demo shops). With one intent, the bar is the encoder-free 0.8."""
     if centre is None or not centres:
-        return None, 0.0
+        return None, 0.0, False
     names = list(centres)
-    scores = np.stack([centres[n] for n in names]) @ centre
+    matrix = np.stack([centres[n] for n in names])
+    scores = matrix @ centre
     best = int(np.argmax(scores))
-    return names[best], float(scores[best])
+    between = matrix @ matrix[best]
+    between[best] = -1.0
+    bar = float(between.max()) if len(names) > 1 else 0.8
+    return names[best], float(scores[best]), float(scores[best]) >= bar
 
 
 def _typical_first(group) -> list[int]:

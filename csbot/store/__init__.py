@@ -33,7 +33,7 @@ from csbot.store.answers import AnswerRows, clean_answer, clean_question
 from csbot.store.audit import AuditRows, local_actor
 from csbot.store.backend import Database, now, serialized, snapshot, write
 from csbot.store.catalog import CatalogRows, checked_intent_name
-from csbot.store.conversations import ConversationRows, valid_conversation_id
+from csbot.store.conversations import ConversationRows, client_key, valid_conversation_id
 from csbot.store.examples import ExampleRows, example_id
 from csbot.store.generations import GenerationRows
 from csbot.store.history import HistoryRows
@@ -44,7 +44,7 @@ from csbot.store.sessions import SessionRows
 from csbot.store.stats import StatsRows
 from csbot.store.users import UserRows
 
-__all__ = ["Database", "Store", "checked_intent_name", "open_database", "snapshot", "clean_answer", "clean_question", "example_id", "local_actor", "now", "valid_conversation_id", "write"]
+__all__ = ["Database", "Store", "checked_intent_name", "client_key", "open_database", "snapshot", "clean_answer", "clean_question", "example_id", "local_actor", "now", "valid_conversation_id", "write"]
 
 
 def open_database(target, *, pool_size: int = 10) -> Database:

@@ -8,6 +8,7 @@ does not decide replies (bot.py).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import uuid
@@ -27,16 +28,23 @@ def valid_conversation_id(conversation_id: object) -> str | None:
     return conversation_id if isinstance(conversation_id, str) and _ID.fullmatch(conversation_id) else None
 
 
+def client_key(address: str | None) -> str | None:
+    """What the store keeps of a client's address: enough to tell one sender from another, not the
+    address. Example: client_key("203.0.113.7") -> "c5b1e0..." (16 hex digits); client_key(None) -> None"""
+    return hashlib.sha256(f"csbot-sender\x00{address}".encode()).hexdigest()[:16] if address else None
+
+
 class ConversationRows:
     @serialized
-    def conversation(self, conversation_id: str | None, *, channel: str = "cli") -> dict:
-        """The conversation with this id, created if new (a new id is made when None)."""
+    def conversation(self, conversation_id: str | None, *, channel: str = "cli", client: str | None = None) -> dict:
+        """The conversation with this id, created if new (a new id is made when None), remembering
+        the `client_key` of whoever started it."""
         conversation_id = conversation_id or uuid.uuid4().hex
         stamp = now()
         # ON CONFLICT DO NOTHING: two processes creating the same new conversation both get the one row
         self.db.execute("INSERT INTO conversations (id, channel, created_at, updated_at, customer_name, owner, slots, "
-                        "pending_intent, pending_slot) VALUES (?, ?, ?, ?, NULL, 'bot', '{}', NULL, NULL) "
-                        "ON CONFLICT DO NOTHING", [conversation_id, channel, stamp, stamp])
+                        "pending_intent, pending_slot, client) VALUES (?, ?, ?, ?, NULL, 'bot', '{}', NULL, NULL, ?) "
+                        "ON CONFLICT DO NOTHING", [conversation_id, channel, stamp, stamp, client])
         row = self.db.one("SELECT * FROM conversations WHERE id = ?", [conversation_id])
         return {**row, "slots": json.loads(row["slots"] or "{}")}
 
@@ -124,6 +132,19 @@ class ConversationRows:
         self.db.update("messages", message_id, {"inbox": reason, "inbox_status": "open"})
 
     @serialized
+    def dismiss_sender(self, message_id: int) -> int:
+        """Dismiss every open item of the sender of `message_id` (a flood's, at once); how many."""
+        with write(self.db):
+            message = self.message(message_id)
+            if message is None:
+                raise DataError(f"no message {message_id}")
+            sender = self.db.one("SELECT coalesce(client, id) AS sender FROM conversations WHERE id = ?",
+                                 [message["conversation_id"]])["sender"]
+            return self.db.execute(
+                "UPDATE messages SET inbox_status = 'dismissed' WHERE inbox_status = 'open' AND conversation_id IN "
+                "(SELECT id FROM conversations WHERE coalesce(client, id) = ?)", [sender]).rowcount
+
+    @serialized
     def set_inbox_status(self, message_id: int, status: str) -> None:
         """Close an inbox item: 'labelled', 'answered' or 'dismissed' (or 'open' to reopen it)."""
         if status not in INBOX_STATUSES:
@@ -166,16 +187,35 @@ class ConversationRows:
         return list(dict.fromkeys([q["question"] for q in self.questions()] + dismissed))
 
     @serialized
-    def inbox(self, *, status: str = "open", limit: int = 200) -> list[dict]:
-        """Customer messages waiting for staff, newest first, each with the bot's reply to it
-        (`reply_text`, `reply_route`, `reply_trace` as a dict, `reply_id`, `rating`) when there was one."""
-        found = self.db.rows("""SELECT m.*, r.id AS reply_id, r.text AS reply_text, r.route AS reply_route,
-                      r.trace AS reply_trace, r.rating AS rating, r.model_version AS model_version_reply
-               FROM messages m LEFT JOIN messages r ON r.id = (
+    def inbox(self, *, status: str = "open", limit: int = 200, offset: int = 0, reason: str | None = None,
+              item: int | None = None) -> list[dict]:
+        """Customer messages waiting for staff, each with the bot's reply to it (`reply_text`,
+        `reply_route`, `reply_trace` as a dict, `reply_id`, `rating`) when there was one, and
+        `sender_items`: how many items with this status the same sender has. Senders with the
+        fewest items come first, then the newest: a thousand requests from one address sink below
+        a real customer's one. `reason` keeps one kind (fallback, human, ...); `offset` pages;
+        `item` reads one message as the inbox shows it (or nothing, if it is no longer there).
+
+        Example: inbox(limit=50, offset=50, reason="asked_for_person") -> the second page of hand-offs
+        """
+        only = "AND m.inbox = ?" if reason else ""
+        found = self.db.rows(f"""WITH load AS (
+                   SELECT coalesce(c.client, c.id) AS sender, count(*) AS items FROM messages x
+                   JOIN conversations c ON c.id = x.conversation_id
+                   WHERE x.inbox_status = ? {only.replace('m.', 'x.')} GROUP BY coalesce(c.client, c.id))
+               SELECT m.*, l.items AS sender_items, r.id AS reply_id, r.text AS reply_text,
+                      r.route AS reply_route, r.trace AS reply_trace, r.rating AS rating,
+                      r.model_version AS model_version_reply
+               FROM messages m JOIN conversations c ON c.id = m.conversation_id
+               JOIN load l ON l.sender = coalesce(c.client, c.id)
+               LEFT JOIN messages r ON r.id = (
                    SELECT min(id) FROM messages WHERE conversation_id = m.conversation_id AND id > m.id
                    AND role = 'bot' AND id < coalesce((SELECT min(id) FROM messages WHERE
                    conversation_id = m.conversation_id AND id > m.id AND role = 'customer'), 9e18))
-               WHERE m.inbox_status = ? ORDER BY m.id DESC LIMIT ?""", [status, limit])
+               WHERE m.inbox_status = ? {only} {"AND m.id = ?" if item is not None else ""}
+               ORDER BY l.items, m.id DESC LIMIT ? OFFSET ?""",
+                             [status, *([reason] if reason else []), status, *([reason] if reason else []),
+                              *([int(item)] if item is not None else []), int(limit), int(offset)])
         for row in found:
             row["reply_trace"] = json.loads(row["reply_trace"]) if row["reply_trace"] else {}
         return found

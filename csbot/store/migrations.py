@@ -107,6 +107,14 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         "CREATE UNIQUE INDEX idx_proposal_turns_turn_key ON proposal_turns (turn_key)",
         "CREATE INDEX idx_proposal_turns_proposal_id ON proposal_turns (proposal_id, position)",
     ]),
+    ("m007_senders", [
+        # Who started a conversation, as a key made from the client's address (never the address
+        # itself: store/conversations.py client_key), so the inbox can keep one sender's flood from
+        # burying everyone else's requests.
+        "ALTER TABLE conversations ADD COLUMN client {text}",
+        "CREATE INDEX idx_conversations_client ON conversations (client)",
+        "CREATE INDEX idx_messages_inbox_status_id ON messages (inbox_status, id)",
+    ]),
 ]
 
 

@@ -21,7 +21,7 @@ import gradio as gr
 
 from csbot.errors import CsbotError, DataError, RateLimited, ReplyFailed
 from csbot.language import Words
-from csbot.store import valid_conversation_id
+from csbot.store import client_key, valid_conversation_id
 
 POLL_SECONDS = 2.0
 
@@ -78,7 +78,8 @@ class ChatPage:
         conversation_id = valid_conversation_id(conversation_id)
         try:
             self.limits.check(conversation_id or request.session_hash, _client(request))
-            reply = self.engine.bot.respond(message, conversation_id, channel="web")
+            reply = self.engine.bot.respond(message, conversation_id, channel="web",
+                                            client=client_key(_client(request)))
         except RateLimited as exc:
             history, ids, last = self._show(conversation_id)
             return (message, history + [as_text("assistant", str(exc))], ids + [None], last, conversation_id,
@@ -114,9 +115,10 @@ class ChatPage:
     def hand_off(self, conversation_id: str | None, request: gr.Request):
         try:
             self.limits.check(valid_conversation_id(conversation_id) or request.session_hash, _client(request))
+            self.limits.check_handoff(_client(request))
         except RateLimited as exc:
             raise gr.Error(str(exc)) from None
-        reply = self.engine.bot.hand_off(valid_conversation_id(conversation_id))
+        reply = self.engine.bot.hand_off(valid_conversation_id(conversation_id), client=client_key(_client(request)))
         history, ids, last = self._show(reply.conversation_id)
         return history, ids, last, reply.conversation_id, gr.update(visible=False)
 

@@ -12,8 +12,8 @@ This module holds no business logic: handlers call one engine/accounts/retrainer
 from __future__ import annotations
 
 import functools
-import html
 import inspect
+import re
 
 import gradio as gr
 
@@ -57,7 +57,13 @@ def page_header(title: str, log_out: str) -> None:
 def as_text(text: str | None) -> str:
     """Customer-written text for a Markdown/HTML component: escaped, so it shows, never runs.
 
-    Example: as_text("<b>hi</b> [x](javascript:1)") -> "&lt;b&gt;hi&lt;/b&gt; &#91;x&#93;(javascript:1)"
+    Example: as_text("<b>hi</b> [x](javascript:1) $$x$$") -> "&#60;b&#62;hi&#60;/b&#62; &#91;x&#93;(javascript:1) &#36;&#36;x&#36;&#36;"
+    (a URL's "://" and "www." broken too, so nothing turns into a link)
     """
-    escaped = html.escape(text or "", quote=True)
-    return escaped.replace("[", "&#91;").replace("]", "&#93;").replace("`", "&#96;").replace("*", "&#42;")
+    escaped = (text or "").translate(_ENTITIES)
+    return _LINKABLE.sub(lambda m: m.group(0).replace(":", "&#58;").replace(".", "&#46;"), escaped)
+
+
+# HTML's specials, and Markdown's and LaTeX's marks, as entities: shown, never read as markup
+_ENTITIES = {ord(c): f"&#{ord(c)};" for c in "&<>\"'\\[]`*_~$#|"}
+_LINKABLE = re.compile(r"(?i)[a-z][a-z0-9+.-]*://|\bwww\.")  # what a Markdown renderer would turn into a link

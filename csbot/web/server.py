@@ -14,7 +14,9 @@ SameSite=Lax cookie, so every server process on the same store knows it, it surv
 it expires, and a password reset, role change or disable ends it at once. Each Gradio app is
 mounted with an `auth_dependency` that reads that cookie, and every staff/admin handler checks
 the caller's role again on the server (common.py), since a Gradio app's events can all be
-called through its API. The client address is the TCP peer, or, for a peer listed in
+called through its API. Every request first crosses boundary.py: a body limit per path before
+anything is parsed, no cross-origin reads (Gradio's permissive CORS headers are stripped), no
+framing of the staff and admin pages. The client address is the TCP peer, or, for a peer listed in
 `forwarded_allow_ips` (the reverse proxy), the address the proxy puts in X-Forwarded-For
 (uvicorn's proxy-headers middleware): nobody else can choose the address they are counted by.
 
@@ -35,12 +37,14 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from csbot.errors import AccessDenied, CsbotError, DataError, RateLimited, ReplyFailed
+from csbot.importer import MAX_FILE_BYTES
 from csbot.language import Words
 from csbot.service.ratelimit import RateLimiter
-from csbot.store import valid_conversation_id
+from csbot.store import client_key, valid_conversation_id
+from csbot.web.boundary import BodyLimits, Boundary
 
 log = logging.getLogger("csbot.web.server")
-MAX_BODY_BYTES = 256 * 1024
+MAX_BODY_BYTES = BodyLimits.chat_api
 COOKIE = "csbot_session"
 PAGES = {"/staff/": "staff", "/admin/": "admin"}  # where a login may lead, and the role each needs
 
@@ -51,10 +55,18 @@ class ChatLimits:
     Counted in this process's memory: a chat message pays no extra database write. With several
     processes each enforces its own count; put the shared limit in the reverse proxy."""
 
-    def __init__(self, *, per_conversation: int, per_client: int, clock=time.monotonic, words: Words | None = None):
+    def __init__(self, *, per_conversation: int, per_client: int, handoffs_per_hour: int = 6, clock=time.monotonic,
+                 words: Words | None = None):
         self.words = words or Words.load("en")  # the polite reply is in the shop's language
         self.conversation = RateLimiter(per_conversation, 60, clock=clock)
         self.client = RateLimiter(per_client, 60, clock=clock)
+        self.handoffs = RateLimiter(handoffs_per_hour, 3600, clock=clock)
+
+    def check_handoff(self, client: str) -> None:
+        """Raise RateLimited, politely, when this client asked for a person too often this hour: a
+        stranger cannot fill the staff inbox with hand-offs (each one is a new conversation)."""
+        if self.handoffs.hit(f"h:{client}"):
+            raise RateLimited(self.words["chat.handoff_limit"], retry_after=60)
 
     def started(self, conversation_id: str) -> None:
         """Count a new conversation's first message against it (it had no id when it was checked)."""
@@ -114,7 +126,7 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
 
     settings = engine.settings
     limits = limits or ChatLimits(per_conversation=settings.chat_per_minute, per_client=settings.chat_ip_per_minute,
-                                  words=Words.load(settings.language))
+                                  handoffs_per_hour=settings.handoff_ip_per_hour, words=Words.load(settings.language))
     staff_words = Words.load(settings.staff_language)  # the login form's, as the staff and admin pages'
     app = FastAPI(title="csbot", docs_url=None, redoc_url=None, openapi_url=None)
 
@@ -144,7 +156,7 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
 
     @app.post("/login")
     async def login(request: Request):
-        form = await request.form()
+        form = await request.form(max_files=0, max_fields=8)  # the form has three fields; nothing is spooled
         next_path = _next_path(form.get("next"))
         name, password = form.get("username"), form.get("password")
         if not isinstance(name, str) or not isinstance(password, str):
@@ -207,7 +219,7 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
             if cid is not None and not engine.store.has_messages(cid):
                 return None
             limits.check(cid, client)
-            return engine.bot.respond(payload["message"], cid, channel="api")
+            return engine.bot.respond(payload["message"], cid, channel="api", client=client_key(client))
         try:
             reply = await run_in_threadpool(answer)
             if reply is None:
@@ -258,7 +270,7 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
     async def admin_user(request: Request) -> str | None:
         return await run_in_threadpool(session_user, request, "admin")
 
-    quiet = dict(show_error=False, enable_monitoring=False, run_history=False, max_file_size="5mb")
+    quiet = dict(show_error=False, enable_monitoring=False, run_history=False, max_file_size=MAX_FILE_BYTES)
     staff = build_staff(engine, accounts)
     staff.queue(default_concurrency_limit=4, max_size=64)
     gr.mount_gradio_app(app, staff, path="/staff", auth_dependency=staff_user, footer_links=[], **quiet)
@@ -268,4 +280,6 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
     chat = build_chat(engine, limits)
     chat.queue(default_concurrency_limit=16, max_size=512)
     gr.mount_gradio_app(app, chat, path="", footer_links=[], **{**quiet, "max_file_size": "64kb"})
+    # Added last, so it is the outermost layer: every response, the guard's redirects included, crosses it.
+    app.add_middleware(Boundary, limits=BodyLimits(uploads=MAX_FILE_BYTES), cors_origins=settings.allowed_origins)
     return app

@@ -91,11 +91,11 @@ def imports_tab(page: gr.Blocks, *, engine, accounts, words: Words) -> None:
         return words.say("staff.imported", rows=result["rows"], new=result["new"])
 
     @staff
-    def import_history(path, request: gr.Request, *, user):
+    def import_history(path, request: gr.Request, progress=gr.Progress(), *, user):
         if not path:
             raise gr.Error(words["staff.upload_first"])
         try:
-            done = engine.import_history(Path(path), actor=user)
+            done = engine.import_history(Path(path), actor=user, progress=lambda share, what: progress(share, what))
         except DataError as exc:  # refused whole: its problems with line numbers, nothing stored
             return problems_markdown(exc, path)
         scrubbed = ", ".join(f"{n} {kind}" for kind, n in done["scrubbed"].items()) or words["staff.nothing_scrubbed"]
