@@ -44,7 +44,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 # pytest-xdist 3.8 cannot group under pytest 9: it sets item._nodeid, which pytest 9 no longer reads.)
 SLOWEST_FIRST = ("test_app_zh.py", "test_app.py", "test_two_servers.py", "test_cli.py", "test_training.py",
                  "test_admin_page.py", "test_faults.py", "test_login.py", "test_api.py", "test_e5small.py",
-                 "test_worker.py")
+                 "test_worker.py", "test_staff_page.py", "test_discovery.py", "test_boundary.py")
 
 
 def pytest_collection_modifyitems(config, items):
