@@ -25,6 +25,7 @@ import json
 import os
 import platform
 import random
+import re
 import secrets
 import shutil
 import signal
@@ -146,8 +147,10 @@ def admin_client(url: str, *, user: str, password: str):
     """A gradio_client for /admin/, logged in through csbot's login form (its session cookie)."""
     from gradio_client import Client
 
-    response = httpx.post(url + "/login", data={"username": user, "password": password, "next": "/admin/"},
-                          timeout=60, follow_redirects=False)
+    with httpx.Client(timeout=60, follow_redirects=False) as browser:  # the form's token and its cookie
+        csrf = re.search(r'name="csrf" value="([^"]+)"', browser.get(url + "/login").text).group(1)
+        response = browser.post(url + "/login", data={"username": user, "password": password, "next": "/admin/",
+                                                      "csrf": csrf})
     if response.status_code != 303 or "csbot_session" not in response.cookies:
         raise RuntimeError(f"the admin login failed with HTTP {response.status_code}")
     return Client(url + "/admin/", headers={"Cookie": f"csbot_session={response.cookies['csbot_session']}"},

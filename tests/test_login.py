@@ -6,6 +6,7 @@ the per-address limit shared through the store, and the audit log of it all."""
 
 from __future__ import annotations
 
+import re
 import shutil
 
 import pytest
@@ -42,8 +43,15 @@ def browser(site, address: str = "10.0.0.1") -> TestClient:
     return TestClient(site[0], client=(address, 50000), follow_redirects=False)
 
 
+def form_token(client: TestClient) -> str:
+    """The token the login form carries (and its cookie in the client's jar), as a browser gets it."""
+    page = client.get("/login")
+    return re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)
+
+
 def log_in(client: TestClient, name: str, password: str, page: str = "/staff/"):
-    return client.post("/login", data={"username": name, "password": password, "next": page})
+    return client.post("/login", data={"username": name, "password": password, "next": page,
+                                       "csrf": form_token(client)})
 
 
 def other_process(site) -> Accounts:
@@ -253,3 +261,14 @@ def test_a_login_replaces_the_browsers_previous_session(site):
     replay = browser(site)
     replay.cookies.set(COOKIE, first)
     assert replay.get("/staff/config").status_code == 401 and client.get("/staff/config").status_code == 200
+
+
+def test_a_login_posted_without_the_forms_token_is_refused(site):
+    attacker, victim = browser(site, "10.0.0.66"), browser(site, "10.0.0.67")
+    plain = victim.post("/login", data={"username": "sam", "password": STAFF[1], "next": "/staff/"})
+    assert plain.status_code == 403 and "csbot_session" not in plain.cookies and "expired" in plain.text
+    stolen = form_token(attacker)  # a token from another browser's form: its cookie is not the victim's
+    forged = victim.post("/login", data={"username": "sam", "password": STAFF[1], "next": "/staff/",
+                                         "csrf": stolen})
+    assert forged.status_code == 403 and "csbot_session" not in forged.cookies
+    assert log_in(victim, "sam", STAFF[1]).status_code == 303

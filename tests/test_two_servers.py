@@ -7,7 +7,9 @@ SIGKILL of A in the middle of a client loop loses no acknowledged message, and B
 
 from __future__ import annotations
 
+import http.cookiejar
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -66,8 +68,11 @@ class App:
         class NoRedirect(urllib.request.HTTPRedirectHandler):
             def redirect_request(self, *args, **kwargs):
                 return None
-        data = urllib.parse.urlencode({"username": name, "password": password, "next": page}).encode()
-        opener = urllib.request.build_opener(NoRedirect)
+        jar = http.cookiejar.CookieJar()
+        opener = urllib.request.build_opener(NoRedirect, urllib.request.HTTPCookieProcessor(jar))
+        form = opener.open(f"{self.url}/login", timeout=30).read().decode()
+        csrf = re.search(r'name="csrf" value="([^"]+)"', form).group(1)
+        data = urllib.parse.urlencode({"username": name, "password": password, "next": page, "csrf": csrf}).encode()
         try:
             opener.open(f"{self.url}/login", data=data, timeout=30)
         except urllib.error.HTTPError as exc:  # the 303 to the page

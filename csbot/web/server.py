@@ -25,9 +25,11 @@ This module wires; the bot decides (bot.py), the store keeps (store/), accounts 
 
 from __future__ import annotations
 
+import hmac
 import html
 import json
 import logging
+import secrets
 import time
 from urllib.parse import quote
 
@@ -46,6 +48,7 @@ from csbot.web.boundary import BodyLimits, Boundary
 log = logging.getLogger("csbot.web.server")
 MAX_BODY_BYTES = BodyLimits.chat_api
 COOKIE = "csbot_session"
+CSRF = "csbot_login"  # the login form's double-submit token (login_page)
 PAGES = {"/staff/": "staff", "/admin/": "admin"}  # where a login may lead, and the role each needs
 
 
@@ -90,10 +93,14 @@ def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def login_page(*, next_path: str, words: Words, message: str = "", status: int = 200) -> HTMLResponse:
+def login_page(*, next_path: str, words: Words, message: str = "", status: int = 200,
+               secure: bool = False) -> HTMLResponse:
     """Our login form in `words` (the staff language's `login` section): plain HTML, no script,
-    nothing fetched from elsewhere."""
+    nothing fetched from elsewhere. Each form carries a fresh token that the login must send back
+    beside the same token in a SameSite=Strict cookie (a double submit): another site cannot post
+    a login, so nobody is logged in to someone else's account without knowing it."""
     e = html.escape
+    token = secrets.token_urlsafe(24)
     role = words[f"login.{PAGES.get(next_path, 'staff')}"]  # login.staff or login.admin
     note = f'<p role="alert" class="note">{e(message)}</p>' if message else ""
     body = f"""<!doctype html><html lang="{e(words.language)}"><head><meta charset="utf-8">
@@ -104,11 +111,13 @@ label{{display:block;margin:.8em 0 .2em}}input{{width:100%;padding:.5em;box-sizi
 button{{margin-top:1.2em;padding:.6em 1.2em}}.note{{color:#a00}}</style></head><body>
 <form method="post" action="/login"><h1>{e(words.say("login.heading", role=role))}</h1>
 <p>{e(words.say("login.intro", role=role))}</p>{note}
-<input type="hidden" name="next" value="{e(next_path)}">
+<input type="hidden" name="next" value="{e(next_path)}"><input type="hidden" name="csrf" value="{token}">
 <label for="username">{e(words["login.username"])}</label><input id="username" name="username" autocomplete="username" required>
 <label for="password">{e(words["login.password"])}</label><input id="password" name="password" type="password" autocomplete="current-password" required>
 <button type="submit">{e(words["login.submit"])}</button></form></body></html>"""
-    return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+    response = HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
+    response.set_cookie(CSRF, token, path="/login", httponly=True, samesite="strict", secure=secure)
+    return response
 
 
 def _next_path(raw: object) -> str:
@@ -152,24 +161,28 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
 
     @app.get("/login")
     def login_form(next: str = "/staff/"):
-        return login_page(next_path=_next_path(next), words=staff_words)
+        return login_page(next_path=_next_path(next), words=staff_words, secure=settings.secure_cookies)
 
     @app.post("/login")
     async def login(request: Request):
         form = await request.form(max_files=0, max_fields=8)  # the form has three fields; nothing is spooled
         next_path = _next_path(form.get("next"))
+        sent, kept = form.get("csrf"), request.cookies.get(CSRF)
+        if not isinstance(sent, str) or not kept or not hmac.compare_digest(sent.encode(), kept.encode()):
+            return login_page(next_path=next_path, words=staff_words, message=staff_words["login.expired"],
+                              status=403, secure=settings.secure_cookies)
         name, password = form.get("username"), form.get("password")
         if not isinstance(name, str) or not isinstance(password, str):
             return login_page(next_path=next_path, words=staff_words, message=staff_words["login.missing"],
-                              status=400)
+                              status=400, secure=settings.secure_cookies)
         try:
             token = await run_in_threadpool(accounts.login, name.strip(), password, address=_client(request),
                                             agent=request.headers.get("user-agent", ""), role=PAGES[next_path])
         except RateLimited as exc:
-            return login_page(next_path=next_path, words=staff_words, status=429,
+            return login_page(next_path=next_path, words=staff_words, status=429, secure=settings.secure_cookies,
                               message=staff_words.say("login.too_many", seconds=round(exc.retry_after)))
         except AccessDenied as exc:  # its reason is the account check's own words (auth.py)
-            return login_page(next_path=next_path, words=staff_words, status=401,
+            return login_page(next_path=next_path, words=staff_words, status=401, secure=settings.secure_cookies,
                               message=staff_words.say("login.refused", reason=exc))
         if request.cookies.get(COOKIE):  # this browser's previous session ends with the new login
             await run_in_threadpool(accounts.logout, request.cookies.get(COOKIE), address=_client(request))
@@ -182,7 +195,8 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
     @app.post("/logout")
     async def logout(request: Request):
         await run_in_threadpool(accounts.logout, request.cookies.get(COOKIE), address=_client(request))
-        response = login_page(next_path="/staff/", words=staff_words, message=staff_words["login.logged_out"])
+        response = login_page(next_path="/staff/", words=staff_words, message=staff_words["login.logged_out"],
+                              secure=settings.secure_cookies)
         response.delete_cookie(COOKIE, path="/", httponly=True, samesite="lax", secure=settings.secure_cookies)
         return response
 
