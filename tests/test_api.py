@@ -164,3 +164,19 @@ def test_requests_for_a_person_are_limited_per_client_an_hour(clock):
     limits.check_handoff("198.51.100.4")  # another customer is not held up
     clock.now += 3601
     limits.check_handoff("203.0.113.9")
+
+
+def test_the_chat_page_stores_no_conversation_under_an_id_the_client_chose(engine):
+    from types import SimpleNamespace
+
+    from csbot.language import Words
+    from csbot.web.chat import ChatPage
+
+    page = ChatPage(engine, ChatLimits(per_conversation=100, per_client=100), Words.load("en"))
+    browser = SimpleNamespace(client=SimpleNamespace(host="203.0.113.5"), session_hash="s1")  # Gradio's request
+    *_, chosen, _ = page.send("hello there", "my-own-id-123", browser)
+    assert chosen != "my-own-id-123" and not engine.store.has_messages("my-own-id-123")
+    *_, again, _ = page.send("and another thing", chosen, browser)
+    assert again == chosen  # a conversation the store made goes on
+    assert engine.store.conversation(chosen)["client"] is not None  # its sender's key, not its address
+    assert engine.store.conversation(chosen)["client"] != "203.0.113.5"

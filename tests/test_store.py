@@ -108,6 +108,10 @@ def test_a_rating_is_stored_only_on_a_bot_reply_of_that_conversation_and_a_disli
     assert store.message(reply)["rating"] == -1
     [item] = store.inbox()
     assert item["id"] == asked and item["inbox"] == "disliked" and item["reply_id"] == reply
+    store.set_inbox_status(asked, "dismissed")
+    store.rate(cid, reply, 0)
+    store.rate(cid, reply, -1)  # disliked again: staff dismissed it, and it stays so
+    assert store.inbox() == [] and store.message(asked)["inbox_status"] == "dismissed"
 
 
 def test_inbox_items_close_with_a_known_status(store):

@@ -223,7 +223,8 @@ class ConversationRows:
     @serialized
     def rate(self, conversation_id: str, message_id: int, rating: int) -> None:
         """Store a customer's like (1) or dislike (-1) of a bot reply in their own conversation.
-        A dislike sends the customer message it answered to the inbox."""
+        A dislike sends the customer message it answered to the inbox, unless staff have handled
+        that message already (a dismissed item stays dismissed: no customer can reopen it)."""
         if rating not in (-1, 0, 1):
             raise DataError(f"a rating is 1 (like), -1 (dislike) or 0 (none); found {rating!r}")
         with write(self.db):
@@ -234,7 +235,7 @@ class ConversationRows:
             if rating == -1:
                 asked = self.db.one("SELECT * FROM messages WHERE conversation_id = ? AND id < ? AND role = 'customer' "
                                     "ORDER BY id DESC LIMIT 1", [conversation_id, message_id])
-                if asked and asked["inbox_status"] in (None, "dismissed"):
+                if asked and asked["inbox_status"] is None:
                     self.flag_for_inbox(asked["id"], reason="disliked")
 
     @serialized

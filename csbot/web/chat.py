@@ -74,8 +74,14 @@ class ChatPage:
         history, ids, last = self._show(conversation_id)
         return history, ids, last, gr.update(visible=self._can_hand_off(conversation_id))
 
-    def send(self, message: str, conversation_id: str | None, request: gr.Request):
+    def _known(self, conversation_id: str | None) -> str | None:
+        """The browser's conversation id if the store knows it; else None, so the server makes a
+        new one: a client cannot choose the id its conversation is stored under."""
         conversation_id = valid_conversation_id(conversation_id)
+        return conversation_id if conversation_id and self.engine.store.has_messages(conversation_id) else None
+
+    def send(self, message: str, conversation_id: str | None, request: gr.Request):
+        conversation_id = self._known(conversation_id)
         try:
             self.limits.check(conversation_id or request.session_hash, _client(request))
             reply = self.engine.bot.respond(message, conversation_id, channel="web",
@@ -114,11 +120,11 @@ class ChatPage:
 
     def hand_off(self, conversation_id: str | None, request: gr.Request):
         try:
-            self.limits.check(valid_conversation_id(conversation_id) or request.session_hash, _client(request))
+            self.limits.check(self._known(conversation_id) or request.session_hash, _client(request))
             self.limits.check_handoff(_client(request))
         except RateLimited as exc:
             raise gr.Error(str(exc)) from None
-        reply = self.engine.bot.hand_off(valid_conversation_id(conversation_id), client=client_key(_client(request)))
+        reply = self.engine.bot.hand_off(self._known(conversation_id), client=client_key(_client(request)))
         history, ids, last = self._show(reply.conversation_id)
         return history, ids, last, reply.conversation_id, gr.update(visible=False)
 

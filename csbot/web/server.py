@@ -251,7 +251,7 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
             error_id = f"{time.time_ns():x}"[-10:]
             log.exception("error %s in /api/chat", error_id)
             return _error(500, f"something went wrong on our side (error {error_id}); please send it again",
-                          error_id=error_id, kind=type(exc).__name__)
+                          error_id=error_id)  # what went wrong is in the log under that id, not here
         if cid is None:
             limits.started(reply.conversation_id)
         return {"conversation_id": reply.conversation_id, "reply": reply.text, "route": reply.route,
