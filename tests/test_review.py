@@ -184,4 +184,5 @@ def test_live_wordings_are_scrubbed_before_they_become_phrasings_or_examples(eng
     kept = [t for t, i in engine.store.examples() if i == intent and "gift wrapped" in t]
     assert kept == ["my name is <name>, is order {order_id} gift wrapped? mail <email>"]
     engine.attach_question(engine.store.answers()[0]["id"], "call me on 07700 900123 about it", actor="sam")
-    assert "call me on <phone> about it" in [q["question"] for q in engine.store.questions(engine.store.answers()[0]["id"])]
+    phrasings = [q["question"] for q in engine.store.questions(engine.store.answers()[0]["id"])]
+    assert "call me on <phone> about it" in phrasings

@@ -1,16 +1,18 @@
 """Intents proposed from unlabelled customer messages: groups, names, typical examples, draft replies.
 
-    found = discover(texts, encode, replies=agent_replies, language="en")
+    found = discover(texts, encode, replies=agent_replies)
     found.labels      one group number per text, in input order (-1: an outlier, in no group)
     found.groups      the groups, largest first: name, size, typical examples, tightness, drafts
 
 How groups are found (chosen by measurement, docs/benchmarks.md "Intent discovery"): each message
-is embedded with the shop's sentence encoder; FAISS finds every message's k nearest neighbours,
-k = round(0.2·√n) (at least 5), so a larger history gets a coarser graph and the number of groups
-does not grow with the number of messages; each neighbour link is weighted by how many neighbours
-the two messages share times their cosine (so a link to an unlike message weighs next to nothing); Louvain community detection (igraph) at resolution 1.5 (1 below 100
-messages, where 1.5 splits even a group of identical messages) splits that graph into groups. The number of groups is never given: it comes out of the graph. Groups smaller than
-`MIN_SIZE` are outliers. Nothing here is quadratic in the number of messages: the graph has n·k
+that says something (`has_words`) is embedded with the shop's sentence encoder; FAISS finds every
+message's k nearest neighbours, k = round(0.2·√n) (at least 5), so a larger history gets a coarser
+graph and the number of groups does not grow with the number of messages; each neighbour link is
+weighted by how many neighbours the two messages share times their cosine (so a link to an unlike
+message weighs next to nothing); Louvain community detection (igraph) at resolution 1.5 (1 below
+100 messages, where 1.5 splits even a group of identical messages) splits that graph into groups.
+The number of groups is never given: it comes out of the graph. Groups smaller than `MIN_SIZE`
+are outliers. Nothing here is quadratic in the number of messages: the graph has n·k
 links and the shared-neighbour counts are taken in slices of rows.
 
 A group's name is its key phrases, the words (or, for Chinese, the character pairs and triples)
@@ -61,7 +63,8 @@ class Group:
     members: list[int]  # indices into the input, in input order
     name: str = ""
     phrases: list[str] = field(default_factory=list)
-    typical: list[int] = field(default_factory=list)  # indices, nearest the centre first
+    nearest: list[int] = field(default_factory=list)  # the members, nearest the centre first
+    typical: list[int] = field(default_factory=list)  # the first TYPICAL of `nearest`
     tightness: float = 0.0
     drafts: list[str] = field(default_factory=list)
     centre: np.ndarray | None = None
@@ -212,51 +215,54 @@ def slotted(reply: str) -> str | None:
 
 
 def discover(texts: list[str], encode: Callable[[list[str]], np.ndarray], *, replies: list[str | None] | None = None,
-             vectors: np.ndarray | None = None, progress: Callable[[float, str], None] | None = None) -> Discovery:
+             progress: Callable[[float, str], None] | None = None) -> Discovery:
     """Group `texts` (scrubbed customer messages) and describe each group; `replies[i]` is the agent's
-    answer to texts[i] or None. `vectors`, when given, are texts' embeddings already made."""
+    answer to texts[i] or None."""
     say = progress or (lambda share, what: None)
     say(0.0, "embedding")
-    wordy = np.array([has_words(t) for t in texts], dtype=bool)
-    kept = np.flatnonzero(wordy)
-    if vectors is not None:
-        x = _unit(vectors)
-    else:
-        x = np.zeros((len(texts), 1), np.float32)
-        if len(kept):
-            found = _unit(encode([texts[i] for i in kept]))
-            x = np.zeros((len(texts), found.shape[1]), np.float32)
-            x[kept] = found
-    say(0.6, "grouping")
+    kept = np.flatnonzero([has_words(t) for t in texts])
     labels = np.full(len(texts), -1)
-    labels[kept], k = cluster(x[kept]) if len(kept) else (np.array([], int), 0)
+    k, x = 0, None
+    if len(kept):
+        found = unit(encode([texts[i] for i in kept]))
+        x = np.zeros((len(texts), found.shape[1]), np.float32)
+        x[kept] = found
+    say(0.6, "grouping")
+    if len(kept):
+        labels[kept], k = cluster(found)
     everyone = Counter(t for text in texts for t in set(terms(text)))
     groups = []
     say(0.8, "naming")
-    for number in range(labels.max() + 1 if len(labels) else 0):
-        members = np.flatnonzero(labels == number)
-        centre = _unit(x[members].mean(0, keepdims=True))[0]
-        closeness = x[members] @ centre
-        order = members[np.argsort(-closeness, kind="stable")]
-        phrases = key_phrases([texts[i] for i in members], everyone, len(texts))
-        group = Group(number=number, members=members.tolist(), phrases=phrases, name=name_of(phrases, number),
-                      typical=order[:TYPICAL].tolist(), tightness=float(closeness.mean()), centre=centre)
+    for number in range(labels.max(initial=-1) + 1):
+        group = describe(number, np.flatnonzero(labels == number), x, texts, everyone)
         if replies is not None:
-            group.drafts = draft_replies([replies[i] for i in order], encode)
+            group.drafts = draft_replies([replies[i] for i in group.nearest], encode)
         groups.append(group)
     _unique_names(groups)
     say(1.0, "done")
     return Discovery(labels=labels.tolist(), groups=groups, neighbours=k)
 
 
-def draft_replies(replies: list[str | None], encode: Callable[[list[str]], np.ndarray], *, n: int = DRAFTS) -> list[str]:
+def describe(number: int, members: np.ndarray, x: np.ndarray, texts: list[str], everyone: Counter) -> Group:
+    """Group `number` of `texts` (its `members`, unit vectors `x`): centre, members nearest it first,
+    tightness, key phrases against `everyone` (each term counted once per text) and a name."""
+    centre = unit(x[members].mean(0, keepdims=True))[0]
+    closeness = x[members] @ centre
+    nearest = members[np.argsort(-closeness, kind="stable")].tolist()
+    phrases = key_phrases([texts[i] for i in members], everyone, len(texts))
+    return Group(number=number, members=members.tolist(), phrases=phrases, name=name_of(phrases, number),
+                 nearest=nearest, typical=nearest[:TYPICAL], tightness=float(closeness.mean()), centre=centre)
+
+
+def draft_replies(replies: list[str | None], encode: Callable[[list[str]], np.ndarray], *,
+                  n: int = DRAFTS) -> list[str]:
     """The agents' replies nearest the centre of a group's replies, as templates, distinct by wording."""
     usable = list(dict.fromkeys(s for s in (slotted(r) for r in replies if r) if s))
     if len(usable) <= n:
         return usable
     counts = Counter(slotted(r) for r in replies if r)  # a macro used often is a reply the shop stands by
-    x = _unit(encode(usable))
-    centre = _unit(x.mean(0, keepdims=True))[0]
+    x = unit(encode(usable))
+    centre = unit(x.mean(0, keepdims=True))[0]
     score = x @ centre + 0.02 * np.log1p([counts[s] for s in usable])
     return [usable[i] for i in np.argsort(-score, kind="stable")[:n]]
 
@@ -269,6 +275,7 @@ def _unique_names(groups: list[Group]) -> None:
             group.name = f"{group.name}_{seen[group.name]}"
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
+def unit(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to length 1, as float32 (a zero row stays zero). Example: unit([[3, 4]]) -> [[0.6, 0.8]]"""
     x = np.asarray(x, dtype=np.float32)
     return np.ascontiguousarray(x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12))

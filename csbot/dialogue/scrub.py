@@ -113,7 +113,8 @@ RECOGNISERS = [
     Recogniser("password", re.compile(r"(?:password|passcode|pin|pw)\s*(?:is|was|=|:)\s*[\"']?([^\s\"',;]{3,64})",
                                       re.IGNORECASE), group=1),
     Recogniser("password", re.compile(r"(?:密码|口令)\s*(?:是|为|[:：])\s*([^\s，。,；;]{3,64})"), group=1),
-    Recogniser("name", re.compile(r"\b(?:[Mm]y\s+name\s+is|[Mm]y\s+name's|[Ii]\s+am\s+called|[Ii]'m\s+called|[Cc]all\s+me|[Tt]his\s+is)\s+"
+    Recogniser("name", re.compile(r"\b(?:[Mm]y\s+name\s+is|[Mm]y\s+name's|[Ii]\s+am\s+called|[Ii]'m\s+called|"
+                                  r"[Cc]all\s+me|[Tt]his\s+is)\s+"
                                   r"([A-Z][A-Za-z'\-]*[a-z](?:\s+[A-Z][A-Za-z'\-]*[a-z]){0,2})"), group=1),
     Recogniser("name", re.compile(rf"(?:我叫|我的名字是|我的名字叫|本人姓名)\s*([{_CN}]{{2,4}}?)(?=[，。,.!！\s]|$|[的想要在])"),
                group=1),
@@ -204,9 +205,8 @@ def greeted(reply: str) -> list[str]:
 
     Example: greeted("Dear Mrs Menon, thank you...") -> ["Menon"]; greeted("Hi there, ...") -> []
     """
-    found = [m.group(1) for m in _GREETING.finditer(unicodedata.normalize("NFKC", reply))
-             if m.group(1)[0].isupper() and m.group(1).lower() not in _NOT_NAMES]
-    return list(dict.fromkeys(found + [w for name in found for w in name.split() if len(name.split()) > 1]))
+    return _with_words([m.group(1) for m in _GREETING.finditer(unicodedata.normalize("NFKC", reply))
+                        if m.group(1)[0].isupper() and m.group(1).lower() not in _NOT_NAMES])
 
 
 _NOT_NAMES = {"there", "again", "all", "everyone", "team", "customer", "so", "for", "very", "both"}
@@ -222,5 +222,12 @@ def names_in(text: str) -> list[str]:
 
 
 def _names(text: str, spans: list[tuple[int, int, str]]) -> list[str]:
-    found = [text[a:b] for a, b, kind in spans if kind == "name"]
-    return list(dict.fromkeys(found + [word for name in found for word in name.split() if len(name.split()) > 1]))
+    return _with_words([text[a:b] for a, b, kind in spans if kind == "name"])
+
+
+def _with_words(names: list[str]) -> list[str]:
+    """Names, then each word of a name of several (an agent may use the first name alone), once each.
+
+    Example: _with_words(["Sam Lee", "Sam"]) -> ["Sam Lee", "Sam", "Lee"]
+    """
+    return list(dict.fromkeys(names + [word for name in names for word in name.split() if len(name.split()) > 1]))

@@ -100,20 +100,18 @@ class Review:
                 by_intent[intent].append(text)
         if not by_intent:
             return {}
+        from csbot.dialogue.discovery import unit
+
         names = list(by_intent)
         vectors = np.asarray(self.engine.encoder([t for n in names for t in by_intent[n]]), dtype=np.float32)
-        out, at = {}, 0
-        for name in names:
-            part = vectors[at:at + len(by_intent[name])]
-            at += len(part)
-            centre = part.mean(0)
-            out[name] = centre / max(np.linalg.norm(centre), 1e-12)
-        return out
+        sizes = np.cumsum([len(by_intent[n]) for n in names])[:-1]
+        centres = unit(np.stack([part.mean(0) for part in np.split(vectors, sizes)]))
+        return dict(zip(names, centres))
 
     def start(self, import_id: str, *, user: str) -> str:
         """Run discovery in a background thread; returns its job id (one run at a time)."""
         settings = self.engine.settings
-        if not self.store.history_turns(import_id):
+        if not self.store.has_history(import_id):
             raise DataError(f"no imported history {import_id!r}; import a history file first")
         job = self.store.start_job(kind=KIND, device="cpu", options=json.dumps({"import": import_id, "user": user}),
                                    at=time.time(), stale_before=time.time() - settings.job_lease_seconds)
@@ -152,7 +150,7 @@ class Review:
         Example: -> [{"name": "mars_ship", "phrases": ["mars", "ship"], "messages": 6, "growth": 4,
                       "open": 5, "ids": [...], "examples": ["do you ship to mars", ...]}]
         """
-        from csbot.dialogue.discovery import cluster, key_phrases, name_of, terms
+        from csbot.dialogue.discovery import cluster, describe, terms, unit
         from csbot.dialogue.scrub import scrub
 
         now = now or datetime.now(timezone.utc)
@@ -162,22 +160,17 @@ class Review:
         if not rows:
             return []
         texts = [scrub(r["text"] or "") for r in rows]
-        x = np.asarray(self.engine.encoder(texts), dtype=np.float32)
-        x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        x = unit(self.engine.encoder(texts))
         labels, _ = cluster(x, min_size=GAP_MIN_SIZE)
         everyone = Counter(t for text in texts for t in set(terms(text)))
         topics = []
-        numbers = list(range(labels.max() + 1)) + [-1] * bool((labels < 0).any())
-        for number in numbers:
-            members = np.flatnonzero(labels == number)
-            if number < 0:  # the unanswered that fit no topic, each a topic of one
-                topics += [_topic([rows[i]], [texts[i]], [], f"single_{rows[i]['id']}", middle) for i in members]
-                continue
-            centre = x[members].mean(0)
-            order = members[np.argsort(-(x[members] @ centre), kind="stable")]
-            phrases = key_phrases([texts[i] for i in members], everyone, len(texts))
-            topics.append(_topic([rows[i] for i in order], [texts[i] for i in order], phrases,
-                                 name_of(phrases, number), middle))
+        for number in range(labels.max() + 1):
+            group = describe(number, np.flatnonzero(labels == number), x, texts, everyone)
+            topics.append(_topic([rows[i] for i in group.nearest], [texts[i] for i in group.nearest],
+                                 group.phrases, group.name, middle))
+        # the unanswered that fit no topic, each a topic of one
+        topics += [_topic([rows[i]], [texts[i]], [], f"single_{rows[i]['id']}", middle)
+                   for i in np.flatnonzero(labels < 0)]
         return sorted(topics, key=lambda t: (-t["messages"], -t["growth"], t["name"]))
 
     def answer_topic(self, message_ids: list[int], *, key: str, answer: str, actor: str) -> int:
@@ -210,17 +203,16 @@ class Review:
         self.store.audit(actor, "proposal_move", str(to), detail={"turn": turn_key})
 
     def reject(self, proposal_id: int, *, actor: str) -> None:
-        self.store.close_proposal(proposal_id, "rejected")
+        self.store.reject_proposal(proposal_id)
         self.store.audit(actor, "proposal_reject", str(proposal_id))
 
     def split(self, proposal_id: int, *, actor: str) -> list[int]:
         """Re-group one proposal finer; DataError when it does not come apart."""
-        from csbot.dialogue.discovery import cluster, key_phrases, name_of, terms
+        from csbot.dialogue.discovery import cluster, key_phrases, name_of, terms, unit
 
         proposal = self.store.proposal(proposal_id, open_only=True)
         turns = proposal["turns"]
-        x = np.asarray(self.engine.encoder([t["text"] for t in turns]), dtype=np.float32)
-        x /= np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+        x = unit(self.engine.encoder([t["text"] for t in turns]))
         labels, _ = cluster(x, resolution=SPLIT_RESOLUTION)
         if labels.max() < 1:
             raise DataError(f"proposal {proposal['name']!r} does not come apart into finer groups; "

@@ -44,7 +44,8 @@ from csbot.store.sessions import SessionRows
 from csbot.store.stats import StatsRows
 from csbot.store.users import UserRows
 
-__all__ = ["Database", "Store", "checked_intent_name", "client_key", "open_database", "snapshot", "clean_answer", "clean_question", "example_id", "local_actor", "now", "valid_conversation_id", "write"]
+__all__ = ["Database", "Store", "checked_intent_name", "clean_answer", "clean_question", "client_key", "example_id",
+           "local_actor", "now", "open_database", "snapshot", "valid_conversation_id", "write"]
 
 
 def open_database(target, *, pool_size: int = 10) -> Database:

@@ -173,8 +173,8 @@ class ConversationRows:
                 raise DataError(f"message {message_id} is not a customer message")
             if intent not in self.intents():
                 raise DataError(f"no intent {intent!r}; pick one of the list")
-            self.add_examples([{"text": scrubbed(message["text"]), "intent": intent, "created_at": message["created_at"]}],
-                              source=source)
+            self.add_examples([{"text": scrubbed(message["text"]), "intent": intent,
+                                "created_at": message["created_at"]}], source=source)
             self.set_inbox_status(message_id, "labelled")
         return message
 
@@ -198,11 +198,13 @@ class ConversationRows:
 
         Example: inbox(limit=50, offset=50, reason="asked_for_person") -> the second page of hand-offs
         """
-        only = "AND m.inbox = ?" if reason else ""
+        def of_reason(alias: str) -> str:
+            return f"AND {alias}.inbox = ?" if reason else ""
+
         found = self.db.rows(f"""WITH load AS (
                    SELECT coalesce(c.client, c.id) AS sender, count(*) AS items FROM messages x
                    JOIN conversations c ON c.id = x.conversation_id
-                   WHERE x.inbox_status = ? {only.replace('m.', 'x.')} GROUP BY coalesce(c.client, c.id))
+                   WHERE x.inbox_status = ? {of_reason("x")} GROUP BY coalesce(c.client, c.id))
                SELECT m.*, l.items AS sender_items, r.id AS reply_id, r.text AS reply_text,
                       r.route AS reply_route, r.trace AS reply_trace, r.rating AS rating,
                       r.model_version AS model_version_reply
@@ -212,7 +214,7 @@ class ConversationRows:
                    SELECT min(id) FROM messages WHERE conversation_id = m.conversation_id AND id > m.id
                    AND role = 'bot' AND id < coalesce((SELECT min(id) FROM messages WHERE
                    conversation_id = m.conversation_id AND id > m.id AND role = 'customer'), 9e18))
-               WHERE m.inbox_status = ? {only} {"AND m.id = ?" if item is not None else ""}
+               WHERE m.inbox_status = ? {of_reason("m")} {"AND m.id = ?" if item is not None else ""}
                ORDER BY l.items, m.id DESC LIMIT ? OFFSET ?""",
                              [status, *([reason] if reason else []), status, *([reason] if reason else []),
                               *([int(item)] if item is not None else []), int(limit), int(offset)])

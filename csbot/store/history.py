@@ -50,6 +50,12 @@ class HistoryRows:
                             f"FROM history_turns {where} ORDER BY id", params)
 
     @serialized
+    def has_history(self, import_id: str) -> bool:
+        """Whether an import keeps any customer turn (without reading them all)."""
+        return self.db.value("SELECT count(*) FROM (SELECT 1 FROM history_turns WHERE import_id = ? LIMIT 1) t",
+                             [import_id]) > 0
+
+    @serialized
     def history_conversation(self, turn_key: str) -> list[dict]:
         """Every kept turn of the conversation a turn belongs to, in order: what the staff read
         behind a proposed example. Example: -> [{"key": ..., "text": "hi", "agent_reply": "Hello!"}, ...]"""

@@ -39,20 +39,16 @@ class ProposalRows:
                 key = proposal_key(p["turns"])
                 if len(turns) < 2 or self.db.value("SELECT count(*) FROM proposals WHERE key = ?", [key]):
                     continue
-                pid = self.db.insert("proposals", {
-                    "key": key, "import_id": import_id, "name": p["name"], "status": OPEN,
-                    "phrases": json_text(p.get("phrases") or []), "drafts": json_text(p.get("drafts") or []),
-                    "tightness": p.get("tightness"), "closest": p.get("closest"),
-                    "closest_score": p.get("closest_score"), "created_at": stamp, "updated_at": stamp})
-                self.db.insert_many("proposal_turns", [{"proposal_id": pid, "turn_key": t, "position": i}
-                                                       for i, t in enumerate(turns)])
+                self._insert(key, import_id, p, turns, closest=(p.get("closest"), p.get("closest_score")), at=stamp)
                 held |= set(turns)
                 new += 1
         return new
 
     @serialized
     def proposals(self, *, status: str | None = OPEN) -> list[dict]:
-        """Proposals, largest first, each with its size. Example: [{"id": 3, "name": "card_arrived", "size": 41, ...}]"""
+        """Proposals, largest first, each with its size.
+
+        Example: [{"id": 3, "name": "card_arrived", "size": 41, ...}]"""
         where, params = ("WHERE p.status = ?", [status]) if status else ("", [])
         rows = self.db.rows(
             "SELECT p.*, (SELECT count(*) FROM proposal_turns t WHERE t.proposal_id = p.id) AS size "
@@ -87,7 +83,8 @@ class ProposalRows:
             raise DataError("pick two different proposals to merge")
         self._open(into), self._open(other)
         with write(self.db):
-            base = self.db.value("SELECT coalesce(max(position), 0) + 1 FROM proposal_turns WHERE proposal_id = ?", [into])
+            base = self.db.value("SELECT coalesce(max(position), 0) + 1 FROM proposal_turns WHERE proposal_id = ?",
+                                 [into])
             self.db.execute("UPDATE proposal_turns SET proposal_id = ?, position = position + ? WHERE proposal_id = ?",
                             [into, base, other])
             self.db.execute("UPDATE proposals SET status = 'merged', merged_into = ?, updated_at = ? WHERE id = ?",
@@ -117,24 +114,17 @@ class ProposalRows:
             self.db.execute("UPDATE proposals SET status = 'split', updated_at = ? WHERE id = ?", [stamp, proposal_id])
             for p in parts:
                 key = proposal_key([f"split of {proposal_id}", *p["turns"]])  # unlike any proposal before
-                pid = self.db.insert("proposals", {
-                    "key": key, "import_id": old["import_id"], "name": p["name"], "status": OPEN,
-                    "phrases": json_text(p.get("phrases") or []), "drafts": json_text(p.get("drafts") or []),
-                    "tightness": p.get("tightness"), "closest": old["closest"],
-                    "closest_score": old["closest_score"], "created_at": stamp, "updated_at": stamp})
-                self.db.insert_many("proposal_turns", [{"proposal_id": pid, "turn_key": t, "position": i}
-                                                       for i, t in enumerate(p["turns"])])
-                ids.append(pid)
+                ids.append(self._insert(key, old["import_id"], p, p["turns"],
+                                        closest=(old["closest"], old["closest_score"]), at=stamp))
         return ids
 
     @serialized
-    def close_proposal(self, proposal_id: int, status: str, *, intent: str | None = None) -> None:
-        """Mark a proposal accepted (into `intent`) or rejected; its turns stay with it, so discovery
-        never proposes them again."""
+    def reject_proposal(self, proposal_id: int) -> None:
+        """Mark a proposal rejected; its turns stay with it, so discovery never proposes them again."""
         self._open(proposal_id)
         with write(self.db):
-            self.db.execute("UPDATE proposals SET status = ?, intent = ?, updated_at = ? WHERE id = ?",
-                            [status, intent, now(), proposal_id])
+            self.db.execute("UPDATE proposals SET status = 'rejected', updated_at = ? WHERE id = ?",
+                            [now(), proposal_id])
 
     @serialized
     def accept_proposal(self, proposal_id: int, *, intent: str, description: str, templates: list[str] | None,
@@ -150,6 +140,17 @@ class ProposalRows:
             self.db.execute("UPDATE proposals SET status = 'accepted', intent = ?, updated_at = ? WHERE id = ?",
                             [intent, now(), proposal_id])
         return new
+
+    def _insert(self, key: str, import_id: str, p: dict, turns: list[str], *, closest: tuple, at: str) -> int:
+        """One open proposal row and its turns, in the caller's transaction; its id."""
+        pid = self.db.insert("proposals", {
+            "key": key, "import_id": import_id, "name": p["name"], "status": OPEN,
+            "phrases": json_text(p.get("phrases") or []), "drafts": json_text(p.get("drafts") or []),
+            "tightness": p.get("tightness"), "closest": closest[0], "closest_score": closest[1],
+            "created_at": at, "updated_at": at})
+        self.db.insert_many("proposal_turns", [{"proposal_id": pid, "turn_key": t, "position": i}
+                                               for i, t in enumerate(turns)])
+        return pid
 
     def _open(self, proposal_id: int) -> None:
         status = self.db.value("SELECT status FROM proposals WHERE id = ?", [int(proposal_id)])

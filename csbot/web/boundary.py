@@ -101,7 +101,7 @@ class Boundary:
             await send(message)
 
         if scope["method"] == "OPTIONS" and readable:  # an allowed origin's preflight: answered here
-            return await guarded_send_preflight(guarded_send)
+            return await _preflight(guarded_send)
         try:
             await self.app(scope, bounded_receive, guarded_send)
         except Exception:  # BodyTooLarge, bare or in the task group of a middleware inside
@@ -111,13 +111,15 @@ class Boundary:
             await _too_large(send, limit)
 
 
-async def guarded_send_preflight(send) -> None:
+async def _preflight(send) -> None:
+    """An allowed origin's preflight, answered (its CORS headers are added by the caller's send)."""
     await send({"type": "http.response.start", "status": 204, "headers": [(b"access-control-max-age", b"600")]})
     await send({"type": "http.response.body", "body": b""})
 
 
 def _same_origin(origin: str, host: str) -> bool:
-    """Example: _same_origin("https://shop.example", "shop.example") -> True; ("https://evil.example", "shop.example") -> False"""
+    """Example: _same_origin("https://shop.example", "shop.example") -> True;
+             _same_origin("https://evil.example", "shop.example") -> False"""
     return bool(host) and urlsplit(origin).netloc.lower() == host.lower()
 
 

@@ -119,12 +119,13 @@ class ChatPage:
             pass  # not a rateable reply of this conversation: nothing to store
 
     def hand_off(self, conversation_id: str | None, request: gr.Request):
+        conversation_id = self._known(conversation_id)
         try:
-            self.limits.check(self._known(conversation_id) or request.session_hash, _client(request))
+            self.limits.check(conversation_id or request.session_hash, _client(request))
             self.limits.check_handoff(_client(request))
         except RateLimited as exc:
             raise gr.Error(str(exc)) from None
-        reply = self.engine.bot.hand_off(self._known(conversation_id), client=client_key(_client(request)))
+        reply = self.engine.bot.hand_off(conversation_id, client=client_key(_client(request)))
         history, ids, last = self._show(reply.conversation_id)
         return history, ids, last, reply.conversation_id, gr.update(visible=False)
 

@@ -25,6 +25,7 @@ This module wires; the bot decides (bot.py), the store keeps (store/), accounts 
 
 from __future__ import annotations
 
+import functools
 import hmac
 import html
 import json
@@ -137,6 +138,7 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
     limits = limits or ChatLimits(per_conversation=settings.chat_per_minute, per_client=settings.chat_ip_per_minute,
                                   handoffs_per_hour=settings.handoff_ip_per_hour, words=Words.load(settings.language))
     staff_words = Words.load(settings.staff_language)  # the login form's, as the staff and admin pages'
+    form_page = functools.partial(login_page, words=staff_words, secure=settings.secure_cookies)
     app = FastAPI(title="csbot", docs_url=None, redoc_url=None, openapi_url=None)
 
     def session_user(request: Request, role: str) -> str | None:
@@ -161,7 +163,7 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
 
     @app.get("/login")
     def login_form(next: str = "/staff/"):
-        return login_page(next_path=_next_path(next), words=staff_words, secure=settings.secure_cookies)
+        return form_page(next_path=_next_path(next))
 
     @app.post("/login")
     async def login(request: Request):
@@ -169,21 +171,18 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
         next_path = _next_path(form.get("next"))
         sent, kept = form.get("csrf"), request.cookies.get(CSRF)
         if not isinstance(sent, str) or not kept or not hmac.compare_digest(sent.encode(), kept.encode()):
-            return login_page(next_path=next_path, words=staff_words, message=staff_words["login.expired"],
-                              status=403, secure=settings.secure_cookies)
+            return form_page(next_path=next_path, message=staff_words["login.expired"], status=403)
         name, password = form.get("username"), form.get("password")
         if not isinstance(name, str) or not isinstance(password, str):
-            return login_page(next_path=next_path, words=staff_words, message=staff_words["login.missing"],
-                              status=400, secure=settings.secure_cookies)
+            return form_page(next_path=next_path, message=staff_words["login.missing"], status=400)
         try:
             token = await run_in_threadpool(accounts.login, name.strip(), password, address=_client(request),
                                             agent=request.headers.get("user-agent", ""), role=PAGES[next_path])
         except RateLimited as exc:
-            return login_page(next_path=next_path, words=staff_words, status=429, secure=settings.secure_cookies,
-                              message=staff_words.say("login.too_many", seconds=round(exc.retry_after)))
+            return form_page(next_path=next_path, status=429,
+                             message=staff_words.say("login.too_many", seconds=round(exc.retry_after)))
         except AccessDenied as exc:  # its reason is the account check's own words (auth.py)
-            return login_page(next_path=next_path, words=staff_words, status=401, secure=settings.secure_cookies,
-                              message=staff_words.say("login.refused", reason=exc))
+            return form_page(next_path=next_path, status=401, message=staff_words.say("login.refused", reason=exc))
         if request.cookies.get(COOKIE):  # this browser's previous session ends with the new login
             await run_in_threadpool(accounts.logout, request.cookies.get(COOKIE), address=_client(request))
         response = RedirectResponse(next_path, status_code=303)
@@ -195,8 +194,7 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
     @app.post("/logout")
     async def logout(request: Request):
         await run_in_threadpool(accounts.logout, request.cookies.get(COOKIE), address=_client(request))
-        response = login_page(next_path="/staff/", words=staff_words, message=staff_words["login.logged_out"],
-                              secure=settings.secure_cookies)
+        response = form_page(next_path="/staff/", message=staff_words["login.logged_out"])
         response.delete_cookie(COOKIE, path="/", httponly=True, samesite="lax", secure=settings.secure_cookies)
         return response
 
@@ -247,7 +245,7 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
             return _error(422, str(exc))
         except ReplyFailed as exc:  # the message is stored and in the inbox; the traceback is in the log
             return _error(500, str(exc), error_id=exc.error_id, conversation_id=exc.conversation_id)
-        except Exception as exc:  # before the message was stored (the store itself failing)
+        except Exception:  # before the message was stored (the store itself failing)
             error_id = f"{time.time_ns():x}"[-10:]
             log.exception("error %s in /api/chat", error_id)
             return _error(500, f"something went wrong on our side (error {error_id}); please send it again",

@@ -2,8 +2,8 @@
 
 Pick an import, start a run (it goes on in the background; a progress bar follows its job row),
 then read the proposals, largest first: open one to see its examples with the agent replies behind
-them (pick an example to read its whole conversation), rename it, merge another into it, split it finer, move an example to another proposal,
-reject it, or accept it as a new intent (its drafts, edited here, become the templates) or into an
+them (pick an example to read its whole conversation), rename it, merge another into it, split it
+finer, move an example to another proposal, reject it, or accept it as a new intent (its drafts, edited here, become the templates) or into an
 existing intent. Proposals live in the store, so a reload or a second server shows the same board.
 
 `discover_tab` builds the tab's components and events inside the current Blocks; `proposal_rows`,
@@ -70,6 +70,9 @@ def discover_tab(page: gr.Blocks, *, engine, accounts, words: Words) -> None:
     staff = guarded(accounts, "staff")
     w = words.__getitem__
 
+    def intent_choices() -> list[str]:
+        return ["", *store.intents()]  # "": make a new intent
+
     with gr.Tab(w("staff.discover_tab"), id="discover") as tab:
         gr.Markdown(w("staff.discover_help"))
         with gr.Row():
@@ -89,7 +92,7 @@ def discover_tab(page: gr.Blocks, *, engine, accounts, words: Words) -> None:
                 name = gr.Textbox(label=w("staff.proposal_name"), max_lines=1)
                 rename_btn = gr.Button(w("staff.rename"))
                 drafts = gr.Textbox(label=w("staff.drafts"), lines=5)
-                add_to = gr.Dropdown(choices=[""] + list(store.intents()), value="", label=w("staff.add_to"))
+                add_to = gr.Dropdown(choices=intent_choices(), value="", label=w("staff.add_to"))
                 with gr.Row():
                     accept_btn = gr.Button(w("staff.accept"), variant="primary")
                     reject_btn = gr.Button(w("staff.reject"), variant="stop")
@@ -111,12 +114,12 @@ def discover_tab(page: gr.Blocks, *, engine, accounts, words: Words) -> None:
 
     def opened(proposal_id) -> tuple:
         if not proposal_id:
-            return None, "", "", "", gr.Dropdown(choices=[""] + list(store.intents()), value=""), [], ""
+            return None, "", "", "", gr.Dropdown(choices=intent_choices(), value=""), [], ""
         p = store.proposal(int(proposal_id))
         said = (words.say("staff.overlaps", intent=as_text(p["closest"]), score=f"{p['closest_score']:.2f}")
                 if p.get("closest") else "")
         return (p["id"], said, p["name"], "\n".join(p["drafts"]),
-                gr.Dropdown(choices=[""] + list(store.intents()), value=p.get("closest") or ""),
+                gr.Dropdown(choices=intent_choices(), value=p.get("closest") or ""),
                 example_rows(p["turns"]), "")
 
     def board(proposal_id=None, message: str = "") -> tuple:

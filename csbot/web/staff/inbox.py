@@ -175,8 +175,9 @@ def inbox_tab(page: gr.Blocks, *, engine, accounts, intents: list[str], words: W
 
     def inbox_view(kind="", page=1, note: str = pick):
         keys, page = answer_keys(store), max(1, int(page or 1))
-        items = store.inbox(limit=PAGE, offset=(page - 1) * PAGE, reason=kind or None)
-        where = (words.say("staff.inbox_shown", page=page, first=(page - 1) * PAGE + 1, last=(page - 1) * PAGE + len(items))
+        first = (page - 1) * PAGE
+        items = store.inbox(limit=PAGE, offset=first, reason=kind or None)
+        where = (words.say("staff.inbox_shown", page=page, first=first + 1, last=first + len(items))
                  if items else words.say("staff.inbox_empty", page=page))
         return (inbox_rows(items, keys), where, None, note,
                 gr.Dropdown(choices=list(store.intents()), value=None),
