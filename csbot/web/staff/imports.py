@@ -95,7 +95,7 @@ def imports_tab(page: gr.Blocks, *, engine, accounts, words: Words) -> None:
         if not path:
             raise gr.Error(words["staff.upload_first"])
         try:
-            done = engine.import_history(Path(path), actor=user, progress=lambda share, what: progress(share, what))
+            done = engine.import_history(Path(path), actor=user, progress=progress)  # gr.Progress(share, desc)
         except DataError as exc:  # refused whole: its problems with line numbers, nothing stored
             return problems_markdown(exc, path)
         scrubbed = ", ".join(f"{n} {kind}" for kind, n in done["scrubbed"].items()) or words["staff.nothing_scrubbed"]
