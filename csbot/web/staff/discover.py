@@ -70,8 +70,8 @@ def discover_tab(page: gr.Blocks, *, engine, accounts, words: Words) -> None:
     staff = guarded(accounts, "staff")
     w = words.__getitem__
 
-    def intent_choices() -> list[str]:
-        return ["", *store.intents()]  # "": make a new intent
+    def intent_choices() -> list[tuple[str, str]]:
+        return [(w("staff.new_intent"), ""), *((i, i) for i in store.intents())]  # "": make a new intent
 
     with gr.Tab(w("staff.discover_tab"), id="discover") as tab:
         gr.Markdown(w("staff.discover_help"))
