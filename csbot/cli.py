@@ -243,7 +243,7 @@ def cmd_user(args: argparse.Namespace) -> int:
     actor = local_actor()
     if args.action == "list":
         for user in accounts.list():
-            state = "disabled" if user.get("disabled") else "enabled"
+            state = ("disabled" if user.get("disabled") else "enabled") + (", two-factor" if user["two_factor"] else "")
             print(f"{user['name']}\t{user['role']}\t{state}\tcreated {user['created_at']}")
         return 0
     if not args.name:
@@ -262,6 +262,9 @@ def cmd_user(args: argparse.Namespace) -> int:
     elif args.action in ("disable", "enable"):
         accounts.set_disabled(args.name, args.action == "disable", actor=actor)
         print(f"{args.name!r} is {args.action}d")
+    elif args.action == "reset-two-factor":
+        accounts.two_factor.reset(args.name, actor=actor)
+        print(f"two-factor sign-in is off for {args.name!r}; they log in with the password and can set it up again")
     else:
         accounts.delete(args.name, actor=actor)
         print(f"deleted {args.name!r}")
@@ -337,9 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("--acceptance", type=float, help="accept at least this share of held-out messages")
     target.add_argument("--default", action="store_true", help="back to the threshold chosen at training")
     p = add("user", cmd_user, "web app accounts: list, add NAME --role staff|admin, reset NAME, role NAME "
-                              "--role R, disable NAME, enable NAME, delete NAME (a password is asked for, "
+                              "--role R, disable NAME, enable NAME, delete NAME, reset-two-factor NAME (a lost "
+                              "phone; a password is asked for, "
                               "or read from one line of stdin)")
-    p.add_argument("action", choices=["list", "add", "reset", "role", "disable", "enable", "delete"])
+    p.add_argument("action", choices=["list", "add", "reset", "role", "disable", "enable", "delete", "reset-two-factor"])
     p.add_argument("name", nargs="?")
     p.add_argument("--role", choices=["staff", "admin"], help="for add (default staff) and role (required)")
     return parser

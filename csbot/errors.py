@@ -63,6 +63,15 @@ class RateLimited(CsbotError):
         super().__init__(message)
 
 
+class StaleEdit(DataError):
+    """A save made from a copy that another person changed since it was opened; nothing was saved."""
+
+
+class AccountSlowed(RateLimited):
+    """An account had many failed logins from browsers it never used, from any address: such
+    logins wait `retry_after` seconds (service/auth.py); a browser that logged in before does not."""
+
+
 class ReplyFailed(Exception):
     """An unexpected error (a bug, a failing disk or model) while answering a message that was
     already stored: the message is in the staff inbox as 'error', and `error_id` names the logged

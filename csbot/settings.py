@@ -61,6 +61,7 @@ class Settings:
     session_idle_minutes: float = 60.0
     session_max_hours: float = 12.0
     secure_cookies: bool = False
+    require_admin_two_factor: bool = False  # admins must turn on two-factor sign-in before using the admin page
     sync_seconds: float = 1.0
     job_lease_seconds: float = 30.0
     database_url: str = ""  # "" = the SQLite file csbot.db in home
@@ -112,7 +113,7 @@ class Settings:
         for name in ("chat_per_minute", "chat_ip_per_minute", "login_per_minute", "handoff_ip_per_hour"):
             _check_range(name, getattr(self, name), 0, 1_000_000)  # 0 turns the limit off
         _check_range("port", self.port, 1, 65535)
-        _check_range("session_idle_minutes", self.session_idle_minutes, 1, 7 * 24 * 60)
+        _check_range("session_idle_minutes", self.session_idle_minutes, 0.1, 7 * 24 * 60)
         _check_range("session_max_hours", self.session_max_hours, self.session_idle_minutes / 60, 24 * 90)
         _check_range("sync_seconds", self.sync_seconds, 0.1, 60)
         _check_range("job_lease_seconds", self.job_lease_seconds, 5, 3600)

@@ -38,7 +38,7 @@ ENDPOINTS = {  # every endpoint of the page, with arguments a caller might send
     "/create_user": ("eve", "admin", "eve's long password", "eve's long password"),
     "/reset_password": ("ada", "a new long password", "a new long password"),
     "/role_user": ("ada", "staff"), "/disable_user": ("ada", "staff"), "/enable_user": ("ada", "staff"),
-    "/delete_user": ("ada", "staff"), "/audit": ("", None, "")}
+    "/delete_user": ("ada", "staff"), "/two_factor_user": ("ada", "staff"), "/audit": ("", None, "")}
 
 
 @pytest.fixture(scope="module")
@@ -221,7 +221,7 @@ def test_a_training_run_watched_in_a_browser(site, admin, browser):
     _, comparison, *_ = admin.predict(job["model_version"], api_name="/report")
     gate = site.store.model_versions()[0]["comparison"]["gate"]
     assert f"**Gate: {'passed' if gate['passed'] else 'failed'}**" in comparison
-    # promoted automatically exactly when it passed the gate (the watcher does it once the child exits)
+    # promoted automatically exactly when it passed the gate (the run itself does, as its job row says)
     deadline = time.monotonic() + 10
     while gate["passed"] and site.store.current_model()["id"] != job["model_version"] and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -279,6 +279,13 @@ def test_account_changes_and_the_audit_log(site, admin):
     assert not logs_in(site.accounts, "eve", "eve's new password")  # a disabled account cannot log in
     admin.predict("eve", "staff", api_name="/enable_user")
     assert logs_in(site.accounts, "eve", "eve's new password")
+    import pyotp  # eve turns two-factor on, then loses her phone: an admin turns it off
+    site.accounts.two_factor.confirm("eve", pyotp.parse_uri(site.accounts.two_factor.begin("eve")).now())
+    table, _, _, _ = admin.predict(api_name="/users")[:1] + (None, None, None)
+    assert [r for r in table["data"] if r[0] == "eve"][0][2] == "enabled · two-factor"
+    table, _, _, note = admin.predict("eve", "staff", api_name="/two_factor_user")
+    assert [r for r in table["data"] if r[0] == "eve"][0][2] == "enabled" and "set it up again" in note
+    assert logs_in(site.accounts, "eve", "eve's new password")  # the password alone opens it again
     with pytest.raises(AppError, match="cannot delete the account you are logged in with"):
         admin.predict("ada", "staff", api_name="/delete_user")
     admin.predict("eve", "staff", api_name="/delete_user")
@@ -286,6 +293,7 @@ def test_account_changes_and_the_audit_log(site, admin):
     log, actions = admin.predict("ada", None, "", api_name="/audit")
     done = [(r[2], r[3]) for r in log["data"]]
     assert ("user_delete", "eve") in done and ("user_disable", "eve") in done and ("user_role", "eve") in done
+    assert ("two_factor_reset", "eve") in done
     assert ("promote", site.new) in done or any(a == "promote" for a, _ in done)
     only_deletes, _ = admin.predict("", "user_delete", "", api_name="/audit")
     assert {r[2] for r in only_deletes["data"]} == {"user_delete"}

@@ -291,6 +291,8 @@ def test_staff_log_out_and_a_password_reset_from_the_cli_ends_their_session(serv
     log_in(page, server.url + "/staff/", *STAFF)
     expect(page.get_by_role("tab", name="Live conversations")).to_be_visible(timeout=60_000)
     page.get_by_role("link", name="Log out").click()
+    expect(page.get_by_role("heading", name="Log out of csbot?")).to_be_visible(timeout=30_000)
+    page.get_by_role("button", name="Log out").click()  # a link alone logs nobody out: the form does
     expect(page.get_by_text("You are logged out")).to_be_visible(timeout=30_000)
     page.goto(server.url + "/staff/")
     expect(page.get_by_role("button", name="Log in")).to_be_visible(timeout=30_000)

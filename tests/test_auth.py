@@ -95,7 +95,7 @@ def test_create_and_check(accounts, store):
     assert logs_in(accounts, "sam.lee", PASSWORD) is True
     assert logs_in(accounts, "sam.lee", "not the password") is False
     assert accounts.role("sam.lee") == "staff"
-    assert accounts.list() == [{"name": "sam.lee", "role": "staff", "disabled": 0,
+    assert accounts.list() == [{"name": "sam.lee", "role": "staff", "disabled": 0, "two_factor": False,
                                 "created_at": accounts.list()[0]["created_at"],
                                 "updated_at": accounts.list()[0]["updated_at"]}]
 
@@ -273,3 +273,118 @@ def test_first_admin_password_from_the_environment_is_validated(accounts, store)
     with pytest.raises(DataError, match="CSBOT_ADMIN_PASSWORD must be 10-256 characters; found 4"):
         accounts.ensure_first_admin({"CSBOT_ADMIN_PASSWORD": "abcd"})
     assert store.users() == []
+
+
+# --- guessable passwords ------------------------------------------------------------
+@pytest.mark.parametrize("name, password, message", [
+    ("sam", "password123", "one of the most common passwords"),
+    ("sam", "QwertyUIOP12", "one of the most common passwords"),  # whatever the case
+    ("sam", "Password1234!", "similar to a commonly used password"),
+    ("sam", "aaaaaaaaaaaa", "repeats"),
+    ("sam.lee", "sam.lee12345", "too easy to guess"),  # the user's own name
+])
+def test_guessable_passwords_are_refused_with_the_reason(accounts, store, name, password, message):
+    with pytest.raises(DataError, match=message):
+        accounts.create(name, password, role="staff")
+    accounts.create(name, PASSWORD, role="staff")
+    with pytest.raises(DataError, match="too easy to guess"):
+        accounts.reset_password(name, password)
+    assert logs_in(accounts, name, PASSWORD)  # the refused reset changed nothing
+
+
+# --- the account-wide slow-down for unknown browsers ---------------------------------------
+def test_many_addresses_slow_the_account_down_but_not_a_browser_it_used(store, clock):
+    accounts = Accounts(store, clock=clock, max_failures=3, account_free_failures=4, account_max_delay=60.0)
+    accounts.create("ada", PASSWORD, role="admin")
+    accounts.login("ada", PASSWORD, address="home")
+    device = accounts.remember_device("ada", None)
+    for n in range(4):  # four addresses, one wrong password each: under every per-address lockout
+        with pytest.raises(AccessDenied):
+            accounts.login("ada", "a wrong password", address=f"10.0.0.{n}")
+    with pytest.raises(AccessDenied):  # the fourth failure set a 1 s delay; this one waits it out...
+        clock.now += 1
+        accounts.login("ada", "a wrong password", address="10.0.1.1")
+    with pytest.raises(auth.AccountSlowed) as slowed:  # ...this one does not
+        accounts.login("ada", PASSWORD, address="10.0.1.2")  # even the right password, from a new browser
+    assert slowed.value.retry_after == 2.0 and "browser you used before" in str(slowed.value)
+    assert accounts.login("ada", PASSWORD, address="10.0.1.3", device=device)  # the browser it used passes
+    assert accounts.account_delay(3) == 0 and accounts.account_delay(4) == 1 and accounts.account_delay(40) == 60
+    clock.now += 3  # the delay passed: a new browser gets its turn with the right password
+    assert accounts.login("ada", PASSWORD, address="10.0.1.2")
+    assert accounts.remember_device("ada", device) == device  # the same browser keeps its token
+
+
+def test_a_timer_reading_the_session_does_not_keep_it_alive(accounts, clock):
+    accounts.create("sam", PASSWORD, role="staff")
+    token = accounts.login("sam", PASSWORD, address="a")
+    for n in range(1, 4):
+        clock.now += 1000
+        assert accounts.session_user(token, renew=False) == "sam"  # a poll: still logged in...
+        assert accounts.session_left(token) == 3600 - 1000 * n  # ...and the idle time runs on
+    clock.now += 601
+    assert accounts.session_user(token, renew=False) is None and accounts.session_left(token) == 0
+
+
+# --- two-factor sign-in -----------------------------------------------------------------
+def app_code(uri: str, at: float) -> str:
+    """What the phone's authenticator app shows at `at` for the address in the QR code."""
+    import pyotp
+    return pyotp.parse_uri(uri).at(at)
+
+
+def test_two_factor_enrolment_login_replay_and_recovery_codes(accounts, store, clock):
+    from csbot.service.twofactor import secret_of
+    accounts.create("ada", PASSWORD, role="admin")
+    two_factor = accounts.two_factor
+    uri = two_factor.begin("ada")
+    assert two_factor.begin("ada") == uri and len(secret_of(uri).replace(" ", "")) == 32  # a reload: same QR
+    with pytest.raises(DataError, match="not the one the app shows now"):
+        two_factor.confirm("ada", "000000" if app_code(uri, clock.now) != "000000" else "111111")
+    codes = two_factor.confirm("ada", app_code(uri, clock.now))
+    assert len(codes) == 10 and len(set(codes)) == 10 and store.users()[0]["two_factor"] is True
+    assert "totp_secret" not in store.users()[0] and codes[0] not in str(store.db.rows("SELECT * FROM recovery_codes"))
+    with pytest.raises(AccessDenied, match="two-factor code"):  # the password alone opens nothing now
+        accounts.login("ada", PASSWORD, address="a")
+    with pytest.raises(AccessDenied):  # the code used to confirm does not work twice
+        accounts.login("ada", PASSWORD, address="a", code=app_code(uri, clock.now))
+    clock.now += 30
+    assert accounts.login("ada", PASSWORD, address="a", code=app_code(uri, clock.now))
+    clock.now += 30  # a phone 30 s slow still works
+    assert accounts.login("ada", PASSWORD, address="a", code=app_code(uri, clock.now - 30 + 60))
+    with pytest.raises(AccessDenied):  # a right code with a wrong password is no login
+        clock.now += 60
+        accounts.login("ada", "a wrong password", address="a", code=app_code(uri, clock.now))
+    assert accounts.login("ada", PASSWORD, address="a", code=codes[0].upper())  # a recovery code, once
+    with pytest.raises(AccessDenied):
+        accounts.login("ada", PASSWORD, address="a", code=codes[0])
+    assert two_factor.codes_left("ada") == 9
+    clock.now += 30
+    fresh = two_factor.new_recovery_codes("ada", app_code(uri, clock.now))
+    assert two_factor.codes_left("ada") == 10 and not set(fresh) & set(codes)
+    with pytest.raises(AccessDenied):  # the old codes stopped working
+        accounts.login("ada", PASSWORD, address="a", code=codes[1])
+    with pytest.raises(DataError, match="already on"):
+        two_factor.begin("ada")
+    with pytest.raises(DataError, match="wrong or was used already"):
+        two_factor.turn_off("ada", "123", role="admin")
+    two_factor.turn_off("ada", fresh[0], role="admin")
+    assert accounts.login("ada", PASSWORD, address="a") and two_factor.codes_left("ada") == 0
+    assert [e["action"] for e in store.audit_log(actor="ada")][:1] == ["login"]
+    assert {"two_factor_on", "recovery_code_used", "recovery_codes_new", "two_factor_off"} <= \
+        {e["action"] for e in store.audit_log(actor="ada")}
+
+
+def test_required_two_factor_is_missing_for_admins_only_and_cannot_be_turned_off(store, clock):
+    from csbot.service.twofactor import TwoFactor
+    two_factor = TwoFactor(store, required_for_admins=True, clock=clock)
+    accounts = Accounts(store, clock=clock, two_factor=two_factor)
+    accounts.create("ada", PASSWORD, role="admin")
+    accounts.create("sam", "sam's long password", role="staff")
+    assert two_factor.missing("ada") and not two_factor.missing("sam")
+    uri = two_factor.begin("ada")
+    two_factor.confirm("ada", app_code(uri, clock.now))
+    assert not two_factor.missing("ada")
+    with pytest.raises(DataError, match="requires two-factor sign-in for admins"):
+        two_factor.turn_off("ada", app_code(uri, clock.now + 30), role="admin")
+    two_factor.reset("ada", actor="root")  # an admin helps after a lost phone
+    assert two_factor.missing("ada")

@@ -2,18 +2,22 @@
 limit refused before they are read, on every public route, against a real server (declared and
 chunked, each in under a second, the server's memory flat); no cross-origin reads of staff, admin
 or chat responses unless the origin is allowed, and then only the chat API without credentials;
-the staff, admin and login pages never framed."""
+the staff, admin and login pages never framed; logins from 200 addresses that neither get in nor
+lock the real admin out; an unattended staff tab logged out though its timers keep calling."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from conftest import HashingEncoder, clean_environment, free_port, launch_app, wait_for_app
 from fastapi.testclient import TestClient
+from playwright.sync_api import expect
 
 from csbot.service.auth import Accounts
 from csbot.service.engine import Engine
@@ -22,6 +26,7 @@ from csbot.settings import load_settings
 from csbot.web.boundary import MB, BodyLimits
 from csbot.web.server import create_app
 
+ADMIN = ("admin", "a long admin password")
 EVIL = "https://evil.example"
 SHOP = "https://shop.example"
 PUBLIC = ["/login", "/api/chat", "/gradio_api/queue/join", "/staff/gradio_api/upload", "/admin/gradio_api/queue/join",
@@ -144,23 +149,80 @@ def post_raw(port: int, path: str, *, size: int, chunked: bool) -> tuple[bytes, 
     return answer.split(b"\r\n")[0], time.monotonic() - started
 
 
-def test_fifty_megabytes_to_every_public_route_of_a_real_server(trained_home, tmp_path_factory):
+@pytest.fixture(scope="module")
+def real_server(trained_home, tmp_path_factory):
+    """`python app.py` behind a pretend proxy (127.0.0.1 may name the client's address in
+    X-Forwarded-For, as nginx does), with sessions that idle out after 6 s."""
     home = tmp_path_factory.mktemp("bodies") / "home"
     shutil.copytree(trained_home, home)
     port, log = free_port(), home / "server.log"
-    process = launch_app(home, port, log, clean_environment(CSBOT_ADMIN_PASSWORD="a long admin password"))
+    env = clean_environment(CSBOT_ADMIN_PASSWORD=ADMIN[1], CSBOT_FORWARDED_ALLOW_IPS="127.0.0.1",
+                            CSBOT_SESSION_IDLE_MINUTES="0.1")
+    process = launch_app(home, port, log, env)
     try:
         wait_for_app(process, port, log, timeout=120)
-        before = rss_kb(process.pid)
-        for path in ["/", *PUBLIC]:
-            for chunked in (False, True):
-                status, seconds = post_raw(port, path, size=50 * MB, chunked=chunked)
-                # a declared size is refused by the boundary; a chunked body by it once the route reads
-                # past the limit, or never read at all by a route that takes no body ("/", "/logout")
-                refused = status.startswith(b"HTTP/1.1 4") or chunked and path in ("/", "/logout")
-                assert refused and status, (path, chunked, status)
-                assert seconds < 1.0, (path, chunked, seconds)
-        assert rss_kb(process.pid) - before < 64 * 1024  # nothing held: under 64 MB more than before
+        yield process, f"http://127.0.0.1:{port}"
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+def test_fifty_megabytes_to_every_public_route_of_a_real_server(real_server):
+    process, url = real_server
+    port = int(url.rsplit(":", 1)[1])
+    before = rss_kb(process.pid)
+    for path in ["/", *PUBLIC]:
+        for chunked in (False, True):
+            status, seconds = post_raw(port, path, size=50 * MB, chunked=chunked)
+            # a declared size is refused by the boundary; a chunked body by it once the route reads
+            # past the limit, or never read at all by a route that takes no body ("/")
+            refused = status.startswith(b"HTTP/1.1 4") or chunked and path == "/"
+            assert refused and status, (path, chunked, status)
+            assert seconds < 1.0, (path, chunked, seconds)
+    assert rss_kb(process.pid) - before < 64 * 1024  # nothing held: under 64 MB more than before
+
+
+def login_from(session: httpx.Client, address: str, name: str, password: str) -> httpx.Response:
+    """One login as a browser behind the proxy at `address` makes it: the form, then the post."""
+    headers = {"x-forwarded-for": address}
+    form = session.get("/login?next=/admin/", headers=headers)
+    token = re.search(r'name="csrf" value="([^"]+)"', form.text).group(1)
+    return session.post("/login", headers=headers, data={"username": name, "password": password,
+                                                         "next": "/admin/", "csrf": token})
+
+
+@pytest.fixture(scope="module")
+def laptop(real_server):
+    """The admin's own browser: it logged in once before anything else happened."""
+    with httpx.Client(base_url=real_server[1], timeout=30) as client:
+        assert login_from(client, "192.0.2.10", *ADMIN).status_code == 303
+        yield client
+
+
+def test_wrong_passwords_from_200_addresses_neither_get_in_nor_lock_the_real_admin_out(real_server, laptop):
+    _, url = real_server
+    answers = []
+    for n in range(200):  # each from its own address, as a botnet or an IPv6 /64 would
+        with httpx.Client(base_url=url, timeout=30) as stranger:
+            answers.append(login_from(stranger, f"2001:db8::{n:x}", ADMIN[0], f"guess number {n} of many").status_code)
+    assert set(answers) <= {401, 429} and answers.count(401) >= 10  # nobody got in...
+    assert answers[-50:].count(429) >= 45  # ...and the account soon slowed them down to a trickle
+    with httpx.Client(base_url=url, timeout=30) as new_phone:  # a browser that never logged in waits
+        slowed = login_from(new_phone, "192.0.2.10", *ADMIN)
+        assert slowed.status_code == 429 and "log in from a browser you used before" in slowed.text
+        assert 1 <= int(re.search(r"wait (\d+) s", slowed.text).group(1)) <= 60
+    opened = login_from(laptop, "192.0.2.10", *ADMIN)  # the admin's own browser is not slowed
+    assert opened.status_code == 303 and opened.headers["location"] == "/admin/"
+
+
+def test_an_idle_staff_tab_is_logged_out_though_its_timers_keep_calling(real_server, laptop, browser):
+    _, url = real_server
+    assert login_from(laptop, "192.0.2.20", *ADMIN).status_code == 303
+    page = browser.new_page()
+    page.context.add_cookies([{"name": "csbot_session", "value": laptop.cookies["csbot_session"], "url": url}])
+    page.goto(url + "/admin/")
+    expect(page.get_by_role("tab", name="Retrain")).to_be_visible(timeout=60_000)  # its timer ticks every second
+    expect(page).to_have_url(re.compile(r"/login\?next=(/|%2F)admin"), timeout=60_000)  # 6 s idle: logged out
+    expect(page.get_by_role("button", name="Log in")).to_be_visible(timeout=30_000)
+    assert laptop.get("/api/session").status_code == 401  # the session itself is gone, not just the page
+    page.close()

@@ -177,6 +177,12 @@ def test_user_accounts_from_the_command_line(tmp_path):
                         (("disable", "sam"), "sam\tadmin\tdisabled"), (("enable", "sam"), "sam\tadmin\tenabled")):
         assert csbot("user", *args, home=tmp_path).returncode == 0
         assert shown in csbot("user", "list", home=tmp_path).stdout.splitlines()[1]  # kim, then sam
+    import pyotp  # sam turns two-factor on, loses the phone, and the CLI turns it off
+    uri = accounts.two_factor.begin("sam")
+    accounts.two_factor.confirm("sam", pyotp.parse_uri(uri).now())
+    assert "sam\tadmin\tenabled, two-factor" in csbot("user", "list", home=tmp_path).stdout
+    assert csbot("user", "reset-two-factor", "sam", home=tmp_path).returncode == 0
+    assert "two-factor" not in csbot("user", "list", home=tmp_path).stdout and logs_in(accounts, "sam", "another-secret-2")
     assert csbot("user", "delete", "kim", home=tmp_path).returncode == 0
     assert "kim" not in csbot("user", "list", home=tmp_path).stdout
     audit = [e for e in Store.open(tmp_path / "csbot.db").audit_log(actor=None) if e["action"].startswith("user_")]

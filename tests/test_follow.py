@@ -10,7 +10,7 @@ import os
 import time
 
 import pytest
-from conftest import HashingEncoder, save_version
+from conftest import FakeClock, HashingEncoder, save_version
 
 from csbot.dialogue.answers import AnswerIndex
 from csbot.service.engine import Engine
@@ -73,6 +73,29 @@ def test_a_promote_of_a_version_that_does_not_load_elsewhere_keeps_serving(pair)
     assert b.bot.classifier.version == v1 and "does not load" in b.model_problem
     b.sync()  # not retried every poll
     assert b.bot.classifier.version == v1
+
+
+def test_a_model_folder_briefly_unreadable_is_served_once_it_reads_and_not_ready_meanwhile(pair):
+    a, b, v1, v2 = pair
+    clock = FakeClock()
+    b.follower.clock = clock
+    weights = b.settings.models_dir / v2 / "head.safetensors"
+    aside = weights.with_name("copying")
+    a.promote(v2)
+    weights.rename(aside)  # B's copy of the folder is still being copied to its share
+    b.sync()
+    assert b.bot.classifier.version == v1 and "trying again in 1 s" in b.model_problem
+    assert b.readiness() == [b.model_problem]  # not ready: send customers to a replica serving v2
+    clock.now += 1
+    b.sync()  # tried again, still missing: the wait doubles
+    assert "trying again in 2 s" in b.model_problem
+    aside.rename(weights)  # the copy finished
+    clock.now += 1
+    b.sync()
+    assert b.bot.classifier.version == v1  # not before its time
+    clock.now += 1
+    assert b.sync()["model"] == v2 and b.bot.classifier.version == v2
+    assert b.model_problem is None and b.readiness() == []
 
 
 def test_the_index_repairs_itself_at_start_when_the_store_moved_on(settings, data_dir):

@@ -41,7 +41,7 @@ OWNED = {"gradio": {"web"}, "fastapi": {"web"}, "starlette": {"web"}, "uvicorn":
          "torch": {"nlu", "csbot.cli"}, "transformers": {"nlu"}, "sentence_transformers": {"nlu"},
          "onnxruntime": {"nlu"}, "onnx": {"nlu"}, "safetensors": {"nlu"}, "tokenizers": {"nlu"},
          "faiss": {"dialogue"}, "igraph": {"dialogue"}, "sqlite3": {"store"}, "sqlite_utils": {"store"}, "psycopg": {"store"},
-         "psycopg_pool": {"store"}}
+         "psycopg_pool": {"store"}, "pyotp": {"service"}, "segno": {"service"}, "zxcvbn": {"service"}}
 
 
 def module_name(path: Path) -> str:

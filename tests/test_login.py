@@ -54,6 +54,13 @@ def log_in(client: TestClient, name: str, password: str, page: str = "/staff/"):
                                        "csrf": form_token(client)})
 
 
+def log_out(client: TestClient):
+    """What the staff page's "Log out" does: open /logout, which asks, and press its button."""
+    page = client.get("/logout")
+    token = re.search(r'name="csrf" value="([^"]+)"', page.text)
+    return client.post("/logout", data={"csrf": token.group(1) if token else ""})
+
+
 def other_process(site) -> Accounts:
     """Accounts over a second connection to the same database file: the CLI, or another server."""
     engine = site[1]
@@ -82,7 +89,7 @@ def test_the_login_form_speaks_the_staff_language(site):
     assert all(word in form.text for word in ("用户名", "密码", "登录", "请使用您的管理员账号登录"))
     assert not any(word in form.text for word in ("Username", "Password", "Log in"))
     refused = log_in(client, STAFF[0], "not the password")
-    assert refused.status_code == 401 and "登录失败：wrong user name or password" in refused.text
+    assert refused.status_code == 401 and "登录失败：wrong user name, password or two-factor code" in refused.text
     assert "您已退出登录" in client.get("/logout").text
 
 
@@ -104,7 +111,7 @@ def test_wrong_passwords_and_unknown_names_get_the_form_again(site):
     client = browser(site, "10.0.0.9")
     for name, password in ((STAFF[0], "not the password"), ("nobody", "whatever password")):
         response = log_in(client, name, password)
-        assert response.status_code == 401 and "wrong user name or password" in response.text
+        assert response.status_code == 401 and "wrong user name, password or two-factor code" in response.text
         assert COOKIE not in response.cookies
 
 
@@ -126,7 +133,9 @@ def test_logout_ends_the_session(site):
     client = browser(site)
     log_in(client, *STAFF)
     token = client.cookies[COOKIE]
-    assert client.get("/logout").status_code == 200
+    assert client.get("/logout").status_code == 200 and "Log out of csbot?" in client.get("/logout").text
+    assert client.get("/staff/config").status_code == 200  # asking is not logging out
+    assert log_out(client).status_code == 200
     replay = browser(site)
     replay.cookies.set(COOKIE, token)
     assert replay.get("/staff/config").status_code == 401  # the old cookie is worthless now
@@ -236,7 +245,7 @@ def test_sessions_expire_when_idle_and_at_their_absolute_limit(store):
 def test_logins_and_logouts_are_audited_with_their_address(site):
     client = browser(site, "10.0.0.77")
     log_in(client, *STAFF)
-    client.get("/logout")
+    log_out(client)
     entries = site[1].store.audit_log(actor=STAFF[0], text="10.0.0.77")
     assert [e["action"] for e in entries[:2]] == ["logout", "login"]
 
@@ -272,3 +281,72 @@ def test_a_login_posted_without_the_forms_token_is_refused(site):
                                          "csrf": stolen})
     assert forged.status_code == 403 and "csbot_session" not in forged.cookies
     assert log_in(victim, "sam", STAFF[1]).status_code == 303
+
+
+def test_logout_needs_its_form_not_a_link_or_another_sites_post(site):
+    client = browser(site, "10.0.0.41")
+    log_in(client, *STAFF)
+    forged = client.post("/logout", data={"csrf": "made up by another site"})
+    assert forged.status_code == 403 and "Log out of csbot?" in forged.text
+    assert client.get("/staff/config").status_code == 200  # still logged in
+    assert log_out(client).status_code == 200 and client.get("/staff/config").status_code == 401
+
+
+def form_of(page_text: str) -> str:
+    return re.search(r'name="csrf" value="([^"]+)"', page_text).group(1)
+
+
+def test_turning_on_two_factor_over_the_pages_and_logging_in_with_it(site):
+    import pyotp
+    accounts = site[2]
+    accounts.create("lee", "lee's long staff password", role="staff")
+    client = browser(site, "10.0.0.42")
+    log_in(client, "lee", "lee's long staff password")
+    setup = client.get("/account/two-factor")
+    assert setup.status_code == 200 and "<svg" in setup.text and "QR code" in setup.text
+    assert "default-src 'none'" in setup.headers["content-security-policy"]
+    key = re.search(r"Key: ([A-Z2-7 ]+)<", setup.text).group(1).replace(" ", "")
+    app = pyotp.TOTP(key)  # the phone, after scanning
+    wrong = client.post("/account/two-factor", data={"csrf": form_of(setup.text), "action": "on", "code": "12"})
+    assert wrong.status_code == 400 and "not the one the app shows now" in wrong.text
+    on = client.post("/account/two-factor", data={"csrf": form_of(wrong.text), "action": "on", "code": app.now()})
+    codes = re.findall(r"<li>([a-z0-9]{5}-[a-z0-9]{5})</li>", on.text)
+    assert on.status_code == 200 and len(codes) == 10 and "10 recovery codes left" in on.text
+    log_out(client)
+    refused = log_in(client, "lee", "lee's long staff password")  # no code
+    assert refused.status_code == 401 and "two-factor code" in refused.text
+    token = form_token(client)
+    opened = client.post("/login", data={"username": "lee", "password": "lee's long staff password",
+                                         "next": "/staff/", "csrf": token, "code": codes[3]})
+    assert opened.status_code == 303 and client.get("/staff/config").status_code == 200
+    page = client.get("/account/two-factor")
+    assert "9 recovery codes left" in page.text and "Turn two-factor sign-in off" in page.text
+    forged = client.post("/account/two-factor", data={"csrf": "forged", "action": "off", "code": codes[4]})
+    assert forged.status_code == 403 and accounts.store.user("lee")["totp_secret"]  # nothing changed
+    off = client.post("/account/two-factor", data={"csrf": form_of(forged.text), "action": "off", "code": codes[4]})
+    assert "Two-factor sign-in is off" in off.text and not accounts.store.user("lee")["totp_secret"]
+
+
+def test_a_required_second_factor_keeps_an_admin_on_the_set_up_page_until_it_is_on(site):
+    import pyotp
+    engine = site[1]
+    settings = load_settings(home=engine.settings.home, environ={"CSBOT_REQUIRE_ADMIN_TWO_FACTOR": "true",
+                                                                 "CSBOT_LOGIN_PER_MINUTE": "1000"})
+    strict = Engine(settings, store=engine.store)
+    accounts = Accounts.from_settings(engine.store, settings)
+    accounts.create("max", "max's long admin password", role="admin")
+    app = create_app(strict, accounts=accounts, retrainer=Retrainer(strict),
+                     limits=ChatLimits(per_conversation=1000, per_client=1000))
+    client = TestClient(app, client=("10.0.0.43", 50000), follow_redirects=False)
+    response = log_in(client, "max", "max's long admin password", page="/admin/")
+    assert response.status_code == 303 and response.headers["location"] == "/account/two-factor?next=/admin/"
+    assert client.get("/admin/").headers["location"] == "/account/two-factor?next=/admin/"
+    assert client.get("/admin/config").status_code == 401  # nor through Gradio's API
+    assert client.get("/staff/config").status_code == 200  # the staff page needs no second factor
+    setup = client.get("/account/two-factor?next=/admin/")
+    assert "requires two-factor sign-in for admin accounts" in setup.text
+    key = re.search(r"Key: ([A-Z2-7 ]+)<", setup.text).group(1).replace(" ", "")
+    on = client.post("/account/two-factor", data={"csrf": form_of(setup.text), "action": "on", "next": "/admin/",
+                                                  "code": pyotp.TOTP(key).now()})
+    assert on.status_code == 200 and 'href="/admin/"' in on.text and "Turn two-factor sign-in off" not in on.text
+    assert client.get("/admin/").status_code == 200 and client.get("/admin/config").status_code == 200

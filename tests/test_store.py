@@ -59,6 +59,24 @@ def test_answers_upsert_by_key(store):
     assert store.answers() == [] and store.questions() == []
 
 
+def test_two_staff_editing_one_answer_the_second_is_told_and_nothing_is_lost(store):
+    from csbot.errors import StaleEdit
+    answer_id = store.upsert_answer(key="wrap", questions=["Do you wrap?"], answer="Yes")
+    opened_by_sam = opened_by_kim = store.answer(answer_id)["revision"]
+    store.upsert_answer(key="wrap", questions=["Do you wrap?", "gift wrap?"], answer="Yes", revision=opened_by_sam)
+    with pytest.raises(StaleEdit, match="someone changed the answer 'wrap' after you opened it .it now has 2 "
+                                        "phrasings.; nothing was saved"):
+        store.upsert_answer(key="wrap", questions=["Do you wrap?", "wrapping?"], answer="Yes!", revision=opened_by_kim)
+    assert store.answers()[0]["questions"] == ["Do you wrap?", "gift wrap?"] and store.answers()[0]["answer"] == "Yes"
+    reopened = store.answer(answer_id)["revision"]  # kim opens it again and adds hers beside sam's
+    store.upsert_answer(key="wrap", questions=["Do you wrap?", "gift wrap?", "wrapping?"], answer="Yes!",
+                        revision=reopened)
+    store.add_question(answer_id, "can you wrap it")  # an attach from the inbox is a change too
+    with pytest.raises(StaleEdit):
+        store.upsert_answer(key="wrap", questions=["x"], answer="y", revision=reopened + 1)  # her copy from before the attach
+    assert len(store.answers()[0]["questions"]) == 4
+
+
 def test_intent_templates_replace_in_one_go(store):
     store.set_intent("greeting", description="hi", templates=["Hello", "Hi"])
     store.set_intent("greeting", description="hi", templates=["Hey"])

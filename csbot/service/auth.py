@@ -7,10 +7,19 @@ this user do that?" with two roles: staff, and admin who may do everything staff
 
 Everything lives in the store, so every server process agrees at once: a session is a row keyed
 by the hash of its cookie's token, with an idle and an absolute expiry; a password reset, role
-change, disable or delete ends the account's sessions in the same transaction. Failed logins
-are counted per name *and* client address with a growing back-off, so wrong passwords from one
-address never lock out the right one from another; attempts per address are counted per minute
-in the store, so N processes enforce one limit. Each action is written to the audit log.
+change, disable or delete ends the account's sessions in the same transaction. Only user actions
+renew a session (`renew=True`): a page's timers check it without keeping it alive, so an
+unattended tab is logged out after `session_idle_minutes`. Failed logins slow guessing down
+three ways, none of which a stranger can turn into a lockout of the real user:
+  - per name *and* client address, a growing back-off: wrong passwords from one address never
+    lock out the right one from another;
+  - per account, failures from browsers that never logged in to it (any address) build a delay of
+    up to a minute between such attempts, so many addresses guess no faster than one; a browser
+    that logged in before (its device cookie) is not slowed;
+  - per address, attempts a minute, counted in the store, so N processes enforce one limit.
+A password must be 10 characters or more and not among the commonest or easily guessed ones
+(zxcvbn's lists and estimate). Accounts with two-factor sign-in on (twofactor.py) also need the
+code from their app at login. Each action is written to the audit log.
 
 This module does not set cookies or draw a login form (server.py does), and stores no rows itself.
 """
@@ -27,12 +36,16 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from csbot.errors import AccessDenied, DataError, RateLimited
+from csbot.errors import AccessDenied, AccountSlowed, DataError, RateLimited
+from csbot.service.twofactor import TwoFactor
 
 if TYPE_CHECKING:  # only for the annotation: importing the store would load sqlite-utils
     from csbot.store import Store
 
 ROLES = ("staff", "admin")  # in rising order of power
+SESSION_COOKIE = "csbot_session"  # the login session's token (server.py sets it, guarded handlers renew it)
+UNKNOWN_DEVICES = "*"  # the "address" an account's failures from unknown browsers are counted under
+MIN_GUESSES_LOG10 = 8  # zxcvbn's estimate of the guesses a password needs, at least 10^8 (its score 3)
 SCRYPT_N, SCRYPT_R, SCRYPT_P, SCRYPT_DKLEN = 2**14, 8, 1, 32
 MIN_PASSWORD, MAX_PASSWORD = 10, 256
 _NAME = re.compile(r"[A-Za-z0-9_.\-]{1,32}")
@@ -84,7 +97,7 @@ def _check_name(name: str) -> None:
                         "pick a name like 'sam' or 'sam.lee'")
 
 
-def _check_password(password: str, *, what: str = "the password") -> None:
+def _check_password(password: str, *, what: str = "the password", name: str = "") -> None:
     if not isinstance(password, str):
         raise DataError(f"{what} must be text; found {type(password).__name__}; pass a str")
     if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
@@ -97,6 +110,34 @@ def _check_password(password: str, *, what: str = "the password") -> None:
     except UnicodeEncodeError:
         raise DataError(f"{what} holds characters that cannot be stored (lone surrogates); "
                         "type it again without them") from None
+    weak = _guessable(password, name)
+    if weak:
+        raise DataError(f"{what} is too easy to guess: {weak}. Choose another one; a few random words work well")
+
+
+def _guessable(password: str, name: str = "") -> str:
+    """Why `password` is among the first ones an attacker tries, or "" when it is not: the commonest
+    passwords, words and names (zxcvbn's lists, 30,000 passwords among them), keyboard runs, dates,
+    repeats, or the user's own name, whatever the case and the digits added.
+
+    Example: _guessable("Password123") -> "it is one of the most common passwords"; _guessable("a long staff password") -> ""
+    """
+    from zxcvbn import zxcvbn  # its lists take a moment to load: only when a password is set
+
+    if password.lower() in _common_passwords():
+        return "it is one of the most common passwords"
+    result = zxcvbn(password[:72], user_inputs=[name, "csbot", "admin", "staff", "support"])
+    if result["guesses_log10"] >= MIN_GUESSES_LOG10:
+        return ""
+    feedback = result["feedback"]
+    return (feedback.get("warning") or " ".join(feedback.get("suggestions") or [])
+            or "it is made of common words, names or patterns").rstrip(".").lower()
+
+
+@functools.cache
+def _common_passwords() -> frozenset[str]:
+    from zxcvbn.frequency_lists import FREQUENCY_LISTS
+    return frozenset(FREQUENCY_LISTS["passwords"])
 
 
 def _check_role(role: str) -> None:
@@ -115,10 +156,15 @@ class Accounts:
 
     def __init__(self, store: Store, *, clock: Callable[[], float] = time.time, max_failures: int = 5,
                  lockout_seconds: float = 30.0, max_lockout_seconds: float = 3600.0, failure_window_seconds: float = 900.0,
-                 login_per_minute: int = 0,
-                 session_idle_seconds: float = 3600.0, session_max_seconds: float = 12 * 3600.0):
+                 login_per_minute: int = 0, account_free_failures: int = 10, account_max_delay: float = 60.0,
+                 session_idle_seconds: float = 3600.0, session_max_seconds: float = 12 * 3600.0,
+                 two_factor: TwoFactor | None = None):
         self.store = store
         self.clock = clock
+        self.two_factor = two_factor or TwoFactor(store, clock=clock)
+        # failures from unknown browsers an account takes before the delay between them starts
+        self.account_free_failures = account_free_failures
+        self.account_max_delay = account_max_delay
         self.max_failures = max_failures
         self.lockout_seconds = lockout_seconds
         self.max_lockout_seconds = max_lockout_seconds
@@ -132,19 +178,20 @@ class Accounts:
     def from_settings(cls, store: Store, settings) -> Accounts:
         return cls(store, login_per_minute=settings.login_per_minute,
                    session_idle_seconds=settings.session_idle_minutes * 60,
-                   session_max_seconds=settings.session_max_hours * 3600)
+                   session_max_seconds=settings.session_max_hours * 3600,
+                   two_factor=TwoFactor(store, required_for_admins=settings.require_admin_two_factor))
 
     # --- accounts ---------------------------------------------------------------------
     def create(self, name: str, password: str, *, role: str, actor: str = "system") -> None:
         _check_name(name)
         _check_role(role)
-        _check_password(password)
+        _check_password(password, name=name)
         self.store.add_user(name, role=role, password_hash=hash_password(password))
         self.store.audit(actor, "user_create", name, detail={"role": role})
 
     def reset_password(self, name: str, password: str, *, actor: str = "system") -> None:
         """Set a new password; this ends the account's sessions and lifts its lockouts."""
-        _check_password(password)
+        _check_password(password, name=name if isinstance(name, str) else "")
         if not isinstance(name, str) or self.store.user(name) is None:
             raise DataError(f"no user named {name!r}; see the user list for the exact name")
         ended = self.store.change_user(name, password_hash=hash_password(password))
@@ -184,42 +231,71 @@ class Accounts:
             return 0.0
         return min(self.max_lockout_seconds, self.lockout_seconds * 2 ** min(failures - self.max_failures, 30))
 
-    def _verified(self, name: str, password: str, *, address: str) -> dict | None:
-        """The account row when the password is right and the (name, address) pair is not locked."""
+    def account_delay(self, failures: int) -> float:
+        """Seconds between an account's login attempts from unknown browsers after this many failures
+        from them: none for the first account_free_failures, then 1 s doubling, up to account_max_delay.
+
+        Example (10, 60 s): account_delay(9) -> 0; account_delay(10) -> 1; account_delay(13) -> 8; account_delay(40) -> 60
+        """
+        if self.account_free_failures <= 0 or failures < self.account_free_failures:
+            return 0.0
+        return min(self.account_max_delay, 2.0 ** min(failures - self.account_free_failures, 30))
+
+    def _verified(self, name: str, password: str, *, address: str, device: str | None = None,
+                  code: str = "") -> dict | None:
+        """The account row when the password (and two-factor code, when on) is right and neither the
+        (name, address) pair is locked nor, from an unknown browser, the account slowed down.
+        RateLimited, with the seconds to wait, for the account's slow-down."""
         if not isinstance(name, str) or not isinstance(password, str):
             return None
         if len(name) > 64 or len(password) > MAX_PASSWORD:
             return None  # no account can match; refuse before spending a hash on it
         at = self.clock()
-        # Counted for every name, known or not, so an unknown name costs the same store write and
+        # Counted for every name, known or not, so an unknown name costs the same store writes and
         # the same hash as a known one: neither the time nor the lockout tells which names exist.
         # Failures are remembered for as long as the longest lockout, so the back-off can grow to it.
-        locked = self.store.begin_login_attempt(name, address, at=at, lock_for=self.lock_for,
-                                                forget_before=at - max(self.failure_window_seconds,
-                                                                       self.max_lockout_seconds))
+        forget = at - max(self.failure_window_seconds, self.max_lockout_seconds)
+        locked = self.store.begin_login_attempt(name, address, at=at, lock_for=self.lock_for, forget_before=forget)
+        known = bool(device) and self.store.known_device(_session_id(device), user=name)
+        if not locked and not known:
+            wait = self.store.begin_login_attempt(name, UNKNOWN_DEVICES, at=at, lock_for=self.account_delay,
+                                                  forget_before=at - self.failure_window_seconds)
+            if wait:  # refused before any hash: the same for every name, so it tells nothing
+                raise AccountSlowed(f"this account had many failed logins from browsers it never used; wait "
+                                  f"{max(1, round(wait))} s, or log in from a browser you used before", retry_after=wait)
         user = self.store.user(name) if _NAME.fullmatch(name) and not locked else None
         if user is None or user.get("disabled"):
             verify_password(password, _dummy_hash())
             return None
-        if verify_password(password, user["password_hash"] or ""):
+        if verify_password(password, user["password_hash"] or "") and \
+                (not self.two_factor.enabled(user) or self.two_factor.check(name, code)):
             self.store.clear_login_failures(name, address)
+            if not known:  # its own count only: others' failures on the account still slow them
+                self.store.undo_login_failure(name, UNKNOWN_DEVICES)
             return user
         return None
 
-    def login(self, name: str, password: str, *, address: str, agent: str = "", role: str = "staff") -> str:
-        """A new session token for `name` when the password is right and the account has `role`;
-        RateLimited when `address` tried too often this minute, AccessDenied otherwise. Audited."""
+    def login(self, name: str, password: str, *, address: str, agent: str = "", role: str = "staff",
+              device: str | None = None, code: str = "") -> str:
+        """A new session token for `name` when the password is right (and `code`, for an account with
+        two-factor on) and the account has `role`; RateLimited when `address` tried too often this
+        minute or the account is slowed down for unknown browsers (`device` is the token of the
+        browser's device cookie, from remember_device), AccessDenied otherwise. Audited."""
         if self.login_per_minute > 0:
             minute = self.clock() / 60
             if self.store.count_hit(f"login:{address}", window=int(minute)) > self.login_per_minute:
                 wait = max(1, round(60 * (1 - minute % 1)))
                 raise RateLimited(f"too many login attempts from this address; try again in {wait} s", retry_after=wait)
         shown = name[:64] if isinstance(name, str) else "?"
-        user = self._verified(name, password, address=address)
+        try:
+            user = self._verified(name, password, address=address, device=device, code=code)
+        except AccountSlowed:
+            self.store.audit(shown, "login_failed", shown, detail={"reason": "slowed down"}, address=address)
+            raise
         if user is None:
             self.store.audit(shown, "login_failed", shown, address=address)
-            raise AccessDenied("wrong user name or password (or too many failed attempts from this address; "
-                               "wait a minute and try again)")
+            raise AccessDenied("wrong user name, password or two-factor code (or too many failed attempts from "
+                               "this address; wait a minute and try again)")
         have = user["role"]
         if not _at_least(have, role):
             self.store.audit(name, "login_failed", name, detail={"reason": f"needs {role}"}, address=address)
@@ -235,9 +311,17 @@ class Accounts:
         self.store.audit(name, "login", name, address=address)
         return token
 
-    def session_user(self, token: str | None, *, role: str = "staff") -> str | None:
+    def remember_device(self, name: str, device: str | None) -> str:
+        """The device token to keep in this browser's cookie after `name` logged in from it: `device`
+        when the browser had one, else a new one. A login from it later skips the account's slow-down."""
+        device = device if isinstance(device, str) and 20 <= len(device) <= 100 else secrets.token_urlsafe(32)
+        self.store.add_device(_session_id(device), user=name, at=self.clock())
+        return device
+
+    def session_user(self, token: str | None, *, role: str = "staff", renew: bool = True) -> str | None:
         """The user a session token belongs to while it is valid and the account has `role`; else None.
-        An expired session is deleted. Example: session_user(token, role="admin") -> "ada" """
+        An expired session is deleted. `renew` counts this as the user's action (it keeps the session
+        from idling out); a page's timers pass False. Example: session_user(token, role="admin") -> "ada" """
         if not isinstance(token, str) or not 20 <= len(token) <= 100:
             return None
         session_id = _session_id(token)
@@ -245,14 +329,28 @@ class Accounts:
         if row is None or row["disabled"]:
             return None
         at = self.clock()
-        if at - row["seen_at"] > self.session_idle_seconds or at >= row["expires_at"]:
+        if self.idle_left(row, at) <= 0 or at >= row["expires_at"]:
             self.store.end_session(session_id)
             return None
         if not _at_least(row["role"], role):
             return None
-        if at - row["seen_at"] > 30:  # a write at most every 30 s per session, not per request
+        # a write at most every 30 s per session (less when sessions idle out sooner), not per request
+        if renew and at - row["seen_at"] > min(30.0, self.session_idle_seconds / 4):
             self.store.touch_session(session_id, at)
         return row["user"]
+
+    def idle_left(self, row: dict, at: float | None = None) -> float:
+        """Seconds before a session (a store row) idles out, or reaches its absolute expiry if sooner."""
+        at = self.clock() if at is None else at
+        return min(row["seen_at"] + self.session_idle_seconds, row["expires_at"]) - at
+
+    def session_left(self, token: str | None) -> float:
+        """Seconds the session of `token` has left without a user action; 0 when it is not valid.
+        Reading it does not renew it (the pages ask it to know when to go to the login form)."""
+        if not isinstance(token, str) or not 20 <= len(token) <= 100:
+            return 0.0
+        row = self.store.session(_session_id(token))
+        return max(0.0, self.idle_left(row)) if row and not row["disabled"] else 0.0
 
     def logout(self, token: str | None, *, address: str | None = None) -> None:
         if isinstance(token, str) and token:
@@ -288,21 +386,27 @@ class Accounts:
     def ensure_first_admin(self, environ: Mapping[str, str]) -> str | None:
         """When no admin exists, create one and return its password (print it once); else None.
 
-        The password is CSBOT_ADMIN_PASSWORD when set, else a random one. The user is `admin`,
-        or `admin1`, `admin2`... when a non-admin already holds that name.
+        The password is CSBOT_ADMIN_PASSWORD when set, else a random one. The user is
+        CSBOT_ADMIN_USER when set (a name a guesser does not know), else `admin`, or `admin1`,
+        `admin2`... when a non-admin already holds that name.
         Example: ensure_first_admin({"CSBOT_ADMIN_PASSWORD": "a long password"}) -> "a long password"
         """
         if any(u["role"] == "admin" for u in self.store.users()):
             return None
+        base = environ.get("CSBOT_ADMIN_USER") or "admin"
+        try:
+            _check_name(base)
+        except DataError as exc:
+            raise DataError(f"CSBOT_ADMIN_USER: {exc}") from None
         if "CSBOT_ADMIN_PASSWORD" in environ:
             password = environ["CSBOT_ADMIN_PASSWORD"]
-            _check_password(password, what="CSBOT_ADMIN_PASSWORD")
+            _check_password(password, what="CSBOT_ADMIN_PASSWORD", name=base)
         else:
             password = secrets.token_urlsafe(12)
-        name, n = "admin", 0
+        name, n = base, 0
         while self.store.user(name) is not None:
             n += 1
-            name = f"admin{n}"
+            name = f"{base}{n}"
         try:
             self.create(name, password, role="admin")
         except DataError:  # another process made the first admin at the same moment

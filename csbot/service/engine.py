@@ -15,6 +15,7 @@ and a run's pace and time left in jobs.py.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -187,10 +188,13 @@ class Engine:
     # --- operations -----------------------------------------------------------------------
     def readiness(self) -> list[str]:
         """Why this process should not get traffic yet; [] when it is ready: the store answers, a
-        model is loaded, and the answer index and reply book are caught up with the store."""
+        model is loaded (the current one, unless it failed here and is being retried), and the
+        answer index and reply book are caught up with the store."""
         bot = self.built_bot
         if bot is None or bot.classifier is None:
             return ["no model is loaded yet"]
+        if self.follower.retry is not None:  # the current model failed to load here; it is retried
+            return [self.follower.problem or "the current model does not load here"]
         try:
             if not self.follower.caught_up(within=max(5.0, 5 * self.settings.sync_seconds)):
                 return ["the answer index or the reply book is behind the store"]
@@ -280,8 +284,10 @@ class Engine:
         model, and promote it if `promote` and the gate passes.
 
         The run is recorded as a job (phase, step, loss, elapsed, estimate of the time left, outcome);
-        pass `job` to report into a job row made earlier (the admin page's background run). A cancel
-        request on that row stops the run. A failure leaves the serving model as it was."""
+        pass `job` to report into a job row made earlier (the admin page's background run, a worker's
+        claim): then that row's options decide whether it promotes itself (`promote_if_better`), so
+        the choice survives a restart of the server that started it. A cancel request on that row
+        stops the run. A failure leaves the serving model as it was."""
         from csbot.nlu import training
         from csbot.nlu.device import device_kind
 
@@ -291,6 +297,9 @@ class Engine:
             now_at = time.time()
             job = self.store.start_job(kind="train", device=device_name, options="{}", at=now_at,
                                        stale_before=now_at - self.settings.job_lease_seconds)
+        options = json.loads(self.store.job(job).get("options") or "{}")
+        if options:  # started elsewhere: what the admin chose is in the store, not in the starter's memory
+            promote = bool(options.get("promote_if_better"))
         worker = worker or f"{socket.gethostname()}:{os.getpid()}"  # who runs it, as the admin page shows
         self.store.update_job(job, device=device_name, phase="starting", pid=os.getpid(), worker=worker,
                               heartbeat_at=time.time())
@@ -325,8 +334,12 @@ class Engine:
                 comparison = {"error": f"{type(exc).__name__}: {exc}"}
             self.store.set_comparison(version, {"gate": gate, **comparison})
             promoted = promote and gate["passed"] and self.store.job(job)["status"] == "running"
+            not_promoted = "not promoted: it did not pass the gate" if promote and not gate["passed"] else None
             if promoted:
-                self.promote(version, actor="training")
+                try:
+                    self.promote(version, actor=options.get("user") or "training")
+                except Exception as exc:  # the current model keeps serving; the version stays to promote by hand
+                    promoted, not_promoted = False, f"not promoted: {type(exc).__name__}: {exc}"
         except BaseException as exc:
             lease.stop()
             status = "cancelled" if isinstance(exc, TrainingCancelled) else "failed"
@@ -336,6 +349,8 @@ class Engine:
         lease.stop()
         self.store.finish_job(job, status="done", phase="done", model_version=version, finished_at=now(),
                               eta_seconds=0.0, elapsed_seconds=round(pace.elapsed, 1))
+        if not_promoted:
+            self.store.update_job(job, error=not_promoted)
         self.store.audit("training", "train_done", version, detail={"job": job, "promoted": promoted,
                                                                     "accuracy": result.metrics.get("accuracy")})
         return {"version": version, "promoted": promoted, "gate": gate, "job": job,
@@ -349,14 +364,15 @@ class Engine:
 
     # --- staff curation: each change is live for the next customer, no retraining -----------
     def save_answer(self, *, key: str, questions: list[str], answer: str, actor: str | None = None,
-                    create_only: bool = False) -> int:
+                    create_only: bool = False, revision: int | None = None) -> int:
         """Create or replace the curated answer `key` and make it searchable at once, its phrasings
         scrubbed of personal data (a customer's wording kept as a phrasing keeps no e-mail, order
         number or name: dialogue/scrub.py). Returns its id.
-        With `create_only`, an existing key is refused instead of replaced."""
+        With `create_only`, an existing key is refused instead of replaced; with `revision` (the
+        answer's as the editor opened it), a save is refused (StaleEdit) when it changed since."""
         clean = clean_answer(key=key, questions=[scrub(q) for q in questions], answer=answer,
                              max_question_chars=self.settings.max_message_chars)
-        answer_id = self.store.upsert_answer(**clean, create_only=create_only)
+        answer_id = self.store.upsert_answer(**clean, create_only=create_only, revision=revision)
         self.store.audit(actor or self.actor, "answer_save", clean["key"], detail={"id": answer_id,
                                                                                    "questions": len(clean["questions"])})
         self._catch_up_answers()

@@ -5,7 +5,10 @@ remembers the counters its process serves and, on `sync`, catches up with what m
 answers (the index re-embeds only the answers whose texts changed and drops deleted ones), the
 templates and shop facts (the reply book is rebuilt), and the serving model (loaded off the
 request path, then swapped in by reference, so no chat message waits) or its threshold, when
-an admin moved the version's operating point. `start` runs `sync`
+an admin moved the version's operating point. A model that fails to load (a folder still being
+copied, a share briefly away) is tried again after 1 s, 2 s, 4 s ... up to a minute, and the
+process says it is not ready meanwhile (engine.readiness), so a load balancer sends customers to
+the replicas that serve the current model. `start` runs `sync`
 every `sync_seconds` in a background thread and saves the caught-up answer index to disk at
 most every few seconds, off the request path; a failing save is said loudly and retried.
 
@@ -27,8 +30,12 @@ log = logging.getLogger("csbot.service.follower")
 class Follower:
     """What one process serves, against what the store says; `engine` owns the pieces."""
 
-    def __init__(self, engine):
+    RETRY_FIRST, RETRY_MAX = 1.0, 60.0  # seconds before a failed model load is tried again, doubling
+
+    def __init__(self, engine, *, clock=time.monotonic):
         self.engine = engine
+        self.clock = clock
+        self.retry: tuple[str, float, float] | None = None  # (version, when, delay) of a model load to try again
         self.lock = threading.Lock()  # one catch-up of answers and templates at a time
         self._model_lock = threading.Lock()  # one model catch-up at a time
         self.seen: dict[str, int] = {}  # the store generations this process serves
@@ -89,8 +96,11 @@ class Follower:
         # The model outside the catch-up lock: a load takes seconds, and an answer saved meanwhile
         # must not wait for it (the model lock keeps two polls from loading it twice).
         with self._model_lock:
-            if generations["model"] != self.seen.get("model"):
+            moved = generations["model"] != self.seen.get("model")
+            if moved:
                 self.bad_versions.clear()  # the serving version moved: a folder fixed since may load now
+                self.retry = None
+            if moved or (self.retry is not None and self.clock() >= self.retry[1]):
                 changed.update(self._model(bot))
                 self.seen["model"] = generations["model"]
         if not failed:
@@ -118,11 +128,18 @@ class Follower:
         try:
             classifier = self.engine.registry.load(current["id"])  # loaded first: no message waits
         except Exception as exc:  # ModelError, or anything else a damaged folder raises
+            # Tried again after 1 s, 2 s, 4 s ... up to a minute: a folder still being copied, or a
+            # share briefly away, is served once it reads; a broken one costs a load a minute.
+            delay = min(self.RETRY_MAX, self.retry[2] * 2) if self.retry and self.retry[0] == current["id"] \
+                else self.RETRY_FIRST
+            self.retry = (current["id"], self.clock() + delay, delay)
             self.bad_versions.add(current["id"])
             self.problem = (f"the current model {current['id']} does not load here ({exc}); still serving "
-                            f"{serving.version if serving else 'no model'}")
+                            f"{serving.version if serving else 'no model'}; trying again in {delay:.0f} s")
             log.error("MODEL PROBLEM: %s", self.problem)
             return {}
+        self.retry = None
+        self.bad_versions.discard(current["id"])
         with self.engine.swap_lock:  # swap in only what the store still names (a promote may have raced)
             now_current = self.engine.store.current_model()
             if now_current and now_current["id"] == current["id"]:

@@ -153,7 +153,8 @@ class Retrainer:
     def _spawn(self, job: str, options: dict) -> None:
         """Start the training child for `job` and a thread that watches it."""
         epochs = options.get("epochs")
-        command = [self.python, "-m", "csbot", "train", "--job", job, "--no-promote", "--background",
+        # whether it promotes itself is in the job's options in the store (engine.train reads them)
+        command = [self.python, "-m", "csbot", "train", "--job", job, "--background",
                    "--home", str(self.engine.settings.home)]
         if epochs:
             command += ["--epochs", str(epochs)]
@@ -229,13 +230,3 @@ class Retrainer:
             self.store.finish_job(job_id, status=status, finished_at=now(), eta_seconds=None,
                                   error=f"training process exited with code {process.returncode}: {tail.strip()}")
             return
-        if job["status"] == "done" and options.get("promote_if_better"):
-            versions = {v["id"]: v for v in self.store.model_versions()}
-            version = versions.get(job["model_version"])
-            if not version or not (version.get("comparison") or {}).get("gate", {}).get("passed"):
-                self.store.update_job(job_id, error="not promoted: it did not pass the gate")
-                return
-            try:
-                self.engine.promote(version["id"], actor=options.get("user") or "training")
-            except Exception as exc:  # the current model keeps serving; say why on the job
-                self.store.update_job(job_id, error=f"not promoted: {type(exc).__name__}: {exc}")

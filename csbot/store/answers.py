@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from csbot.errors import DataError
+from csbot.errors import DataError, StaleEdit
 from csbot.store.backend import now, serialized, snapshot, write
 from csbot.store.generations import bump
 
@@ -55,16 +55,25 @@ def _phrasing_rule(max_question_chars: int) -> str:
 
 class AnswerRows:
     @serialized
-    def upsert_answer(self, *, key: str, questions: list[str], answer: str, create_only: bool = False) -> int:
+    def upsert_answer(self, *, key: str, questions: list[str], answer: str, create_only: bool = False,
+                      revision: int | None = None) -> int:
         """Create the answer `key`, or replace its text and phrasings (refused with `create_only`,
-        checked in the same transaction). Returns its id."""
+        checked in the same transaction). With `revision` (what the editor opened), refused with
+        StaleEdit when the answer changed since: another person's phrasings are never overwritten
+        unseen. Returns its id."""
         with write(self.db):
-            existing = self.db.one("SELECT id FROM answers WHERE key = ?", [key])
+            existing = self.db.one("SELECT id, revision FROM answers WHERE key = ?", [key])
             if existing and create_only:
                 raise DataError(f"there is already an answer {key!r}: attach the message to it, or choose another key")
+            if existing and revision is not None and existing["revision"] != revision:
+                now_has = [q["question"] for q in self.questions(existing["id"])]
+                raise StaleEdit(f"someone changed the answer {key!r} after you opened it (it now has "
+                                f"{len(now_has)} phrasings); nothing was saved. Your text is still in the form: "
+                                "copy what you added, open the answer again, and add it there")
             if existing:
                 answer_id = existing["id"]
-                self.db.update("answers", answer_id, {"answer": answer, "updated_at": now()})
+                self.db.update("answers", answer_id, {"answer": answer, "updated_at": now(),
+                                                      "revision": existing["revision"] + 1})
                 self.db.execute("DELETE FROM answer_questions WHERE answer_id = ?", [answer_id])
             else:
                 answer_id = self.db.insert("answers", {"key": key, "answer": answer, "created_at": now(),
@@ -90,7 +99,7 @@ class AnswerRows:
             phrasings = [q["question"] for q in self.questions(answer_id)]
             if question not in phrasings:
                 self.db.insert("answer_questions", {"answer_id": answer_id, "question": question})
-                self.db.update("answers", answer_id, {"updated_at": now()})
+                self.db.update("answers", answer_id, {"updated_at": now(), "revision": existing["revision"] + 1})
                 bump(self.db, "answers")
         return {**existing, "questions": [*phrasings, question] if question not in phrasings else phrasings}
 

@@ -115,6 +115,24 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         "CREATE INDEX idx_conversations_client ON conversations (client)",
         "CREATE INDEX idx_messages_inbox_status_id ON messages (inbox_status, id)",
     ]),
+    ("m008_two_factor", [
+        # TOTP two-factor sign-in (service/twofactor.py): the shared secret once enrolled, the one
+        # being enrolled, and the last time step used (a code works once); recovery codes as hashes.
+        "ALTER TABLE users ADD COLUMN totp_secret {text}",
+        "ALTER TABLE users ADD COLUMN totp_pending {text}",
+        "ALTER TABLE users ADD COLUMN totp_step {int}",
+        "CREATE TABLE recovery_codes (id {id}, \"user\" {text}, code_hash {text}, used_at {real})",
+        "CREATE UNIQUE INDEX idx_recovery_codes_user_code ON recovery_codes (\"user\", code_hash)",
+        # Browsers an account logged in from before (the hash of a cookie's token): a login from
+        # one of them skips the account-wide slow-down that failures from unknown devices build up.
+        "CREATE TABLE devices (id {text} PRIMARY KEY, \"user\" {text}, created_at {real}, seen_at {real})",
+        "CREATE INDEX idx_devices_user ON devices (\"user\")",
+    ]),
+    ("m009_answer_revisions", [
+        # Counts every change to a curated answer, so a save made from an old copy is refused
+        # instead of silently dropping what another person added meanwhile (store/answers.py).
+        "ALTER TABLE answers ADD COLUMN revision {int} NOT NULL DEFAULT 0",
+    ]),
 ]
 
 

@@ -49,6 +49,17 @@ class SessionRows:
         return self.db.execute("DELETE FROM sessions WHERE seen_at < ? OR expires_at <= ?",
                                [idle_before, at]).rowcount
 
+    # --- browsers an account logged in from --------------------------------------------
+    @serialized
+    def add_device(self, device_id: str, *, user: str, at: float) -> None:
+        self.db.execute('INSERT INTO devices (id, "user", created_at, seen_at) VALUES (?, ?, ?, ?) '
+                        "ON CONFLICT (id) DO NOTHING", [device_id, user, at, at])
+
+    @serialized
+    def known_device(self, device_id: str, *, user: str) -> bool:
+        """Whether `user` logged in from this browser before."""
+        return bool(self.db.value('SELECT count(*) FROM devices WHERE id = ? AND "user" = ?', [device_id, user]))
+
     # --- failed logins ---------------------------------------------------------------
     @serialized
     def login_failures(self, name: str, address: str) -> dict | None:
@@ -75,6 +86,12 @@ class SessionRows:
                            keys=("name", "address"))
             self.db.execute("DELETE FROM login_failures WHERE last_at < ?", [at - 86400])  # a day forgets
         return 0.0
+
+    @serialized
+    def undo_login_failure(self, name: str, address: str) -> None:
+        """Take back the failure an attempt counted up front, when it succeeded after all."""
+        self.db.execute("UPDATE login_failures SET failures = failures - 1 WHERE name = ? AND address = ? "
+                        "AND failures > 0", [name, address])
 
     @serialized
     def clear_login_failures(self, name: str, address: str | None = None) -> None:

@@ -11,8 +11,8 @@ security headers. One ASGI middleware, `Boundary`, around the whole app.
   with credentials (the API needs no cookie). A preflight from any other origin is refused. Staff
   and admin pages are never readable from another origin, whatever the setting says.
 - **No framing of the staff and admin pages** (`X-Frame-Options: DENY`, CSP `frame-ancestors
-  'none'`, and on the login form too), and on every response `X-Content-Type-Options: nosniff`
-  and `Referrer-Policy: same-origin`.
+  'none'` with no plugins and no form posting elsewhere; on the account pages too), and on every
+  response `X-Content-Type-Options: nosniff` and `Referrer-Policy: same-origin`.
 
 This module knows paths and headers only; the routes are server.py's.
 """
@@ -24,10 +24,14 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 KB, MB = 1024, 1024 * 1024
-UNFRAMED = ("/staff", "/admin", "/login", "/logout")  # pages no other site may put in a frame
+UNFRAMED = ("/staff", "/admin", "/login", "/logout", "/account")  # pages no other site may put in a frame
 CROSS_ORIGIN_PATHS = ("/api/chat",)  # the only responses an allowed origin may read
 SECURITY = [(b"x-content-type-options", b"nosniff"), (b"referrer-policy", b"same-origin")]
-NO_FRAMES = [(b"x-frame-options", b"DENY"), (b"content-security-policy", b"frame-ancestors 'none'")]
+# For the staff and admin pages (Gradio runs inline scripts, so scripts are not limited here; the
+# account pages send a strict policy of their own: account.py): no framing, no plugins, no <base>
+# or form that sends anything elsewhere.
+NO_FRAMES = [(b"x-frame-options", b"DENY"), (b"content-security-policy",
+                                              b"frame-ancestors 'none'; object-src 'none'; base-uri 'self'; form-action 'self'")]
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,14 @@ import re
 import gradio as gr
 
 from csbot.errors import AccessDenied, CsbotError
+from csbot.service.auth import SESSION_COOKIE
 
 
-def guarded(accounts, role: str):
+def guarded(accounts, role: str, *, renew: bool = True):
     """Decorate a handler whose last parameter is `request: gr.Request`: it runs only for a logged-in
-    user with `role` (or higher), and gets that user's name as `user=`.
+    user with `role` (or higher), and gets that user's name as `user=`. A call counts as the user's
+    action and keeps the session from idling out, unless `renew` is False: handlers a gr.Timer
+    calls pass False, so an unattended page is logged out after session_idle_minutes.
 
     Example: @guarded(accounts, "admin") def start(epochs, request: gr.Request, *, user): ...
     """
@@ -37,6 +40,8 @@ def guarded(accounts, role: str):
                 request = next((a for a in args if isinstance(a, gr.Request)), None)
             try:
                 user = accounts.require(getattr(request, "username", None), role)
+                if renew:
+                    accounts.session_user(_cookies(request).get(SESSION_COOKIE), role=role)
                 return handler(*args, user=user, **kwargs)
             except AccessDenied as exc:
                 raise gr.Error(f"Not allowed: {exc}") from None
@@ -47,11 +52,38 @@ def guarded(accounts, role: str):
     return wrap
 
 
-def page_header(title: str, log_out: str) -> None:
-    """The staff and admin pages' top row: the page's title and a log-out button (inside gr.Blocks)."""
+def _cookies(request) -> dict:
+    try:
+        return dict(request.cookies) if request is not None else {}
+    except (AttributeError, KeyError, TypeError):  # a gr.Request made without an HTTP request (a test's)
+        return {}
+
+
+def page_header(title: str, log_out: str, two_factor: str = "") -> None:
+    """The staff and admin pages' top row: the page's title, a link to the two-factor sign-in page
+    (when `two_factor` names it) and a log-out button (inside gr.Blocks)."""
     with gr.Row():
         gr.Markdown(f"## {title}")
+        if two_factor:
+            gr.Button(two_factor, link="/account/two-factor", size="sm", scale=0)
         gr.Button(log_out, link="/logout", size="sm", scale=0)
+
+
+# In the staff and admin pages' <head>: ask /api/session (which does not renew the session) when it
+# idles out, and go to the login form then, instead of leaving a page whose every call is refused.
+SESSION_WATCH = """<script>
+(function watch() {
+  fetch("/api/session", {credentials: "same-origin", cache: "no-store"}).then(function (r) {
+    return r.ok ? r.json() : {seconds_left: 0};
+  }).then(function (s) {
+    if (s.seconds_left <= 0) {
+      location.assign("/login?next=" + encodeURIComponent(location.pathname.split("/").slice(0, 2).join("/") + "/"));
+    } else {
+      setTimeout(watch, Math.min(30, s.seconds_left + 1) * 1000);
+    }
+  }, function () { setTimeout(watch, 10000); });
+})();
+</script>"""
 
 
 def as_text(text: str | None) -> str:

@@ -3,7 +3,7 @@
     /                the customer chat (no login)                      chat.py
     /staff           support staff: inbox, live chats, answers, ...    staff/   (staff or admin)
     /admin           admins: retraining, reports, versions, users      admin/   (admin)
-    GET/POST /login  our login form; GET /logout ends the session
+    /login, /logout, /account/two-factor, /api/session: the account pages (account.py)
     POST /api/chat   {"conversation_id": ..., "message": ...} -> the reply and its route as JSON
     GET  /api/health the serving model, whether it is degraded, and whether a training run is going
     GET  /api/ready  200 when this replica should get traffic (model loaded, caught up with the
@@ -25,32 +25,29 @@ This module wires; the bot decides (bot.py), the store keeps (store/), accounts 
 
 from __future__ import annotations
 
-import functools
-import hmac
-import html
 import json
 import logging
-import secrets
 import time
 from urllib.parse import quote
 
 import gradio as gr
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
-from csbot.errors import AccessDenied, CsbotError, DataError, RateLimited, ReplyFailed
+from csbot.errors import CsbotError, DataError, RateLimited, ReplyFailed
 from csbot.importer import MAX_FILE_BYTES
 from csbot.language import Words
+from csbot.service.auth import SESSION_COOKIE
 from csbot.service.ratelimit import RateLimiter
 from csbot.store import client_key, valid_conversation_id
+from csbot.web.account import PAGES, TWO_FACTOR, account_routes
 from csbot.web.boundary import BodyLimits, Boundary
+from csbot.web.common import SESSION_WATCH
 
 log = logging.getLogger("csbot.web.server")
 MAX_BODY_BYTES = BodyLimits.chat_api
-COOKIE = "csbot_session"
-CSRF = "csbot_login"  # the login form's double-submit token (login_page)
-PAGES = {"/staff/": "staff", "/admin/": "admin"}  # where a login may lead, and the role each needs
+COOKIE = SESSION_COOKIE
 
 
 class ChatLimits:
@@ -94,40 +91,6 @@ def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-def login_page(*, next_path: str, words: Words, message: str = "", status: int = 200,
-               secure: bool = False) -> HTMLResponse:
-    """Our login form in `words` (the staff language's `login` section): plain HTML, no script,
-    nothing fetched from elsewhere. Each form carries a fresh token that the login must send back
-    beside the same token in a SameSite=Strict cookie (a double submit): another site cannot post
-    a login, so nobody is logged in to someone else's account without knowing it."""
-    e = html.escape
-    token = secrets.token_urlsafe(24)
-    role = words[f"login.{PAGES.get(next_path, 'staff')}"]  # login.staff or login.admin
-    note = f'<p role="alert" class="note">{e(message)}</p>' if message else ""
-    body = f"""<!doctype html><html lang="{e(words.language)}"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1"><title>{e(words["login.title"])}</title>
-<style>body{{font-family:system-ui,sans-serif;background:#f6f6f4;display:flex;justify-content:center;padding-top:10vh}}
-form{{background:#fff;padding:2em;border-radius:8px;box-shadow:0 1px 4px #0002;min-width:18em}}
-label{{display:block;margin:.8em 0 .2em}}input{{width:100%;padding:.5em;box-sizing:border-box}}
-button{{margin-top:1.2em;padding:.6em 1.2em}}.note{{color:#a00}}</style></head><body>
-<form method="post" action="/login"><h1>{e(words.say("login.heading", role=role))}</h1>
-<p>{e(words.say("login.intro", role=role))}</p>{note}
-<input type="hidden" name="next" value="{e(next_path)}"><input type="hidden" name="csrf" value="{token}">
-<label for="username">{e(words["login.username"])}</label><input id="username" name="username" autocomplete="username" required>
-<label for="password">{e(words["login.password"])}</label><input id="password" name="password" type="password" autocomplete="current-password" required>
-<button type="submit">{e(words["login.submit"])}</button></form></body></html>"""
-    response = HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
-    response.set_cookie(CSRF, token, path="/login", httponly=True, samesite="strict", secure=secure)
-    return response
-
-
-def _next_path(raw: object) -> str:
-    """Only our own pages: a login never sends anyone elsewhere. Example: "//evil.example" -> "/staff/" """
-    path = raw if isinstance(raw, str) else ""
-    path = path if path.endswith("/") else path + "/"
-    return path if path in PAGES else "/staff/"
-
-
 def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None) -> FastAPI:
     """The whole web app for one csbot home. `engine` serves, `accounts` log in, `retrainer` trains."""
     from csbot.web.admin import build_admin
@@ -138,11 +101,13 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
     limits = limits or ChatLimits(per_conversation=settings.chat_per_minute, per_client=settings.chat_ip_per_minute,
                                   handoffs_per_hour=settings.handoff_ip_per_hour, words=Words.load(settings.language))
     staff_words = Words.load(settings.staff_language)  # the login form's, as the staff and admin pages'
-    form_page = functools.partial(login_page, words=staff_words, secure=settings.secure_cookies)
     app = FastAPI(title="csbot", docs_url=None, redoc_url=None, openapi_url=None)
 
-    def session_user(request: Request, role: str) -> str | None:
-        return accounts.session_user(request.cookies.get(COOKIE), role=role)
+    def session_user(request: Request, role: str, renew: bool = False) -> str | None:
+        """The logged-in user with `role`; for the admin page, only once two-factor is on where the
+        settings require it. Gradio's calls do not renew the session (guarded handlers do: common.py)."""
+        user = accounts.session_user(request.cookies.get(COOKIE), role=role, renew=renew)
+        return None if user and role == "admin" and accounts.two_factor.missing(user) else user
 
     @app.middleware("http")
     async def guard(request: Request, call_next):
@@ -153,50 +118,17 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
             # Gradio's own login routes under a mount: ours replace them
             return RedirectResponse("/logout" if path.rstrip("/").endswith("/logout") else "/login", status_code=303)
         page = path if path.endswith("/") else path + "/"
-        if request.method == "GET" and page in PAGES:
-            if await run_in_threadpool(session_user, request, PAGES[page]) is None:
+        if request.method == "GET" and page in PAGES:  # opening the page is a user action: it renews
+            if await run_in_threadpool(session_user, request, PAGES[page], True) is None:
+                if PAGES[page] == "admin" and await run_in_threadpool(session_user, request, "staff"):
+                    return RedirectResponse(f"{TWO_FACTOR}?next={quote(page)}", status_code=303)
                 return RedirectResponse(f"/login?next={quote(page)}", status_code=303)
         response = await call_next(request)
         if app.state.draining:  # no keep-alive connection left open to a replica about to close them
             response.headers["connection"] = "close"
         return response
 
-    @app.get("/login")
-    def login_form(next: str = "/staff/"):
-        return form_page(next_path=_next_path(next))
-
-    @app.post("/login")
-    async def login(request: Request):
-        form = await request.form(max_files=0, max_fields=8)  # the form has three fields; nothing is spooled
-        next_path = _next_path(form.get("next"))
-        sent, kept = form.get("csrf"), request.cookies.get(CSRF)
-        if not isinstance(sent, str) or not kept or not hmac.compare_digest(sent.encode(), kept.encode()):
-            return form_page(next_path=next_path, message=staff_words["login.expired"], status=403)
-        name, password = form.get("username"), form.get("password")
-        if not isinstance(name, str) or not isinstance(password, str):
-            return form_page(next_path=next_path, message=staff_words["login.missing"], status=400)
-        try:
-            token = await run_in_threadpool(accounts.login, name.strip(), password, address=_client(request),
-                                            agent=request.headers.get("user-agent", ""), role=PAGES[next_path])
-        except RateLimited as exc:
-            return form_page(next_path=next_path, status=429,
-                             message=staff_words.say("login.too_many", seconds=round(exc.retry_after)))
-        except AccessDenied as exc:  # its reason is the account check's own words (auth.py)
-            return form_page(next_path=next_path, status=401, message=staff_words.say("login.refused", reason=exc))
-        if request.cookies.get(COOKIE):  # this browser's previous session ends with the new login
-            await run_in_threadpool(accounts.logout, request.cookies.get(COOKIE), address=_client(request))
-        response = RedirectResponse(next_path, status_code=303)
-        response.set_cookie(COOKIE, token, max_age=int(accounts.session_max_seconds), path="/", httponly=True,
-                            samesite="lax", secure=settings.secure_cookies)
-        return response
-
-    @app.get("/logout")
-    @app.post("/logout")
-    async def logout(request: Request):
-        await run_in_threadpool(accounts.logout, request.cookies.get(COOKIE), address=_client(request))
-        response = form_page(next_path="/staff/", message=staff_words["login.logged_out"])
-        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="lax", secure=settings.secure_cookies)
-        return response
+    app.include_router(account_routes(accounts=accounts, words=staff_words, secure=settings.secure_cookies))
 
     @app.post("/api/chat")
     async def api_chat(request: Request):
@@ -285,10 +217,12 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
     quiet = dict(show_error=False, enable_monitoring=False, run_history=False, max_file_size=MAX_FILE_BYTES)
     staff = build_staff(engine, accounts)
     staff.queue(default_concurrency_limit=4, max_size=64)
-    gr.mount_gradio_app(app, staff, path="/staff", auth_dependency=staff_user, footer_links=[], **quiet)
+    gr.mount_gradio_app(app, staff, path="/staff", auth_dependency=staff_user, footer_links=[], head=SESSION_WATCH,
+                        **quiet)
     admin = build_admin(engine, accounts, retrainer)
     admin.queue(default_concurrency_limit=2, max_size=32)
-    gr.mount_gradio_app(app, admin, path="/admin", auth_dependency=admin_user, footer_links=[], **quiet)
+    gr.mount_gradio_app(app, admin, path="/admin", auth_dependency=admin_user, footer_links=[], head=SESSION_WATCH,
+                        **quiet)
     chat = build_chat(engine, limits)
     chat.queue(default_concurrency_limit=16, max_size=512)
     gr.mount_gradio_app(app, chat, path="", footer_links=[], **{**quiet, "max_file_size": "64kb"})

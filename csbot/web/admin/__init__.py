@@ -62,7 +62,7 @@ def build_admin(engine: "Engine", accounts: "Accounts", retrainer: "Retrainer") 
     words = Words.load(engine.settings.staff_language)
 
     with gr.Blocks(title=words["admin.title"]) as page:
-        page_header(words["admin.title"], words["admin.log_out"])
+        page_header(words["admin.title"], words["admin.log_out"], words["admin.two_factor"])
         with gr.Tabs() as tabs:
             open_report = retrain_tab(page, engine=engine, accounts=accounts, retrainer=retrainer, words=words)
             versions = versions_tab(page, engine=engine, accounts=accounts, words=words)

@@ -86,6 +86,7 @@ def retrain_tab(page: gr.Blocks, *, engine: "Engine", accounts: "Accounts", retr
     from csbot.nlu.device import device_kind
 
     admin = guarded(accounts, "admin")
+    timed = guarded(accounts, "admin", renew=False)  # called by the timer too: not a user action
     store = engine.store
     where = (words["admin.on_worker"] if retrainer.by_worker else
              words.say("admin.on_device", device=device_label(device_kind(engine.settings.device), words)))
@@ -108,7 +109,7 @@ def retrain_tab(page: gr.Blocks, *, engine: "Engine", accounts: "Accounts", retr
         return words.say("admin.training_data", where=where, examples=f"{counts['examples']:,}",
                          staff=f"{counts['staff']:,}")
 
-    @admin
+    @timed
     def train_status(request: gr.Request, *, user):
         job = retrainer.status()
         done = bool(job and job.get("status") == "done" and job.get("model_version"))

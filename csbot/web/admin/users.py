@@ -26,7 +26,8 @@ def users_table(users: list[dict], words: Words) -> pd.DataFrame:
     """Example: [{"name": "sam", "role": "staff", "disabled": 0, "created_at": "2026-11-28T18:31:19+00:00"}]
     -> name "sam", role "staff", status "enabled", created "2026-11-28 18:31" """
     return pd.DataFrame([[u["name"], one_of(words, "admin.role", u["role"]),
-                          words["admin.disabled" if u.get("disabled") else "admin.enabled"],
+                          words["admin.disabled" if u.get("disabled") else "admin.enabled"]
+                          + (words["admin.with_two_factor"] if u.get("two_factor") else ""),
                           when(u.get("created_at"))]
                          for u in users], columns=words["admin.users_headers"], dtype="str")
 
@@ -68,6 +69,7 @@ def users_tab(page: gr.Blocks, *, accounts: "Accounts", words: Words) -> None:
                     disable_button = gr.Button(w("admin.disable"))
                     enable_button = gr.Button(w("admin.enable"))
                     delete_button = gr.Button(w("admin.delete"), variant="stop")
+                two_factor_button = gr.Button(w("admin.reset_two_factor"), size="sm")
         users_note = gr.Markdown()
 
     def users_view():
@@ -90,6 +92,9 @@ def users_tab(page: gr.Blocks, *, accounts: "Accounts", words: Words) -> None:
             elif what == "delete":
                 accounts.delete(name, actor=user)
                 note = words.say("admin.deleted", name=as_text(name))
+            elif what == "two_factor":  # a lost phone and no recovery codes
+                accounts.two_factor.reset(name, actor=user)
+                note = words.say("admin.two_factor_reset", name=as_text(name))
             else:
                 accounts.set_disabled(name, what == "disable", actor=user)
                 note = words.say(f"admin.{what}d_now", name=as_text(name))
@@ -114,7 +119,7 @@ def users_tab(page: gr.Blocks, *, accounts: "Accounts", words: Words) -> None:
     create_button.click(create_user, [new_name, new_role, new_password, new_again],
                         [users, reset_name, change_name, new_password, new_again, users_note], api_name="create_user")
     for button, what in ((role_button, "role"), (disable_button, "disable"), (enable_button, "enable"),
-                         (delete_button, "delete")):
+                         (delete_button, "delete"), (two_factor_button, "two_factor")):
         button.click(change(what), [change_name, change_role], [users, reset_name, change_name, users_note],
                      api_name=f"{what}_user")
     reset_button.click(set_password, [reset_name, reset_password, reset_again],

@@ -43,7 +43,7 @@ def build_staff(engine, accounts) -> gr.Blocks:
     intents = list(store.intents())
 
     with gr.Blocks(title=words["staff.title"]) as page:
-        page_header(words["staff.title"], words["staff.log_out"])
+        page_header(words["staff.title"], words["staff.log_out"], words["staff.two_factor"])
         with gr.Tabs() as tabs:
             inbox = inbox_tab(page, engine=engine, accounts=accounts, intents=intents, words=words)
             live = live_tab(page, engine=engine, accounts=accounts, words=words)

@@ -51,6 +51,7 @@ def answers_tab(page: gr.Blocks, *, engine, accounts, attach_to: gr.Dropdown, wo
                                              column_widths=["7%", "20%", "43%", "30%"])
             with gr.Column(scale=2):
                 answer_id = gr.Number(label=words["staff.answer_id"], precision=0, interactive=False)
+                revision = gr.State(None)  # the answer's revision as opened: a save from an old copy is refused
                 answer_key = gr.Textbox(label=words["staff.key"], max_lines=1)
                 answer_questions = gr.Textbox(label=words["staff.questions"], lines=4)
                 answer_text = gr.Textbox(label=words["staff.answer"], lines=4)
@@ -62,11 +63,12 @@ def answers_tab(page: gr.Blocks, *, engine, accounts, attach_to: gr.Dropdown, wo
 
     def editor(answer: dict | None, note: str = ""):
         if answer is None:  # a blank form: the key is editable only for a new answer
-            return None, gr.Textbox(value="", interactive=True), "", "", note
+            return None, gr.Textbox(value="", interactive=True), "", "", note, None
         return (answer["id"], gr.Textbox(value=answer["key"], interactive=False),
-                "\n".join(q["question"] for q in store.questions(answer["id"])), answer["answer"], note)
+                "\n".join(q["question"] for q in store.questions(answer["id"])), answer["answer"], note,
+                answer["revision"])
 
-    editor_outputs = [answer_id, answer_key, answer_questions, answer_text, answer_status]
+    editor_outputs = [answer_id, answer_key, answer_questions, answer_text, answer_status, revision]
 
     @staff
     def answers(query, request: gr.Request, *, user):
@@ -81,13 +83,15 @@ def answers_tab(page: gr.Blocks, *, engine, accounts, attach_to: gr.Dropdown, wo
         return editor(None)
 
     @staff
-    def save_answer(current, key, questions, text, query, request: gr.Request, *, user):
+    def save_answer(current, key, questions, text, query, opened, request: gr.Request, *, user):
         key = (key or "").strip()
         if current is not None and store.answer(int(current))["key"] != key:
             raise gr.Error(words["staff.key_fixed"])
-        # a new answer never replaces one with the same key (checked where it is written)
+        # a new answer never replaces one with the same key, and an edit never one changed since it
+        # was opened (both checked where it is written)
         saved = engine.save_answer(key=key, questions=lines(questions), answer=text, actor=user,
-                                   create_only=current is None)
+                                   create_only=current is None,
+                                   revision=None if current is None or opened is None else int(opened))
         return (answer_rows(store.answers(), query), gr.Dropdown(choices=answer_choices(store)),
                 *editor(store.answer(saved), words.say("staff.saved_answer", answer=as_text(key))))
 
@@ -103,7 +107,7 @@ def answers_tab(page: gr.Blocks, *, engine, accounts, attach_to: gr.Dropdown, wo
           trigger_mode="always_last", show_progress="hidden")
     answers_table.select(open_answer, outputs=editor_outputs, api_name="open_answer")
     blank_btn.click(blank_answer, outputs=editor_outputs, api_name="blank_answer")
-    save_btn.click(save_answer, [answer_id, answer_key, answer_questions, answer_text, search],
+    save_btn.click(save_answer, [answer_id, answer_key, answer_questions, answer_text, search, revision],
                    [answers_table, attach_to, *editor_outputs], api_name="save_answer")
     delete_btn.click(delete_answer, [answer_id, search], [answers_table, attach_to, *editor_outputs],
                      api_name="delete_answer")

@@ -68,6 +68,7 @@ def discover_tab(page: gr.Blocks, *, engine, accounts, words: Words) -> None:
     """Build the Discover tab and its events inside the current gr.Tabs."""
     store = engine.store
     staff = guarded(accounts, "staff")
+    timed = guarded(accounts, "staff", renew=False)  # called by the timer too: not a user action
     w = words.__getitem__
 
     def intent_choices() -> list[tuple[str, str]]:
@@ -132,7 +133,7 @@ def discover_tab(page: gr.Blocks, *, engine, accounts, words: Words) -> None:
     def refresh(request: gr.Request, *, user):
         return gr.Dropdown(choices=import_choices(store.history_imports())), *board()
 
-    @staff
+    @timed
     def poll(shown, request: gr.Request, *, user):
         # Every second: the run's progress, and the proposals only when they changed (a run ended,
         # or another member of staff reviewed one), so the table neither flickers nor loses its place.

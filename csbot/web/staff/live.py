@@ -84,6 +84,7 @@ def live_tab(page: gr.Blocks, *, engine, accounts, words: Words) -> LiveParts:
     """Build the Live conversations tab and its events inside the current gr.Tabs."""
     store = engine.store
     staff = guarded(accounts, "staff")
+    timed = guarded(accounts, "staff", renew=False)  # called by the timer too: not a user action
 
     with gr.Tab(words["staff.live_tab"], id="live") as tab:
         timer = gr.Timer(3)
@@ -102,7 +103,7 @@ def live_tab(page: gr.Blocks, *, engine, accounts, words: Words) -> LiveParts:
             join_btn = gr.Button(words["staff.take_over"])
             handback_btn = gr.Button(words["staff.hand_back"])
 
-    @staff
+    @timed
     def live(seen, cid, up_to, request: gr.Request, *, user):
         # Polled every 3 s: send only what changed, so the page does not flicker or lose its scroll.
         rows = live_list(store)
