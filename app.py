@@ -97,6 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     from csbot.service.jobs import Retrainer
+    from csbot.web.boundary import slow_client_protocol
     from csbot.web.server import create_app
 
     engine.follow()  # serve what any process changes in the store: answers, templates, the model
@@ -105,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
           "API: POST /api/chat)", flush=True)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", access_log=False,
                             timeout_graceful_shutdown=10, proxy_headers=bool(settings.forwarded_allow_ips),
+                            http=slow_client_protocol(settings.header_timeout_seconds),
                             forwarded_allow_ips=settings.forwarded_allow_ips or None)
     draining_server(config, app=app, drain_seconds=settings.drain_seconds).run()
     return 0

@@ -74,6 +74,8 @@ class Settings:
     quantize: str = "auto"
     inference_threads: int = 0
     forwarded_allow_ips: str = ""
+    header_timeout_seconds: float = 10.0  # a connection must send its request headers within this
+    body_timeout_seconds: float = 15.0  # and each next piece of a request body within this
     cors_origins: str = ""  # origins whose pages may call POST /api/chat from a browser (the shop's own site)
     host: str = "127.0.0.1"
     port: int = 7860
@@ -122,6 +124,8 @@ class Settings:
             raise SettingsError("database_url must be postgresql://user:password@host/database or sqlite:///path; "
                                 f"found {self.database_url.split('@')[-1]!r}. Leave it empty for csbot.db in home.")
         _check_range("drain_seconds", self.drain_seconds, 0, 300)
+        _check_range("header_timeout_seconds", self.header_timeout_seconds, 1, 600)
+        _check_range("body_timeout_seconds", self.body_timeout_seconds, 1, 600)
         _check_range("train_processes", self.train_processes, 0, 64)
         if self.runtime not in RUNTIMES:
             raise SettingsError(f"runtime must be onnx (serve each version's ONNX export, calibrated as served) or "

@@ -152,12 +152,14 @@ def post_raw(port: int, path: str, *, size: int, chunked: bool) -> tuple[bytes, 
 @pytest.fixture(scope="module")
 def real_server(trained_home, tmp_path_factory):
     """`python app.py` behind a pretend proxy (127.0.0.1 may name the client's address in
-    X-Forwarded-For, as nginx does), with sessions that idle out after 6 s."""
+    X-Forwarded-For, as nginx does), with sessions that idle out after 12 s, and 2 s for a request's
+    headers and for each piece of its body."""
     home = tmp_path_factory.mktemp("bodies") / "home"
     shutil.copytree(trained_home, home)
     port, log = free_port(), home / "server.log"
     env = clean_environment(CSBOT_ADMIN_PASSWORD=ADMIN[1], CSBOT_FORWARDED_ALLOW_IPS="127.0.0.1",
-                            CSBOT_SESSION_IDLE_MINUTES="0.1")
+                            CSBOT_SESSION_IDLE_MINUTES="0.2", CSBOT_HEADER_TIMEOUT_SECONDS="2",
+                            CSBOT_BODY_TIMEOUT_SECONDS="2")
     process = launch_app(home, port, log, env)
     try:
         wait_for_app(process, port, log, timeout=120)
@@ -180,6 +182,24 @@ def test_fifty_megabytes_to_every_public_route_of_a_real_server(real_server):
             assert refused and status, (path, chunked, status)
             assert seconds < 1.0, (path, chunked, seconds)
     assert rss_kb(process.pid) - before < 64 * 1024  # nothing held: under 64 MB more than before
+
+
+def test_clients_that_trickle_headers_or_a_body_are_cut_off(real_server):
+    port = int(real_server[1].rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        started = time.monotonic()
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")  # and then nothing more
+        assert sock.recv(100) == b""  # closed by the server...
+        assert 1.5 < time.monotonic() - started < 15  # ...after its 2 s for headers
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        started = time.monotonic()
+        sock.sendall(b"POST /api/chat HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 100\r\n\r\n{\"message\": ")  # 12 bytes of 100
+        answer = sock.recv(200)
+        assert answer.startswith(b"HTTP/1.1 408") and 1.5 < time.monotonic() - started < 15
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:  # a prompt client is served
+        sock.sendall(b"GET /api/health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert sock.recv(100).startswith(b"HTTP/1.1 200")
 
 
 def login_from(session: httpx.Client, address: str, name: str, password: str) -> httpx.Response:
@@ -222,7 +242,7 @@ def test_an_idle_staff_tab_is_logged_out_though_its_timers_keep_calling(real_ser
     page.context.add_cookies([{"name": "csbot_session", "value": laptop.cookies["csbot_session"], "url": url}])
     page.goto(url + "/admin/")
     expect(page.get_by_role("tab", name="Retrain")).to_be_visible(timeout=60_000)  # its timer ticks every second
-    expect(page).to_have_url(re.compile(r"/login\?next=(/|%2F)admin"), timeout=60_000)  # 6 s idle: logged out
+    expect(page).to_have_url(re.compile(r"/login\?next=(/|%2F)admin"), timeout=60_000)  # 12 s idle: logged out
     expect(page.get_by_role("button", name="Log in")).to_be_visible(timeout=30_000)
     assert laptop.get("/api/session").status_code == 401  # the session itself is gone, not just the page
     page.close()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import hmac
 import html
+import math
 import secrets
 
 from fastapi import APIRouter, Request
@@ -177,7 +178,7 @@ def account_routes(*, accounts, words: Words, secure: bool) -> APIRouter:
     @router.get("/api/session")
     def session(request: Request):
         left = accounts.session_left(request.cookies.get(SESSION_COOKIE))
-        return JSONResponse({"seconds_left": round(left)}, status_code=200 if left > 0 else 401,
+        return JSONResponse({"seconds_left": math.ceil(left)}, status_code=200 if left > 0 else 401,
                             headers={"Cache-Control": "no-store"})
 
     def two_factor_page(user: str, *, next_path: str, message: str = "", codes: list[str] | None = None,

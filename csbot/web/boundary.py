@@ -5,6 +5,9 @@ security headers. One ASGI middleware, `Boundary`, around the whole app.
   page's uploads their own, the chat API 256 KB, everything else 1 MB). A declared Content-Length
   over it is refused with 413 before a byte is read; a body sent without one (chunked) is counted
   as it arrives and cut off at the limit, so no route, Gradio's included, ever holds more.
+- **Slow clients are cut off**: a body that stops arriving for `body_timeout_seconds` gets 408,
+  and (with `slow_client_protocol` as uvicorn's protocol) a connection whose request headers are
+  not all in within `header_timeout_seconds` is closed, so trickling bytes holds nothing open.
 - **No cross-site reads.** Browsers may read a response from another origin only if it says so
   (CORS). Gradio's mounts echo any Origin with credentials; this strips every such header unless
   the origin is in the `cors_origins` setting *and* the path is the JSON chat API, and then never
@@ -19,6 +22,7 @@ This module knows paths and headers only; the routes are server.py's.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -58,11 +62,43 @@ class BodyTooLarge(Exception):
     """Raised inside the app when its body passes the limit, to stop whatever was reading it."""
 
 
+class BodyTooSlow(Exception):
+    """Raised inside the app when its body stops arriving for longer than the body timeout."""
+
+
+def slow_client_protocol(header_seconds: float):
+    """uvicorn's h11 protocol class, closing a connection whose request headers are not all in within
+    `header_seconds` of it opening or of its previous response: a client that trickles its headers
+    (slowloris) cannot hold connections open. uvicorn itself only times out idle keep-alives.
+    Example: uvicorn.Config(app, http=slow_client_protocol(10.0))"""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class SlowClients(H11Protocol):
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._arm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm()
+
+        def _arm(self) -> None:
+            self.loop.call_later(header_seconds, self._headers_late, self.cycle)
+
+        def _headers_late(self, cycle) -> None:
+            # still no new request since armed, and not in the middle of answering one
+            if self.cycle is cycle and (cycle is None or cycle.response_complete) and not self.transport.is_closing():
+                self.transport.close()
+    return SlowClients
+
+
 class Boundary:
     """The ASGI middleware: `Boundary(app, limits=BodyLimits(), cors_origins=frozenset())`."""
 
-    def __init__(self, app, *, limits: BodyLimits, cors_origins: frozenset[str] = frozenset()):
+    def __init__(self, app, *, limits: BodyLimits, cors_origins: frozenset[str] = frozenset(),
+                 body_seconds: float = 15.0):
         self.app, self.limits, self.cors_origins = app, limits, frozenset(o.rstrip("/") for o in cors_origins)
+        self.body_seconds = body_seconds  # the longest wait for the next piece of a body
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -77,12 +113,19 @@ class Boundary:
         declared = headers.get(b"content-length", b"")
         if declared.isdigit() and int(declared) > limit:
             return await _too_large(send, limit)
-        received, started, over = 0, False, False
+        received, started, over, whole, slow = 0, False, False, False, False
 
         async def bounded_receive():
-            nonlocal received, over
-            message = await receive()
+            nonlocal received, over, whole, slow
+            if whole:  # the body is in: later reads wait for a disconnect, as long as a stream lasts
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.body_seconds)
+            except asyncio.TimeoutError:
+                slow = True
+                raise BodyTooSlow from None
             if message["type"] == "http.request":
+                whole = not message.get("more_body", False)
                 received += len(message.get("body", b""))
                 if received > limit:
                     over = True
@@ -91,8 +134,8 @@ class Boundary:
 
         async def guarded_send(message):
             nonlocal started
-            if over:
-                return  # whatever the app says about a body it never got whole, the answer is 413
+            if over or slow:
+                return  # whatever the app says about a body it never got whole, the answer is 413 or 408
             if message["type"] == "http.response.start":
                 started = True
                 kept = [(k, v) for k, v in message.get("headers", []) if not k.lower().startswith(b"access-control-")]
@@ -108,11 +151,13 @@ class Boundary:
             return await _preflight(guarded_send)
         try:
             await self.app(scope, bounded_receive, guarded_send)
-        except Exception:  # BodyTooLarge, bare or in the task group of a middleware inside
-            if not over:
+        except Exception:  # BodyTooLarge or BodyTooSlow, bare or in the task group of a middleware inside
+            if not (over or slow):
                 raise
         if over and not started:
             await _too_large(send, limit)
+        elif slow and not started:
+            await _plain(send, 408, f"the request body stopped arriving for {self.body_seconds:g} s; send it again")
 
 
 async def _preflight(send) -> None:

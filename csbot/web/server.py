@@ -227,5 +227,6 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
     chat.queue(default_concurrency_limit=16, max_size=512)
     gr.mount_gradio_app(app, chat, path="", footer_links=[], **{**quiet, "max_file_size": "64kb"})
     # Added last, so it is the outermost layer: every response, the guard's redirects included, crosses it.
-    app.add_middleware(Boundary, limits=BodyLimits(uploads=MAX_FILE_BYTES), cors_origins=settings.allowed_origins)
+    app.add_middleware(Boundary, limits=BodyLimits(uploads=MAX_FILE_BYTES), cors_origins=settings.allowed_origins,
+                       body_seconds=settings.body_timeout_seconds)
     return app
