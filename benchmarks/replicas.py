@@ -125,6 +125,14 @@ def store_cost(where, *, home: Path, artifacts: Path, texts: list[str], messages
 
 
 # --- nginx in front ------------------------------------------------------------------------------
+def plain_http(conf: str, *, port: int) -> str:
+    """deploy/nginx.conf on one local port without TLS: the redirect server goes, and the HTTPS
+    server listens on `port` with plain http (the benchmark measures csbot, not TLS)."""
+    conf = re.sub(r"\n    # --- plain http.*?\n    }\n", "\n", conf, count=1, flags=re.S)
+    conf = "\n".join(line for line in conf.splitlines() if not line.strip().startswith(("ssl_", "add_header Strict")))
+    return re.sub(r"listen 443 ssl http2;.*", f"listen 127.0.0.1:{port};", conf)
+
+
 class Proxy:
     """nginx running deploy/nginx.conf with its upstream servers pointed at `ports`."""
 
@@ -138,7 +146,7 @@ class Proxy:
                 conf = conf.replace(f"{name}:7860", f"127.0.0.1:{ports[index]}")
             else:
                 conf = "\n".join(line for line in conf.splitlines() if f"{name}:7860" not in line)
-        conf = conf.replace("listen 80;", f"listen 127.0.0.1:{self.port};")
+        conf = plain_http(conf, port=self.port)
         conf = conf.replace("rate=5r/s", "rate=100000r/s")  # every benchmark client is 127.0.0.1
         conf = conf.replace("http {", f"http {{\n    access_log off;\n    client_body_temp_path {folder}/body;\n"
                                       f"    proxy_temp_path {folder}/proxy;", 1)

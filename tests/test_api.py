@@ -115,9 +115,13 @@ def test_staff_and_admin_apps_refuse_anonymous_callers(client, path):
     assert call.status_code in (401, 403, 404) and "inbox" not in call.text.lower().replace("/inbox", "")
 
 
-def test_health_names_the_serving_model(client, engine):
-    health = client.get("/api/health").json()
-    assert health["status"] == "ok" and health["model_version"] == engine.store.current_model()["id"]
+def test_health_names_the_serving_model_and_shows_details_only_to_the_machine_itself(client, engine):
+    health = client.get("/api/health").json()  # the TestClient's address is "testclient": from outside
+    assert health == {"status": "ok", "model_version": engine.store.current_model()["id"]}
+    app = client.app
+    with TestClient(app, client=("127.0.0.1", 50000)) as local:  # a monitor on the host
+        detail = local.get("/api/health").json()
+    assert detail["model_version"] == health["model_version"] and {"problem", "runtime", "training"} <= set(detail)
 
 
 def test_the_chat_app_takes_no_uploads(client):

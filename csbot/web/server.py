@@ -48,6 +48,7 @@ from csbot.web.common import SESSION_WATCH
 log = logging.getLogger("csbot.web.server")
 MAX_BODY_BYTES = BodyLimits.chat_api
 COOKIE = SESSION_COOKIE
+LOCAL = ("127.0.0.1", "::1")  # the machine itself: /api/health shows it the details
 
 
 class ChatLimits:
@@ -197,11 +198,18 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
         return JSONResponse({"ready": not problems, "problems": problems}, status_code=503 if problems else 200)
 
     @app.get("/api/health")
-    def health():
-        job = retrainer.running()
+    def health(request: Request):
+        """Liveness for anyone: the status and the serving version. The why of a degraded status, the
+        runtimes and the training run only for the machine itself (a monitor on the host, the proxy
+        in front when forwarded_allow_ips is not set) or an admin's session: nothing internal is
+        shown to the internet."""
         classifier = engine.bot.classifier
-        return {"status": "degraded" if engine.model_problem else "ok",
-                "model_version": classifier.version if classifier else None, "problem": engine.model_problem,
+        brief = {"status": "degraded" if engine.model_problem else "ok",
+                 "model_version": classifier.version if classifier else None}
+        if _client(request) not in LOCAL and session_user(request, "admin") is None:
+            return brief
+        job = retrainer.running()
+        return {**brief, "problem": engine.model_problem,
                 "threshold": round(classifier.threshold, 4) if classifier else None,
                 "runtime": {"classifier": classifier.runtime_name if classifier else None,
                             "answers": engine.encoder.runtime_name},
