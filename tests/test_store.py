@@ -262,3 +262,29 @@ def test_a_flood_from_one_sender_sinks_below_a_real_customers_request(store):
     assert client_key("203.0.113.9") == flooder and "203.0.113.9" not in flooder  # the address is not kept
     assert store.dismiss_sender(first[1]["id"]) == 1000
     assert [i["id"] for i in store.inbox()] == [asked]
+
+
+def test_a_read_does_not_wait_behind_another_threads_write_on_sqlite(tmp_path):
+    import threading
+    import time
+
+
+    store = Store.open(tmp_path / "csbot.db")
+    store.upsert_answer(key="wrap", questions=["Do you wrap?"], answer="Yes")
+    holding, done = threading.Event(), threading.Event()
+
+    def slow_writer():  # a write transaction that takes 3 s (a big import, a slow disk)
+        with write(store.db):
+            store.db.execute("UPDATE answers SET answer = 'Yes, £4'")
+            holding.set()
+            done.wait(3)
+    writer = threading.Thread(target=slow_writer)
+    writer.start()
+    assert holding.wait(10)
+    started = time.monotonic()
+    assert store.answers()[0]["answer"] == "Yes"  # the last committed state, at once
+    assert time.monotonic() - started < 0.5
+    done.set()
+    writer.join()
+    assert store.answers()[0]["answer"] == "Yes, £4"
+    store.close()
