@@ -16,6 +16,7 @@ import glob
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,6 +59,16 @@ class Cluster:
         # -l again: without it the new server would hold this call's output pipes open for ever
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-l", str(self.root / "server.log"),
                   "-w", "-t", "60", "restart")
+
+    def pause(self, seconds: float) -> None:
+        """Stop the server at once (every connection cut, as in a crash or a failover), keep it
+        down for `seconds`, and start it again."""
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop")
+        time.sleep(seconds)  # the outage itself: this is what is being survived, not a wait for something
+        options = (f"-k {self.socket} -c listen_addresses='' -c fsync=off "
+                   "-c full_page_writes=off -c max_connections=300")
+        self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-o", options, "-l", str(self.root / "server.log"),
+                  "-w", "-t", "60", "start")
 
     def stop(self) -> None:
         if (self.data / "postmaster.pid").exists():

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, HashingEncoder, clean_environment, copy_version, csbot
+from conftest import DATA, ROOT, HashingEncoder, clean_environment, copy_version, csbot
 
 from csbot.dialogue.answers import AnswerIndex
 from csbot.settings import load_settings
@@ -200,3 +200,64 @@ def test_a_disk_that_refuses_writes_keeps_the_old_index_and_the_new_answer_servi
     assert on_disk.generation < store.generations()["answers"]
     # no half-written generation left behind: every one there is complete
     assert all((g / "meta.json").is_file() and (g / "index.faiss").is_file() for g in folder.glob("gen-*"))
+
+
+# --- PostgreSQL going away, and machines whose clocks differ ------------------------------------
+def test_postgresql_down_for_10_s_under_chat_load_and_a_training_run_loses_nothing(postgres, database_url, tmp_path):
+    """The server is stopped at once (as a crash or a failover does) for 10 s while a customer
+    keeps chatting and a training run goes on: every reply given was stored, the calls made while
+    it was down waited for it instead of failing, and the run finishes."""
+    import threading
+
+    from csbot.service.engine import Engine
+
+    settings = load_settings(home=tmp_path, environ={}, database_url=database_url, epochs=2, batch_size=8,
+                             device="cpu", data_dir=str(DATA))
+    engine = Engine(settings, encoder=HashingEncoder())
+    engine.load_defaults()  # the tiny shop: a run of a few seconds' steps, each writing its progress
+    replies, failures, stop = [], [], threading.Event()
+
+    def customer():
+        while not stop.is_set():
+            try:
+                replies.append(engine.bot.respond(f"where is my order BB-{100000 + len(replies)}?"))
+            except Exception as exc:  # the edge says "please send it again": counted, never hidden
+                failures.append(exc)
+    chatting = threading.Thread(target=customer)
+    trained = {}
+    training = threading.Thread(target=lambda: trained.update(engine.train(promote=False)))
+    chatting.start()
+    training.start()
+    while len(replies) < 20:
+        time.sleep(0.05)
+    during = len(replies)
+    assert training.is_alive()  # the outage comes in the middle of the run
+    postgres.pause(10)
+    training.join(timeout=600)
+    stop.set()
+    chatting.join(timeout=120)
+    assert trained.get("version"), "the training run did not finish"
+    assert engine.store.job(trained["job"])["status"] == "done"
+    assert len(replies) > during + 5  # the chat went on after the outage
+    assert len(failures) <= 1, failures  # at most a call cut mid-way at the moment it stopped
+    stored = {m["id"] for m in engine.store.db.rows("SELECT id FROM messages WHERE role = 'customer'")}
+    assert all(r.message_id in stored or engine.store.message(r.message_id) for r in replies)
+    assert len(stored) >= len(replies)
+
+
+def test_a_machine_whose_clock_is_40_s_behind_keeps_its_lease_and_sessions(database_url):
+    from csbot.service.auth import Accounts
+
+    behind = Store.open(database_url)
+    behind.db.local_clock = lambda: time.time() - 40  # a worker whose clock runs 40 s slow
+    on_time = Store.open(database_url)
+    assert abs(behind.clock() - on_time.clock()) < 1  # both by the database's clock
+    job = behind.start_job(kind="train", device="cpu", options="{}", at=behind.clock(),
+                           stale_before=behind.clock() - 30)
+    behind.heartbeat(job, at=behind.clock(), worker="slow:1")
+    assert on_time.interrupt_stale_jobs(stale_before=on_time.clock() - 30) == []  # its lease is fresh
+    assert on_time.job(job)["status"] == "running"
+    Accounts(behind).create("sam", "sam's long staff password", role="staff")
+    token = Accounts(behind).login("sam", "sam's long staff password", address="a")
+    assert Accounts(on_time).session_user(token) == "sam"
+    assert Accounts(on_time).session_left(token) > 3600 - 5  # not 40 s gone already

@@ -32,7 +32,6 @@ import hashlib
 import hmac
 import re
 import secrets
-import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
@@ -154,14 +153,14 @@ class Accounts:
     accounts.require("sam", "admin") raises AccessDenied.
     """
 
-    def __init__(self, store: Store, *, clock: Callable[[], float] = time.time, max_failures: int = 5,
+    def __init__(self, store: Store, *, clock: Callable[[], float] | None = None, max_failures: int = 5,
                  lockout_seconds: float = 30.0, max_lockout_seconds: float = 3600.0, failure_window_seconds: float = 900.0,
                  login_per_minute: int = 0, account_free_failures: int = 10, account_max_delay: float = 60.0,
                  session_idle_seconds: float = 3600.0, session_max_seconds: float = 12 * 3600.0,
                  two_factor: TwoFactor | None = None):
         self.store = store
-        self.clock = clock
-        self.two_factor = two_factor or TwoFactor(store, clock=clock)
+        self.clock = clock or store.clock  # the database's: every machine's processes agree on expiries
+        self.two_factor = two_factor or TwoFactor(store, clock=self.clock)
         # failures from unknown browsers an account takes before the delay between them starts
         self.account_free_failures = account_free_failures
         self.account_max_delay = account_max_delay

@@ -20,7 +20,6 @@ import logging
 import os
 import socket
 import threading
-import time
 from pathlib import Path
 
 from csbot.dialogue.replies import ReplyBook, check_covered, load_shop_file, load_templates_file
@@ -294,7 +293,7 @@ class Engine:
         args = training.TrainArgs.from_settings(self.settings, epochs=epochs, device=device)
         device_name = device_kind(args.device)
         if job is None:  # the CLI's own run: refused while another one holds a live lease
-            now_at = time.time()
+            now_at = self.store.clock()
             job = self.store.start_job(kind="train", device=device_name, options="{}", at=now_at,
                                        stale_before=now_at - self.settings.job_lease_seconds)
         options = json.loads(self.store.job(job).get("options") or "{}")
@@ -302,7 +301,7 @@ class Engine:
             promote = bool(options.get("promote_if_better"))
         worker = worker or f"{socket.gethostname()}:{os.getpid()}"  # who runs it, as the admin page shows
         self.store.update_job(job, device=device_name, phase="starting", pid=os.getpid(), worker=worker,
-                              heartbeat_at=time.time())
+                              heartbeat_at=self.store.clock())
         lease = Lease(self.store, job, worker=worker, every=self.settings.job_lease_seconds / 4)
         pace = Pace()
 

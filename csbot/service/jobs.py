@@ -91,7 +91,7 @@ class Lease:
     def _run(self) -> None:
         while not self._stop.wait(self.every):
             try:
-                self.store.heartbeat(self.job, at=time.time(), worker=self.worker)
+                self.store.heartbeat(self.job, at=self.store.clock(), worker=self.worker)
             except Exception:  # a busy database: the next beat retries well within the lease
                 log.exception("could not renew the lease of job %s", self.job)
 
@@ -104,13 +104,13 @@ class Retrainer:
     """Starts, watches and cancels the web app's training runs."""
 
     def __init__(self, engine, *, python: str = sys.executable, grace_seconds: float = 30.0,
-                 clock: Callable[[], float] = time.time):
+                 clock: Callable[[], float] | None = None):
         self.engine = engine
         self.store = engine.store
         self.python = python
         self.grace_seconds = grace_seconds
         self.lease_seconds = engine.settings.job_lease_seconds
-        self.clock = clock
+        self.clock = clock or self.store.clock  # leases are stamped and judged by the database's clock
         self._lock = threading.Lock()
         self._process: subprocess.Popen | None = None
         self.recover()

@@ -19,7 +19,6 @@ import logging
 import os
 import socket
 import threading
-import time
 from collections import Counter
 from datetime import datetime, timedelta, timezone
 
@@ -114,7 +113,7 @@ class Review:
         if not self.store.has_history(import_id):
             raise DataError(f"no imported history {import_id!r}; import a history file first")
         job = self.store.start_job(kind=KIND, device="cpu", options=json.dumps({"import": import_id, "user": user}),
-                                   at=time.time(), stale_before=time.time() - settings.job_lease_seconds)
+                                   at=self.store.clock(), stale_before=self.store.clock() - settings.job_lease_seconds)
         worker = f"{socket.gethostname()}:{os.getpid()}"
         lease = Lease(self.store, job, worker=worker, every=settings.job_lease_seconds / 4)
 
@@ -137,7 +136,8 @@ class Review:
 
     def status(self) -> dict | None:
         """The latest discovery run, with stale ones marked interrupted first."""
-        self.store.interrupt_stale_jobs(stale_before=time.time() - self.engine.settings.job_lease_seconds, kind=KIND)
+        self.store.interrupt_stale_jobs(stale_before=self.store.clock() - self.engine.settings.job_lease_seconds,
+                                        kind=KIND)
         runs = self.store.jobs(kind=KIND, limit=1)
         return runs[0] if runs else None
 

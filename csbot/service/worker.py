@@ -21,7 +21,6 @@ import os
 import signal
 import socket
 import threading
-import time
 
 from csbot.errors import TrainingError
 
@@ -45,7 +44,7 @@ class Worker:
     def run_once(self) -> dict | None:
         """Claim the oldest queued run and train it here. Returns the training summary (None when no
         run waited); a failed run is recorded on its job and returned as {"job", "error"}."""
-        job = self.store.claim_job(worker=self.name, device=self.device(), at=time.time())
+        job = self.store.claim_job(worker=self.name, device=self.device(), at=self.store.clock())
         if job is None:
             return None
         options = json.loads(job.get("options") or "{}")

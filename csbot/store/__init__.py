@@ -83,6 +83,11 @@ class Store(CatalogRows, ExampleRows, AnswerRows, ConversationRows, UserRows, Se
     def close(self) -> None:
         self.db.close()
 
+    def clock(self) -> float:
+        """Now by the database's clock (seconds since the epoch): leases, sessions and lockouts are
+        stamped and compared with it, never with the clocks of the different machines using the store."""
+        return self.db.clock()
+
     @serialized
     def service_key(self, name: str) -> str:
         """A random secret shared by every process of this store (made on first use, then kept).

@@ -23,6 +23,7 @@ import contextlib
 import functools
 import json
 import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -124,6 +125,12 @@ class Database:
 
     def transaction(self, *, serial: bool, snapshot: bool = False):
         raise NotImplementedError
+
+    def clock(self) -> float:
+        """Now, in seconds since the epoch, by the database's clock: what leases, sessions and
+        lockouts are stamped with, so processes on machines whose clocks differ agree. SQLite's
+        processes share one machine, and so its clock."""
+        return time.time()
 
     def json_columns(self) -> dict[str, list[str]]:
         """The columns the engine checks as JSON, by table (none on SQLite, where JSON is text)."""

@@ -6,7 +6,9 @@ serial write takes one transaction-level advisory lock, so the business rules' c
 same one-writer-at-a-time world they have on SQLite; a plain write relies on row locks
 (`SELECT ... FOR UPDATE`) and runs beside other writers. Stamps are `timestamptz`, JSON columns
 `jsonb`; rows come back as the same plain values SQLite gives (backend.plain). The session's
-time zone is UTC.
+time zone is UTC. A restart or failover of the server is waited out (up to OUTAGE_SECONDS): each
+connection is checked as it leaves the pool, a call waits for a new one while the server is away,
+and a read cut mid-way is tried once more.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import threading
+import time
 from collections.abc import Iterator
 
 import psycopg
@@ -23,6 +26,7 @@ from csbot.errors import StoreUnavailable
 from csbot.store.backend import POSTGRES, Database, Result, plain
 
 WRITERS_LOCK = 0x637362_6F74  # pg_advisory_xact_lock key of serial writes ("csbot")
+OUTAGE_SECONDS = 60.0  # how long a call waits for the server to come back (a restart, a failover)
 
 
 @functools.lru_cache(maxsize=1024)
@@ -44,8 +48,16 @@ class PostgresDatabase(Database):
         self.url = url
         self.lock = contextlib.nullcontext()  # the pool gives each thread its own connection
         self._local = threading.local()
+        self.local_clock = time.time  # this machine's clock (a test gives it one that runs behind)
+        self._offset, self._offset_at = 0.0, 0.0  # the server's clock minus ours, and when measured
+        # Each connection is checked as it leaves the pool (a cheap round trip), so one cut by a
+        # restart or a failover is replaced instead of failing the call; while the server is away a
+        # call waits for a new connection, up to `timeout`, so an outage shorter than that only
+        # slows calls down.
         self.pool = ConnectionPool(url, min_size=1, max_size=pool_size, open=False, name="csbot",
-                                   kwargs={"autocommit": True, "options": "-c TimeZone=UTC"})
+                                   kwargs={"autocommit": True, "options": "-c TimeZone=UTC"},
+                                   check=ConnectionPool.check_connection, timeout=OUTAGE_SECONDS,
+                                   reconnect_timeout=3600)
         try:
             self.pool.open(wait=True, timeout=connect_timeout)
         except PoolTimeout:
@@ -64,11 +76,23 @@ class PostgresDatabase(Database):
             yield conn
 
     def execute(self, sql: str, params: list | tuple = ()) -> Result:
-        with self._connection() as conn:
-            cursor = conn.execute(_native(sql), list(params))
-            columns = [c.name for c in cursor.description] if cursor.description else []
-            values = [tuple(map(plain, row)) for row in cursor.fetchall()] if columns else []
-            return Result(columns, values, cursor.rowcount)
+        # A read on its own is tried again when its connection is cut under it (a failover): it
+        # changes nothing, so twice is safe. A write is not: it may have landed before the cut.
+        retry = not self.in_transaction and sql.lstrip()[:6].upper() == "SELECT"
+        for attempt in (1, 2) if retry else (2,):
+            try:
+                with self._connection() as conn:
+                    cursor = conn.execute(_native(sql), list(params))
+                    columns = [c.name for c in cursor.description] if cursor.description else []
+                    values = [tuple(map(plain, row)) for row in cursor.fetchall()] if columns else []
+                    return Result(columns, values, cursor.rowcount)
+            except psycopg.OperationalError:
+                if attempt == 2:
+                    raise
+            except PoolTimeout:
+                raise StoreUnavailable(f"PostgreSQL at {self.redacted_url} has not answered for {OUTAGE_SECONDS:.0f} s; "
+                                       "the call was not made. Check that the server is running") from None
+        raise AssertionError("unreachable")
 
     def executemany(self, sql: str, rows: list[list]) -> None:
         with self._connection() as conn:
@@ -98,6 +122,20 @@ class PostgresDatabase(Database):
                     yield
             finally:
                 self._local.conn = None
+
+    def clock(self) -> float:
+        """The server's clock: this machine's, corrected by the offset to the server's measured at
+        most a minute ago (half a round trip is the error), so it costs no query per call."""
+        local = self.local_clock()
+        if local - self._offset_at > 60 or self._offset_at == 0:
+            try:
+                before = self.local_clock()
+                server = self.execute("SELECT extract(epoch FROM clock_timestamp())").fetchone()[0]
+                after = self.local_clock()
+                self._offset, self._offset_at = float(server) - (before + after) / 2, after
+            except (psycopg.Error, StoreUnavailable):
+                pass  # the last offset stands until the server answers again
+        return local + self._offset
 
     @property
     def redacted_url(self) -> str:
