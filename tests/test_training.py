@@ -355,3 +355,25 @@ def test_feed_forward_quantisation_refuses_a_graph_without_feed_forward_layers(t
     with pytest.raises(ModelError, match="no feed-forward layers"):
         runtime.quantize_int8(fp32, tmp_path / "ffn.onnx", feed_forward_only=True)
     assert not (tmp_path / "ffn.onnx").exists()
+
+
+def test_the_gate_compares_on_held_out_messages_neither_model_trained_on(tiny_training, tmp_path):
+    import copy
+
+    from csbot.nlu.training import wording_hash
+    from csbot.service.registry import ModelRegistry
+    from csbot.store import Store
+
+    assert len(tiny_training.classifier.meta["trained_on"]) == len({wording_hash(t) for t, _ in tiny_training.train})
+    registry = ModelRegistry(Store.open(tmp_path / "csbot.db"), tmp_path / "models")
+    current = copy.copy(tiny_training.classifier)  # a serving version that trained on one held-out message
+    seen = tiny_training.heldout[0][0]
+    current.meta = {**current.meta, "trained_on": [wording_hash(seen), *current.meta["trained_on"]]}
+    gate = registry.gate(tiny_training, current)
+    assert gate["compared_on"] == len(tiny_training.heldout) - 1 and gate["left_out"] == 1
+    assert "neither trained on" in gate["reason"] and gate["passed"]  # the same model scores the same
+    current.meta = {**current.meta, "trained_on": [wording_hash(t) for t, _ in tiny_training.heldout]}
+    assert registry.gate(tiny_training, current)["compared_on"] == 0  # nothing fair to compare on: passes
+    legacy = copy.copy(tiny_training.classifier)
+    legacy.meta = {k: v for k, v in legacy.meta.items() if k != "trained_on"}
+    assert "does not list what it trained on" in registry.gate(tiny_training, legacy)["reason"]

@@ -143,6 +143,12 @@ def collect(examples: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     return out
 
 
+def wording_hash(text: str) -> str:
+    """A short, stable name for a message's wording (text.wording_key), as a version's meta keeps
+    the messages it trained on. Example: wording_hash("Where is my order?") == wording_hash("where is my order")"""
+    return hashlib.sha256(wording_key(text).encode("utf-8")).hexdigest()[:12]
+
+
 def split(examples: list[tuple[str, str]], *, fraction: float, seed: int
           ) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     """Stratified train / held-out split that keeps each wording on one side (text.wording_key), so
@@ -327,6 +333,9 @@ def train(examples: Iterable[tuple[str, str]], args: TrainArgs, *, oos_texts: li
         "device": device.type, "train_seconds": round(seconds, 1), "n_train": len(train_pairs),
         "n_heldout": len(heldout), "args": {k: v for k, v in vars(args).items()},
         "processes": distributed.processes_for(device, args.processes),
+        # what it learned from, as short hashes of each wording: the next run's gate compares the two
+        # models only on held-out messages this one never saw (service/registry.py)
+        "trained_on": sorted({wording_hash(t) for t, _ in train_pairs}),
     }
     return TrainResult(classifier, metrics, seconds, classifier.meta["data_hash"], len(train_pairs),
                        len(heldout), heldout, train=train_pairs, net=net, export_files=export_files)

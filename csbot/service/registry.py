@@ -53,26 +53,36 @@ class ModelRegistry:
         return version
 
     def gate(self, result: TrainResult, current: IntentClassifier | None) -> dict:
-        """Compare the new classifier with the current one on the new held-out split.
+        """Compare the new classifier with the current one on held-out messages neither trained on:
+        the new run's held-out split, less the wordings the current version trained on (its meta
+        lists them), so the gate does not favour the model that already knows the test.
 
-        The new version passes when its macro-F1 is at least the current one's on the same messages
+        The new version passes when its macro-F1 is at least the current one's on those messages
         (the current one scores an intent it does not know as wrong).
         """
-        from csbot.nlu.training import classification_report
+        from csbot.nlu.training import classification_report, wording_hash
 
         new_f1 = result.metrics.get("macro_f1")
         if current is None or not result.heldout:
             return {"passed": True, "new_macro_f1": new_f1, "current_macro_f1": None,
                     "reason": "no current model" if current is None else "no held-out data to compare on"}
-        texts = [t for t, _ in result.heldout]
-        true = [i for _, i in result.heldout]
-        predicted = [p.intent for p in current.predict(texts)]
+        known = set((current.meta or {}).get("trained_on") or ())
+        heldout = [(t, i) for t, i in result.heldout if wording_hash(t) not in known]
+        note = "" if known else " (the current version does not list what it trained on: all held-out messages)"
+        if not heldout:
+            return {"passed": True, "new_macro_f1": new_f1, "current_macro_f1": None, "compared_on": 0,
+                    "reason": "every held-out message was in the current model's training data: nothing fair "
+                              "to compare on"}
+        texts = [t for t, _ in heldout]
+        true = [i for _, i in heldout]
         labels = sorted(set(result.classifier.labels) | set(current.labels))
-        current_f1 = classification_report(true, predicted, labels)["macro_f1"]
-        passed = new_f1 is not None and new_f1 >= current_f1
+        new_f1 = classification_report(true, [p.intent for p in result.classifier.predict(texts)], labels)["macro_f1"]
+        current_f1 = classification_report(true, [p.intent for p in current.predict(texts)], labels)["macro_f1"]
+        passed = new_f1 >= current_f1
         return {"passed": passed, "new_macro_f1": new_f1, "current_macro_f1": current_f1,
-                "reason": "at least as good as the current model" if passed
-                else "worse than the current model on the same held-out messages"}
+                "compared_on": len(heldout), "left_out": len(result.heldout) - len(heldout),
+                "reason": ("at least as good as the current model" if passed
+                           else "worse than the current model") + " on held-out messages neither trained on" + note}
 
     def load(self, version: str) -> IntentClassifier:
         rows = [r for r in self.store.model_versions() if r["id"] == version]
