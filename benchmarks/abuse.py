@@ -39,8 +39,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import httpx  # noqa: E402
-from load import (ROOT, Server, copy_home, load_arguments, log_problems, machine, peak_rss_mb,  # noqa: E402
-                  percentile, read_texts)
+from load import ROOT, Server, copy_home, load_arguments, log_problems, machine, peak_rss_mb, percentile, read_texts  # noqa: E402
 
 FLOOD_TEXT = "I want a person not a chatbot!!!"  # the demo log's own wording of a hand-off
 BIG = 8 * 1024 * 1024
