@@ -144,15 +144,16 @@ def test_live_conversation_take_over_reply_and_hand_back(site):
     engine = site[0]
     ada = Client(site[2], auth=("ada", PASSWORD), verbose=False)  # an admin may do what staff may
     cid = engine.bot.respond("hello, a question about my sofa", channel="web").conversation_id
-    table, log = ada.predict(cid, "Hi, Ada here <b>now</b>", api_name="/staff_reply")[1:]
+    table, log = ada.predict(cid, "Hi, Ada here <b>now</b>", 1, api_name="/staff_reply")[1:]
     assert engine.store.conversation(cid)["owner"] == "human"
     assert cid in [row[0] for row in table["data"]]
     assert log[-1]["content"][0]["text"] == "ada (staff): Hi, Ada here &lt;b&gt;now&lt;/b&gt;"
     assert engine.bot.respond("thanks, it is the blue one", cid).route == "human"
-    table, log = ada.predict(cid, api_name="/live")  # what the page's timer polls
+    table, log = ada.predict(cid, 1, api_name="/live")  # what the page's timer polls
+    assert [r for r in table["data"] if r[0] == cid][0][1:4:2] == ["human (ada)", "customer: thanks, it is the blue one"]
     assert log[-1] == {"role": "user", "metadata": None, "options": None,
                        "content": [{"type": "text", "text": "thanks, it is the blue one"}]}
-    ada.predict(cid, api_name="/hand_back")
+    ada.predict(cid, 1, api_name="/hand_back")
     assert engine.store.conversation(cid)["owner"] == "bot"
     assert engine.bot.respond("and delivery?", cid).route != "human"
 

@@ -288,3 +288,21 @@ def test_a_read_does_not_wait_behind_another_threads_write_on_sqlite(tmp_path):
     writer.join()
     assert store.answers()[0]["answer"] == "Yes, £4"
     store.close()
+
+
+def test_the_live_list_is_paged_with_each_conversations_last_message_in_one_query(store):
+    ids = []
+    for n in range(30):
+        cid = store.conversation(None, channel="web")["id"]
+        store.add_message(cid, role="customer", text=f"please, a person {n}")
+        store.claim_for_person(cid)  # asked for a person
+        if n % 2:  # ...and a staff member answered
+            store.add_message(cid, role="staff", text="on it", author="sam")
+        ids.append(cid)
+    first, second = store.live_conversations(limit=25), store.live_conversations(limit=25, offset=25)
+    assert len(first) == 25 and len(second) == 5 and not {c["id"] for c in first} & {c["id"] for c in second}
+    row = next(c for c in first + second if c["id"] == ids[1])
+    assert (row["owner"], row["staff"], row["last_role"], row["last_text"]) == ("human", "sam", "staff", "on it")
+    row = next(c for c in first + second if c["id"] == ids[0])
+    assert (row["owner"], row["staff"], row["last_role"], row["last_text"]) == ("human", None, "customer",
+                                                                                 "please, a person 0")

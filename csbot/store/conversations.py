@@ -241,11 +241,19 @@ class ConversationRows:
                     self.flag_for_inbox(asked["id"], reason="disliked")
 
     @serialized
-    def live_conversations(self, *, limit: int = 100) -> list[dict]:
-        """Conversations a person owns or was asked for, most recently active first."""
-        return [{**r, "slots": json.loads(r["slots"] or "{}")} for r in self.db.rows(
-            "SELECT * FROM conversations WHERE owner = 'human' OR handoff_at IS NOT NULL ORDER BY updated_at DESC "
-            "LIMIT ?", [limit])]
+    def live_conversations(self, *, limit: int = 25, offset: int = 0) -> list[dict]:
+        """A page of the conversations a person owns or was asked for, most recently active first,
+        each with its last message (`last_role`, `last_text`, `last_at`) and the last staff member who
+        wrote in it (`staff`): one query of index look-ups, whatever the transcripts' length (the
+        staff page polls it every few seconds)."""
+        last = "(SELECT {} FROM messages m WHERE m.conversation_id = c.id ORDER BY m.id DESC LIMIT 1)"
+        return self.db.rows(
+            f"SELECT c.id, c.owner, c.handoff_at, c.updated_at, {last.format('role')} AS last_role, "
+            f"{last.format('text')} AS last_text, {last.format('created_at')} AS last_at, "
+            "(SELECT author FROM messages m WHERE m.conversation_id = c.id AND m.author IS NOT NULL "
+            "ORDER BY m.id DESC LIMIT 1) AS staff "
+            "FROM conversations c WHERE c.owner = 'human' OR c.handoff_at IS NOT NULL "
+            "ORDER BY c.updated_at DESC, c.id LIMIT ? OFFSET ?", [limit, offset])
 
     @serialized
     def recent_customer_messages(self, limit: int = 500) -> list[str]:

@@ -1,5 +1,6 @@
-"""The staff page's Live conversations tab: chats handed off to or taken over by a person, polled every
-3 s, with the transcript of the one picked and a box to reply, take over, or hand back to the bot.
+"""The staff page's Live conversations tab: chats handed off to or taken over by a person, 25 a page,
+polled every 3 s (one query for the page's rows, whatever the transcripts hold), with the transcript
+of the one picked and a box to reply, take over, or hand back to the bot.
 
 `live_tab` builds the tab's components and events inside the current Blocks; `live_list` and `shown`
 are also used by the Inbox's "Take over" (wired in the package's `build_staff`). The transcript goes
@@ -18,23 +19,16 @@ from csbot.web.common import guarded
 from csbot.web.format import when
 
 
-def live_rows(conversations: list[dict], transcripts: dict[str, list[dict]]) -> list[list[str]]:
-    """One row per live conversation with its last message.
+def live_rows(conversations: list[dict]) -> list[list[str]]:
+    """One row per live conversation with its last message (store.live_conversations' rows).
 
-    Example: live_rows([{"id": "c1", "owner": "human", "handoff_at": "2025-02-01T10:00:00"}],
-             {"c1": [{"role": "system", "author": "sam", "text": "sam joined", "created_at": "2025-02-01T10:01"},
-                     {"role": "customer", "author": None, "text": "hi", "created_at": "2025-02-01T10:02"}]})
+    Example: live_rows([{"id": "c1", "owner": "human", "handoff_at": "2025-02-01T10:00:00", "staff": "sam",
+                         "last_role": "customer", "last_text": "hi", "last_at": "2025-02-01T10:02"}])
              -> [["c1", "human (sam)", "2025-02-01 10:00", "customer: hi", "2025-02-01 10:02"]]
     """
-    rows = []
-    for c in conversations:
-        messages = transcripts.get(c["id"]) or []
-        staff = next((m["author"] for m in reversed(messages) if m.get("author")), None)
-        last = messages[-1] if messages else None
-        rows.append([c["id"], f"{c['owner']} ({staff})" if staff and c["owner"] == "human" else c["owner"],
-                     when(c.get("handoff_at")), f"{last['role']}: {last['text'][:120]}" if last else "",
-                     when(last["created_at"]) if last else ""])
-    return rows
+    return [[c["id"], f"{c['owner']} ({c['staff']})" if c.get("staff") and c["owner"] == "human" else c["owner"],
+             when(c.get("handoff_at")), f"{c['last_role']}: {c['last_text'][:120]}" if c.get("last_role") else "",
+             when(c.get("last_at")) if c.get("last_role") else ""] for c in conversations]
 
 
 def transcript(messages: list[dict], words: Words) -> list[dict]:
@@ -59,10 +53,13 @@ def transcript(messages: list[dict], words: Words) -> list[dict]:
     return out
 
 
-def live_list(store) -> list[list[str]]:
-    """The live conversations table as it stands now."""
-    conversations = store.live_conversations()
-    return live_rows(conversations, {c["id"]: store.messages(c["id"]) for c in conversations})
+PAGE = 25  # live conversations a page
+
+
+def live_list(store, page: int = 1) -> list[list[str]]:
+    """Page `page` of the live conversations table as it stands now."""
+    page = max(1, int(page or 1))
+    return live_rows(store.live_conversations(limit=PAGE, offset=(page - 1) * PAGE))
 
 
 def shown(store, cid: str, words: Words) -> tuple[list[dict], int]:
@@ -90,7 +87,9 @@ def live_tab(page: gr.Blocks, *, engine, accounts, words: Words) -> LiveParts:
         timer = gr.Timer(3)
         live_seen = gr.State(None)  # the rows last sent, so an unchanged list is not re-sent
         shown_up_to = gr.State(0)  # the last message id in the transcript shown
-        live_refresh = gr.Button(words["staff.refresh"], size="sm")
+        with gr.Row():
+            live_refresh = gr.Button(words["staff.refresh"], size="sm", scale=3)
+            live_page = gr.Number(1, label=words["staff.inbox_page"], precision=0, minimum=1, scale=1)
         live_table = gr.Dataframe(headers=words["staff.live_headers"], datatype="str", type="array",
                                   interactive=False, wrap=True, max_height=240,
                                   column_widths=["26%", "12%", "14%", "34%", "14%"], label=words["staff.live_table"])
@@ -104,9 +103,10 @@ def live_tab(page: gr.Blocks, *, engine, accounts, words: Words) -> LiveParts:
             handback_btn = gr.Button(words["staff.hand_back"])
 
     @timed
-    def live(seen, cid, up_to, request: gr.Request, *, user):
-        # Polled every 3 s: send only what changed, so the page does not flicker or lose its scroll.
-        rows = live_list(store)
+    def live(seen, cid, page_no, up_to, request: gr.Request, *, user):
+        # Polled every 3 s: one query for the page's rows (not the transcripts), and only what
+        # changed is sent, so the page does not flicker or lose its scroll.
+        rows = live_list(store, page_no)
         table = (gr.skip(), gr.skip()) if rows == seen else (rows, rows)
         if cid and store.messages_after(cid, int(up_to or 0)):
             return (*table, *shown(store, cid, words))
@@ -118,30 +118,30 @@ def live_tab(page: gr.Blocks, *, engine, accounts, words: Words) -> LiveParts:
         return (cid, *shown(store, cid, words))
 
     @staff
-    def take_over_conversation(cid, request: gr.Request, *, user):
+    def take_over_conversation(cid, page_no, request: gr.Request, *, user):
         engine.bot.take_over(cid, author=user)
-        rows = live_list(store)
+        rows = live_list(store, page_no)
         return (rows, rows, *shown(store, cid, words))
 
     @staff
-    def staff_reply(cid, text, request: gr.Request, *, user):
+    def staff_reply(cid, text, page_no, request: gr.Request, *, user):
         engine.bot.staff_reply(cid, text, author=user)
-        rows = live_list(store)
+        rows = live_list(store, page_no)
         return ("", rows, rows, *shown(store, cid, words))
 
     @staff
-    def hand_back(cid, request: gr.Request, *, user):
+    def hand_back(cid, page_no, request: gr.Request, *, user):
         engine.bot.hand_back(cid, author=user)
-        rows = live_list(store)
+        rows = live_list(store, page_no)
         return (rows, rows, *shown(store, cid, words))
 
     live_outputs = [live_table, live_seen, log, shown_up_to]
-    gr.on([page.load, timer.tick, live_refresh.click, tab.select], live,
-          [live_seen, conversation, shown_up_to], live_outputs, api_name="live", show_progress="hidden")
+    gr.on([page.load, timer.tick, live_refresh.click, tab.select, live_page.submit], live,
+          [live_seen, conversation, live_page, shown_up_to], live_outputs, api_name="live", show_progress="hidden")
     live_table.select(open_conversation, outputs=[conversation, log, shown_up_to], api_name="open_conversation")
-    join_btn.click(take_over_conversation, [conversation], live_outputs, api_name="take_over_conversation")
-    gr.on([send_btn.click, reply_box.submit], staff_reply, [conversation, reply_box], [reply_box, *live_outputs],
-          api_name="staff_reply")
-    handback_btn.click(hand_back, [conversation], live_outputs, api_name="hand_back")
+    join_btn.click(take_over_conversation, [conversation, live_page], live_outputs, api_name="take_over_conversation")
+    gr.on([send_btn.click, reply_box.submit], staff_reply, [conversation, reply_box, live_page],
+          [reply_box, *live_outputs], api_name="staff_reply")
+    handback_btn.click(hand_back, [conversation, live_page], live_outputs, api_name="hand_back")
     return LiveParts(live_table=live_table, live_seen=live_seen, conversation=conversation, log=log,
                      shown_up_to=shown_up_to)
