@@ -92,6 +92,21 @@ def write_folder(target: Path, fill: Callable[[Path], None], *, exists: str = "k
         shutil.rmtree(work, ignore_errors=True)
 
 
+def remove_stale_work(folder: Path) -> list[Path]:
+    """Remove the work folders and files in `folder` that writers which died left behind (older than
+    STALE_SECONDS): a training run killed mid-save leaves one under a name no later write reuses.
+    Returns what was removed. Example: remove_stale_work(settings.models_dir) -> [.../.v2026....partial]"""
+    removed = []
+    for stale in Path(folder).glob(".*.partial") if Path(folder).is_dir() else ():
+        try:
+            if stale.stat().st_mtime < time.time() - STALE_SECONDS:
+                shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink(missing_ok=True)
+                removed.append(stale)
+        except FileNotFoundError:
+            pass
+    return removed
+
+
 def _remove_stale(target: Path) -> None:
     cutoff = time.time() - STALE_SECONDS
     for stale in target.parent.glob(f".{target.name}.*.partial"):

@@ -67,3 +67,21 @@ def test_a_work_folder_left_by_a_killed_writer_goes_once_stale(tmp_path):
     os.utime(old, (past, past))
     write_folder(tmp_path / "v1", writes("x"))
     assert leftovers(tmp_path) == [fresh.name]  # a writer still at work keeps its folder
+
+
+def test_work_left_by_a_writer_that_died_is_removed_once_it_is_old(tmp_path):
+    import os
+    import time
+
+    from csbot.files import STALE_SECONDS, remove_stale_work
+
+    old, fresh, kept = tmp_path / ".v1.1a2b3c4d.partial", tmp_path / ".v2.5e6f7a8b.partial", tmp_path / "v3"
+    for folder in (old, fresh, kept):
+        folder.mkdir()
+        (folder / "head.safetensors").write_bytes(b"half")
+    long_ago = time.time() - STALE_SECONDS - 60
+    os.utime(old, (long_ago, long_ago))
+    os.utime(kept, (long_ago, long_ago))
+    assert remove_stale_work(tmp_path) == [old]  # a writer may still be filling the fresh one
+    assert not old.exists() and fresh.exists() and kept.exists()
+    assert remove_stale_work(tmp_path / "missing") == []

@@ -306,3 +306,10 @@ def test_the_live_list_is_paged_with_each_conversations_last_message_in_one_quer
     row = next(c for c in first + second if c["id"] == ids[0])
     assert (row["owner"], row["staff"], row["last_role"], row["last_text"]) == ("human", None, "customer",
                                                                                  "please, a person 0")
+
+
+def test_a_page_reads_only_the_newest_messages_of_a_long_conversation(store):
+    cid = store.conversation(None, channel="web")["id"]
+    ids = [store.add_message(cid, role="customer", text=f"message {n}") for n in range(10)]
+    assert [m["id"] for m in store.messages(cid, last=3)] == ids[-3:]  # the newest, oldest first
+    assert [m["id"] for m in store.messages(cid)] == ids

@@ -207,7 +207,9 @@ def convert(folder: Path, *, image: Path | None = None) -> Path:
             "image_sha256": digest,
             "prefix": PREFIX, "note": "4-bit weights dequantised to float32; positions start at 0"}, indent=2),
             encoding="utf-8")
-    write_folder(folder, fill, exists="replace")  # a folder from another image (or none) is replaced
+    # A folder from another image is replaced; none, or one another process has just made from the
+    # same image, is kept (never replaced under a process that may be loading it).
+    write_folder(folder, fill, exists="replace" if folder.exists() else "keep")
     return folder
 
 

@@ -25,6 +25,7 @@ from pathlib import Path
 from csbot.dialogue.replies import ReplyBook, check_covered, load_shop_file, load_templates_file
 from csbot.dialogue.scrub import scrub
 from csbot.errors import AnswerIndexError, ModelError, TrainingCancelled
+from csbot.files import remove_stale_work
 from csbot.importer import read_answers, read_history, read_logs
 from csbot.language import Words
 from csbot.nlu.basemodels import resolve_model_path
@@ -178,7 +179,11 @@ class Engine:
         return self.follower.sync()
 
     def follow(self, *, interval: float | None = None) -> None:
-        """Catch up every `interval` seconds (setting sync_seconds) in a background thread."""
+        """Catch up every `interval` seconds (setting sync_seconds) in a background thread. A server
+        starting to follow first clears what writers that died left half-written (files.py)."""
+        for folder in (self.settings.models_dir, self.settings.indexes_dir, self.settings.cache_dir):
+            for stale in remove_stale_work(folder):
+                log.warning("removed %s, left half-written by a process that stopped", stale)
         self.follower.start(interval=interval or self.settings.sync_seconds)
 
     def stop_following(self) -> None:

@@ -97,8 +97,13 @@ class ConversationRows:
             return self.add_message(conversation_id, role="bot", text=reply["text"], **fields)
 
     @serialized
-    def messages(self, conversation_id: str) -> list[dict]:
-        return self.db.rows("SELECT * FROM messages WHERE conversation_id = ? ORDER BY id", [conversation_id])
+    def messages(self, conversation_id: str, *, last: int | None = None) -> list[dict]:
+        """The conversation's messages in order; with `last`, only the newest that many (what a page
+        shows: its cost stays bounded however long a stranger keeps a conversation going)."""
+        if last is None:
+            return self.db.rows("SELECT * FROM messages WHERE conversation_id = ? ORDER BY id", [conversation_id])
+        return self.db.rows("SELECT * FROM (SELECT * FROM messages WHERE conversation_id = ? ORDER BY id DESC "
+                            "LIMIT ?) newest ORDER BY id", [conversation_id, last])
 
     @serialized
     def has_messages(self, conversation_id: str) -> bool:

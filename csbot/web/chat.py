@@ -56,6 +56,9 @@ def transcript(messages: list[dict], words: Words | None = None) -> tuple[list[d
     return history, ids
 
 
+SHOWN = 200  # the newest messages a customer's page shows: each send and restore reads at most these
+
+
 class ChatPage:
     """The page's handlers, bound to the engine and the chat limits (server.ChatLimits)."""
 
@@ -66,7 +69,7 @@ class ChatPage:
 
     def _show(self, conversation_id: str | None):
         conversation_id = valid_conversation_id(conversation_id)
-        messages = self.engine.store.messages(conversation_id) if conversation_id else []
+        messages = self.engine.store.messages(conversation_id, last=SHOWN) if conversation_id else []
         history, ids = transcript(messages, self.words)
         return history, ids, (messages[-1]["id"] if messages else 0)
 

@@ -42,7 +42,9 @@ def build_staff(engine, accounts) -> gr.Blocks:
     # loaded the page pass Gradio's check that a dropdown value is one of its choices.
     intents = list(store.intents())
 
-    with gr.Blocks(title=words["staff.title"]) as page:
+    # uploads (support logs, raw history) are read once when picked: Gradio deletes its copies an
+    # hour old, every hour, so the temp folder does not keep every file ever uploaded
+    with gr.Blocks(title=words["staff.title"], delete_cache=(3600, 3600)) as page:
         page_header(words["staff.title"], words["staff.log_out"], words["staff.two_factor"])
         with gr.Tabs() as tabs:
             inbox = inbox_tab(page, engine=engine, accounts=accounts, intents=intents, words=words)

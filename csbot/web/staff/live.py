@@ -64,7 +64,7 @@ def live_list(store, page: int = 1) -> list[list[str]]:
 
 def shown(store, cid: str, words: Words) -> tuple[list[dict], int]:
     """Conversation `cid` for the Chatbot, and the id of its last message (0 if it has none)."""
-    messages = store.messages(cid)
+    messages = store.messages(cid, last=500)  # bounded, however long a conversation grew
     return transcript(messages, words), (messages[-1]["id"] if messages else 0)
 
 
