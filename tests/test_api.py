@@ -184,3 +184,26 @@ def test_the_chat_page_stores_no_conversation_under_an_id_the_client_chose(engin
     assert again == chosen  # a conversation the store made goes on
     assert engine.store.conversation(chosen)["client"] is not None  # its sender's key, not its address
     assert engine.store.conversation(chosen)["client"] != "203.0.113.5"
+
+
+def test_asking_for_a_person_in_words_counts_against_the_same_limit_on_every_channel(engine):
+    from csbot.store import client_key
+
+    limits = ChatLimits(per_conversation=1000, per_client=1000, handoffs_per_hour=2)
+    app = create_app(engine, accounts=Accounts(engine.store), retrainer=Retrainer(engine), limits=limits)
+    engine.bot.handoff_intent = "greeting"  # the tiny data has no human_agent intent: a greeting asks here
+    try:
+        with TestClient(app, client=("203.0.113.50", 50000)) as stranger:
+            asked = [stranger.post("/api/chat", json={"message": "hello there"}).json() for _ in range(5)]
+    finally:
+        engine.bot.handoff_intent = engine.settings.handoff_intent
+        engine.handoff_refusal = None
+    assert all(r["intent"] == "greeting" for r in asked)  # understood every time...
+    assert sum(r["handoff"] for r in asked) == 2  # ...handed to a person twice, then refused politely
+    assert all("already have your requests for a person" in r["reply"] for r in asked if not r["handoff"])
+    flooder = client_key("203.0.113.50")
+    asked_for_person = [i for i in engine.store.inbox(limit=1000, reason="asked_for_person")
+                        if engine.store.conversation(i["conversation_id"])["client"] == flooder]
+    assert len(asked_for_person) == 2  # only the two reached the staff inbox
+    with pytest.raises(RateLimited):  # and the chat page's button shares the count
+        limits.check_handoff(flooder)

@@ -202,6 +202,19 @@ def test_clients_that_trickle_headers_or_a_body_are_cut_off(real_server):
         assert sock.recv(100).startswith(b"HTTP/1.1 200")
 
 
+def test_a_real_server_refuses_cross_origin_reads_and_frames(real_server):
+    with httpx.Client(base_url=real_server[1], timeout=30) as other_site:  # a page on another host name
+        for path in ("/staff/", "/admin/", "/api/health", "/login", "/account/two-factor"):
+            response = other_site.get(path, headers={"origin": "https://evil.example", "host": "help.shop.example"})
+            assert not [h for h in response.headers if h.startswith("access-control-")], path
+            if path != "/api/health":
+                assert response.headers["x-frame-options"] == "DENY", path
+                assert "frame-ancestors 'none'" in response.headers["content-security-policy"], path
+        preflight = other_site.options("/api/chat", headers={"origin": "https://evil.example", "host": "help.shop.example",
+                                                             "access-control-request-method": "POST"})
+        assert preflight.status_code == 403
+
+
 def login_from(session: httpx.Client, address: str, name: str, password: str) -> httpx.Response:
     """One login as a browser behind the proxy at `address` makes it: the form, then the post."""
     headers = {"x-forwarded-for": address}

@@ -150,6 +150,7 @@ class Bot:
                  index: AnswerIndex | None, answer_threshold: float = 0.6, answer_override: float = 0.75,
                  max_message_chars: int = 2000, review_confidence: float = 0.5,
                  review_answer_score: float = 0.65, handoff_intent: str | None = "human_agent",
+                 handoff_refusal: Callable[[str | None], str | None] | None = None,
                  clock: Callable[[], float] = time.perf_counter):
         self.store = store
         self.replies = replies
@@ -161,6 +162,9 @@ class Bot:
         self.review_confidence = review_confidence
         self.review_answer_score = review_answer_score
         self.handoff_intent = handoff_intent
+        # the shop's limit on requests for a person per client: (client) -> None to go ahead, or the
+        # polite words that say the request is already with the team (web/server.py ChatLimits)
+        self.handoff_refusal = handoff_refusal
         self.clock = clock
         # Concurrent messages share encoder passes (batching.py); a lone message goes straight through.
         self._understand = MicroBatcher(self._understand_batch, name="bot-understand")
@@ -200,7 +204,7 @@ class Bot:
         cid = conversation["id"]
         message_id = self.store.add_message(cid, role="customer", text=text)
         try:
-            return self._reply(text, conversation, message_id, started)
+            return self._reply(text, conversation, message_id, started, client=client)
         except Exception as exc:
             error_id = uuid.uuid4().hex[:10]
             log.exception("error %s while answering message %s of conversation %s", error_id, message_id, cid)
@@ -210,7 +214,8 @@ class Bot:
                 log.exception("error %s: could not flag message %s for the inbox", error_id, message_id)
             raise ReplyFailed(error_id, conversation_id=cid, message_id=message_id) from exc
 
-    def _reply(self, text: str, conversation: dict, message_id: int, started: float) -> Reply:
+    def _reply(self, text: str, conversation: dict, message_id: int, started: float, *,
+               client: str | None = None) -> Reply:
         cid = conversation["id"]
         found = entities.extract(text)
         slots = {**conversation["slots"], **found}
@@ -218,7 +223,7 @@ class Bot:
             reply = Reply(cid, None, "human", slots=slots, inbox="human", handoff=True)
         else:
             reply = self._route(text, cid, conversation, slots, found, *self._understand(text))
-            self._review(reply)
+            self._review(reply, client)
         reply.latency_ms = round((self.clock() - started) * 1000, 2)
         self._record(reply, message_id)
         return reply
@@ -270,10 +275,15 @@ class Bot:
         reply.route, reply.answer_id, reply.text = "answer", hit.answer_id, text
         return reply
 
-    def _review(self, reply: Reply) -> None:
-        """Mark what staff should look at, and hand the chat over when the customer asks for a person."""
+    def _review(self, reply: Reply, client: str | None = None) -> None:
+        """Mark what staff should look at, and hand the chat over when the customer asks for a person
+        (unless this client asked too often: then it is told so, and nothing more reaches the inbox)."""
         if reply.route == "template" and reply.intent == self.handoff_intent:
-            reply.handoff, reply.inbox = True, "asked_for_person"
+            refusal = self.handoff_refusal(client) if self.handoff_refusal else None
+            if refusal:
+                reply.text = refusal
+            else:
+                reply.handoff, reply.inbox = True, "asked_for_person"
         elif reply.inbox:
             pass
         elif reply.route == "template" and (reply.confidence or 0) < self.review_confidence:

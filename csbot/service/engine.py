@@ -62,6 +62,9 @@ class Engine:
         self._lock = threading.RLock()  # builds the lazy pieces once; never held while serving
         self.swap_lock = threading.Lock()  # one promote / rollback / follower swap at a time
         self.follower = Follower(self)
+        # the serving edge's limit on requests for a person per client (web/server.py sets it):
+        # (client key) -> None to go ahead, or the words that refuse; None: no limit
+        self.handoff_refusal = None
 
     # --- lazily built pieces ------------------------------------------------------------
     @property
@@ -151,7 +154,8 @@ class Engine:
                                 max_message_chars=self.settings.max_message_chars,
                                 review_confidence=self.settings.review_confidence,
                                 review_answer_score=self.settings.review_answer_score,
-                                handoff_intent=self.settings.handoff_intent or None)
+                                handoff_intent=self.settings.handoff_intent or None,
+                                handoff_refusal=lambda client: self.handoff_refusal and self.handoff_refusal(client))
                 self.follower.seen.update(templates=generations["templates"], shop=generations["shop"],
                                           model=generations["model"])
             return self._bot

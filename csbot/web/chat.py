@@ -125,7 +125,7 @@ class ChatPage:
         conversation_id = self._known(conversation_id)
         try:
             self.limits.check(conversation_id or request.session_hash, _client(request))
-            self.limits.check_handoff(_client(request))
+            self.limits.check_handoff(client_key(_client(request)))
         except RateLimited as exc:
             raise gr.Error(str(exc)) from None
         reply = self.engine.bot.hand_off(conversation_id, client=client_key(_client(request)))

@@ -65,10 +65,17 @@ class ChatLimits:
         self.handoffs = RateLimiter(handoffs_per_hour, 3600, clock=clock)
 
     def check_handoff(self, client: str) -> None:
-        """Raise RateLimited, politely, when this client asked for a person too often this hour: a
-        stranger cannot fill the staff inbox with hand-offs (each one is a new conversation)."""
-        if self.handoffs.hit(f"h:{client}"):
-            raise RateLimited(self.words["chat.handoff_limit"], retry_after=60)
+        """Raise RateLimited, politely, when this client (its store.client_key) asked for a person too
+        often this hour: a stranger cannot fill the staff inbox with hand-offs (each one is a new
+        conversation). The chat page's button asks this; a message asking for a person, on any
+        channel, asks `handoff_refusal` (the bot's hook), which counts against the same limit."""
+        refusal = self.handoff_refusal(client)
+        if refusal:
+            raise RateLimited(refusal, retry_after=60)
+
+    def handoff_refusal(self, client: str | None) -> str | None:
+        """None when this client may ask for a person now (and it is counted), else the polite words."""
+        return self.words["chat.handoff_limit"] if self.handoffs.hit(f"h:{client}") else None
 
     def started(self, conversation_id: str) -> None:
         """Count a new conversation's first message against it (it had no id when it was checked)."""
@@ -101,6 +108,7 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
     settings = engine.settings
     limits = limits or ChatLimits(per_conversation=settings.chat_per_minute, per_client=settings.chat_ip_per_minute,
                                   handoffs_per_hour=settings.handoff_ip_per_hour, words=Words.load(settings.language))
+    engine.handoff_refusal = limits.handoff_refusal  # hand-offs asked for in words, on any channel, count too
     staff_words = Words.load(settings.staff_language)  # the login form's, as the staff and admin pages'
     app = FastAPI(title="csbot", docs_url=None, redoc_url=None, openapi_url=None)
 
