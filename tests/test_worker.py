@@ -105,13 +105,15 @@ def test_the_admin_page_shows_a_run_waiting_for_a_worker_then_which_worker_runs_
     assert "gpu-box:4242" in running and "GPU (cuda)" in running
 
 
-def test_a_run_started_to_promote_itself_does_so_with_no_server_watching(tmp_path):
+def test_a_run_started_to_promote_itself_does_so_with_no_server_watching(trained_home, tmp_path):
     """The admin's "promote automatically" is in the job row, and the run itself acts on it: the
     server that started it may restart meanwhile (here no server exists at all)."""
-    settings = load_settings(home=tmp_path, environ={}, epochs=1, batch_size=8, device="cpu", data_dir=str(DATA))
+    import shutil
+
+    shutil.copytree(trained_home, tmp_path / "home")  # a trained home: a version serves to compare against
+    settings = load_settings(home=tmp_path / "home", environ={}, epochs=1, batch_size=8, device="cpu")
     engine = Engine(settings, encoder=HashingEncoder())
-    engine.load_defaults(DATA)
-    first = engine.train(promote=True)["version"]  # something serving to compare against
+    first = engine.store.current_model()["id"]
     job = engine.store.start_job(kind="train", device="cpu", at=100.0, stale_before=0.0, options=json.dumps(
         {"user": "ada", "epochs": 1, "promote_if_better": True}))
     summary = engine.train(job=job, promote=False)  # as `csbot train --job` runs it, told nothing else
