@@ -111,7 +111,7 @@ def test_a_run_started_to_promote_itself_does_so_with_no_server_watching(trained
     import shutil
 
     shutil.copytree(trained_home, tmp_path / "home")  # a trained home: a version serves to compare against
-    settings = load_settings(home=tmp_path / "home", environ={}, epochs=1, batch_size=8, device="cpu")
+    settings = load_settings(home=tmp_path / "home", environ={}, epochs=1, batch_size=8, device="cpu", quantize="none")
     engine = Engine(settings, encoder=HashingEncoder())
     first = engine.store.current_model()["id"]
     job = engine.store.start_job(kind="train", device="cpu", at=100.0, stale_before=0.0, options=json.dumps(
