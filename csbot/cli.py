@@ -169,6 +169,23 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate_answers(args: argparse.Namespace, *, encoder=None) -> int:
+    """The curated-answer search on a FAQ and its test questions, in a throwaway store (no home is
+    touched). `encoder` replaces the settings' answer encoder (a test's fake)."""
+    from csbot.importer import read_answers
+    from csbot.service import answer_benchmark
+
+    settings = _settings(args)
+    answers = read_answers(Path(args.answers))
+    tests = answer_benchmark.read_tests(Path(args.test), {a["key"] for a in answers})
+    figures = answer_benchmark.run(answers, tests, settings, encoder=encoder)
+    if args.json:
+        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.json).write_text(json.dumps(figures, indent=2), encoding="utf-8")
+    _print_json({k: v for k, v in figures.items() if k != "curve"})  # the curve is in --json
+    return 0
+
+
 def cmd_reindex(args: argparse.Namespace) -> int:
     index = _engine(args).reindex()
     print(f"answer index rebuilt: {len(index)} question phrasings.")
@@ -315,6 +332,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the figures to this file")
     p.add_argument("--compare-runtimes", action="store_true",
                    help="also score the same run's PyTorch network (calibrated on its own outputs) and time both")
+    p = add("evaluate-answers", cmd_evaluate_answers, "benchmark: the curated-answer search on a FAQ (--answers, "
+                                                      "the curated-answers format) and test questions (--test: text, "
+                                                      "key; an empty key for one no answer covers), in a throwaway "
+                                                      "store that touches no home")
+    p.add_argument("--answers", required=True, help="CSV with key, questions (separated by |) and answer")
+    p.add_argument("--test", required=True, help="CSV with text and key (empty when no answer covers it)")
+    p.add_argument("--json", help="write the figures, with the curve over thresholds, to this file")
     p = add("copy-store", cmd_copy_store, "copy this home's store (every row) into a new, empty database, "
                                           "e.g. from csbot.db to PostgreSQL")
     p.add_argument("--to", required=True, help="postgresql://user:password@host/db, or sqlite:///path/csbot.db")
