@@ -283,7 +283,12 @@ def test_first_admin_password_from_the_environment_is_validated(accounts, store)
     ("sam", "aaaaaaaaaaaa", "repeats"),
     ("sam.lee", "sam.lee12345", "too easy to guess"),  # the user's own name
 ])
-def test_guessable_passwords_are_refused_with_the_reason(accounts, store, name, password, message):
+def test_guessable_passwords_are_refused_with_the_reason(name, password, message):
+    from csbot.store import Store
+    from csbot.store.sqlite import SqliteDatabase
+
+    store = Store(SqliteDatabase(":memory:"))  # a rule of auth.py's own: one engine is enough
+    accounts = Accounts(store)
     with pytest.raises(DataError, match=message):
         accounts.create(name, password, role="staff")
     accounts.create(name, PASSWORD, role="staff")

@@ -152,13 +152,13 @@ def post_raw(port: int, path: str, *, size: int, chunked: bool) -> tuple[bytes, 
 @pytest.fixture(scope="module")
 def real_server(trained_home, tmp_path_factory):
     """`python app.py` behind a pretend proxy (127.0.0.1 may name the client's address in
-    X-Forwarded-For, as nginx does), with sessions that idle out after 12 s, and 2 s for a request's
+    X-Forwarded-For, as nginx does), with sessions that idle out after 9 s, and 2 s for a request's
     headers and for each piece of its body."""
     home = tmp_path_factory.mktemp("bodies") / "home"
     shutil.copytree(trained_home, home)
     port, log = free_port(), home / "server.log"
     env = clean_environment(CSBOT_ADMIN_PASSWORD=ADMIN[1], CSBOT_FORWARDED_ALLOW_IPS="127.0.0.1",
-                            CSBOT_SESSION_IDLE_MINUTES="0.2", CSBOT_HEADER_TIMEOUT_SECONDS="2",
+                            CSBOT_SESSION_IDLE_MINUTES="0.15", CSBOT_HEADER_TIMEOUT_SECONDS="2",
                             CSBOT_BODY_TIMEOUT_SECONDS="2")
     process = launch_app(home, port, log, env)
     try:
@@ -256,7 +256,7 @@ def test_an_idle_staff_tab_is_logged_out_though_its_timers_keep_calling(real_ser
     page.context.add_cookies([{"name": "csbot_session", "value": laptop.cookies["csbot_session"], "url": url}])
     page.goto(url + "/admin/")
     expect(page.get_by_role("tab", name="Retrain")).to_be_visible(timeout=60_000)  # its timer ticks every second
-    expect(page).to_have_url(re.compile(r"/login\?next=(/|%2F)admin"), timeout=60_000)  # 12 s idle: logged out
+    expect(page).to_have_url(re.compile(r"/login\?next=(/|%2F)admin"), timeout=60_000)  # 9 s idle: logged out
     expect(page.get_by_role("button", name="Log in")).to_be_visible(timeout=30_000)
     assert laptop.get("/api/session").status_code == 401  # the session itself is gone, not just the page
     page.close()
