@@ -211,7 +211,7 @@ def test_postgresql_down_for_10_s_under_chat_load_and_a_training_run_loses_nothi
 
     from csbot.service.engine import Engine
 
-    settings = load_settings(home=tmp_path, environ={}, database_url=database_url, epochs=2, batch_size=8,
+    settings = load_settings(home=tmp_path, environ={}, database_url=database_url, epochs=1, batch_size=8,
                              device="cpu", data_dir=str(DATA), quantize="none")
     engine = Engine(settings, encoder=HashingEncoder())
     engine.load_defaults()  # the tiny shop: a run of a few seconds' steps, each writing its progress
