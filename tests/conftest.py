@@ -42,10 +42,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 # (measured with --durations) are handed out first, so no worker is left with a long file at the
 # end while the other idles. (--dist loadgroup would let two files share a worker, but
 # pytest-xdist 3.8 cannot group under pytest 9: it sets item._nodeid, which pytest 9 no longer reads.)
-SLOWEST_FIRST = ("test_app_zh.py", "test_app.py", "test_training.py", "test_cli.py", "test_two_servers.py",
-                 "test_faults.py", "test_admin_page.py", "test_boundary.py", "test_discovery.py", "test_staff_page.py",
-                 "test_worker.py", "test_auth.py", "test_embedder.py", "test_login.py", "test_follow.py",
-                 "test_api.py", "test_e5small.py")
+SLOWEST_FIRST = ("test_app_zh.py", "test_app.py", "test_two_servers.py", "test_cli.py", "test_training.py",
+                 "test_admin_page.py", "test_faults.py", "test_login.py", "test_api.py", "test_e5small.py",
+                 "test_worker.py", "test_staff_page.py", "test_discovery.py", "test_boundary.py")
 
 
 def pytest_collection_modifyitems(config, items):
