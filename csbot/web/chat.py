@@ -22,6 +22,7 @@ import gradio as gr
 from csbot.errors import CsbotError, DataError, RateLimited, ReplyFailed
 from csbot.language import Words
 from csbot.store import client_key, valid_conversation_id
+from csbot.web.common import client_address
 
 POLL_SECONDS = 2.0
 
@@ -86,9 +87,9 @@ class ChatPage:
     def send(self, message: str, conversation_id: str | None, request: gr.Request):
         conversation_id = self._known(conversation_id)
         try:
-            self.limits.check(conversation_id or request.session_hash, _client(request))
+            self.limits.check(conversation_id or request.session_hash, client_address(request))
             reply = self.engine.bot.respond(message, conversation_id, channel="web",
-                                            client=client_key(_client(request)))
+                                            client=client_key(client_address(request)))
         except RateLimited as exc:
             history, ids, last = self._show(conversation_id)
             return (message, history + [as_text("assistant", str(exc))], ids + [None], last, conversation_id,
@@ -124,11 +125,11 @@ class ChatPage:
     def hand_off(self, conversation_id: str | None, request: gr.Request):
         conversation_id = self._known(conversation_id)
         try:
-            self.limits.check(conversation_id or request.session_hash, _client(request))
-            self.limits.check_handoff(client_key(_client(request)))
+            self.limits.check(conversation_id or request.session_hash, client_address(request))
+            self.limits.check_handoff(client_key(client_address(request)))
         except RateLimited as exc:
             raise gr.Error(str(exc)) from None
-        reply = self.engine.bot.hand_off(conversation_id, client=client_key(_client(request)))
+        reply = self.engine.bot.hand_off(conversation_id, client=client_key(client_address(request)))
         history, ids, last = self._show(reply.conversation_id)
         return history, ids, last, reply.conversation_id, gr.update(visible=False)
 
@@ -145,10 +146,6 @@ class ChatPage:
         if not conversation_id or not self.engine.store.has_messages(conversation_id):
             return True  # no conversation yet (and don't create one just by looking)
         return self.engine.store.conversation(conversation_id)["owner"] != "human"
-
-
-def _client(request: gr.Request) -> str:
-    return getattr(getattr(request, "client", None), "host", None) or "unknown"
 
 
 def build_chat(engine, limits, *, title: str | None = None) -> gr.Blocks:

@@ -52,6 +52,12 @@ def guarded(accounts, role: str, *, renew: bool = True):
     return wrap
 
 
+def client_address(request) -> str:
+    """The client's address, as uvicorn gives it (the TCP peer, or X-Forwarded-For from a listed
+    proxy: server.py), from a Starlette request or a gr.Request. Example: -> "203.0.113.9" """
+    return getattr(getattr(request, "client", None), "host", None) or "unknown"
+
+
 def _cookies(request) -> dict:
     try:
         return dict(request.cookies) if request is not None else {}

@@ -43,7 +43,7 @@ from csbot.service.ratelimit import RateLimiter
 from csbot.store import client_key, valid_conversation_id
 from csbot.web.account import PAGES, TWO_FACTOR, account_routes
 from csbot.web.boundary import BodyLimits, Boundary
-from csbot.web.common import SESSION_WATCH
+from csbot.web.common import SESSION_WATCH, client_address
 
 log = logging.getLogger("csbot.web.server")
 MAX_BODY_BYTES = BodyLimits.chat_api
@@ -93,10 +93,6 @@ class ChatLimits:
 
 def _error(status: int, message: str, **extra) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
-
-
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None) -> FastAPI:
@@ -166,7 +162,7 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
                                "and _), or null to start a conversation")
         if not isinstance(payload.get("message"), str):
             return _error(400, "message must be a string with the customer's text")
-        client = _client(request)
+        client = client_address(request)
 
         def answer():  # in a worker thread: the store and the model must not block the event loop
             if cid is not None and not engine.store.has_messages(cid):
@@ -214,7 +210,7 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
         classifier = engine.bot.classifier
         brief = {"status": "degraded" if engine.model_problem else "ok",
                  "model_version": classifier.version if classifier else None}
-        if _client(request) not in LOCAL and session_user(request, "admin") is None:
+        if client_address(request) not in LOCAL and session_user(request, "admin") is None:
             return brief
         job = retrainer.running()
         return {**brief, "problem": engine.model_problem,
