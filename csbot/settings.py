@@ -29,6 +29,7 @@ ANSWER_SCALES = {DEFAULT_BASE_MODEL: (0.6, 0.75, 0.0), MULTILINGUAL_MODEL: (0.92
                  USE_MODEL: (0.6, 0.75, 0.0)}
 RUNTIMES = ("onnx", "torch")  # how models are served (runtime.py, intents.py)
 QUANTIZE = ("auto", "int8", "none")  # which exported copy serves (training.export, embedder.py)
+ANSWER_SEARCH = ("calibrated", "similarity")  # how curated answers are ranked and held back (dialogue/answers.py)
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,8 @@ class Settings:
     target_coverage: float = 0.92
     answer_threshold: float | None = None  # None = the retrieval model's (ANSWER_SCALES)
     answer_override: float | None = None
+    answer_search: str = "calibrated"  # the shop's ranker and judge (dialogue/ranker.py), or cosine alone
+    answer_precision: float = 0.97  # what share of the answers given must be right, on held-out phrasings
     max_message_chars: int = 2000
     review_confidence: float = 0.5
     review_answer_score: float = 0.65
@@ -109,6 +112,10 @@ class Settings:
         _check_range("target_coverage", self.target_coverage, 0.5, 1.0)
         _check_range("answer_threshold", self.answer_threshold, -1.0, 1.0)
         _check_range("answer_override", self.answer_override, self.answer_threshold, 1.01)
+        if self.answer_search not in ANSWER_SEARCH:
+            raise SettingsError(f"answer_search must be calibrated (the shop's ranker, the default) or similarity "
+                                f"(cosine alone); found {self.answer_search!r}")
+        _check_range("answer_precision", self.answer_precision, 0.5, 1.0)
         _check_range("max_message_chars", self.max_message_chars, 10, 1_000_000)
         _check_range("review_confidence", self.review_confidence, 0.0, 1.0)
         _check_range("review_answer_score", self.review_answer_score, -1.0, 1.01)

@@ -38,7 +38,8 @@ ENDPOINTS = {  # every endpoint of the page, with arguments a caller might send
     "/create_user": ("eve", "admin", "eve's long password", "eve's long password"),
     "/reset_password": ("ada", "a new long password", "a new long password"),
     "/role_user": ("ada", "staff"), "/disable_user": ("ada", "staff"), "/enable_user": ("ada", "staff"),
-    "/delete_user": ("ada", "staff"), "/two_factor_user": ("ada", "staff"), "/audit": ("", None, "")}
+    "/delete_user": ("ada", "staff"), "/two_factor_user": ("ada", "staff"), "/audit": ("", None, ""),
+    "/answer_calibration": (), "/answer_threshold": (0.9,), "/answer_precision": (0.9,), "/answer_tuning_reset": ()}
 
 
 @pytest.fixture(scope="module")
@@ -316,3 +317,25 @@ def test_the_admin_page_is_labelled_in_the_staff_language(tmp_path):
     assert all(text in page.status_html(running, zh) for text in ("运行中", "微调", "第 12 / 40 步"))
     assert page.eta(65, zh) == "1 分 05 秒" and page.eta(65) == "1 min 05 s"
     assert set(page.PHASES) <= {key.removeprefix("admin.phase_") for key in zh.texts}
+
+
+def test_an_admin_sees_and_moves_how_curated_answers_are_held_back(site, admin):
+    """Last in the file: it adds answers the other tests do not expect."""
+    from test_ranker import TOPICS
+
+    text, picture, threshold, precision = admin.predict(api_name="/answer_calibration")
+    assert "found by similarity" in text and "0.60" in text and threshold is None  # three answers: nothing to hold out
+    site.store.upsert_answers([{"key": k, "questions": qs, "answer": f"About {k}."} for k, qs in TOPICS.items()])
+    site.engine.reindex()  # as `import-answers` does: the judge calibrated on the 13 answers
+    text, picture, threshold, precision = admin.predict(api_name="/answer_calibration")
+    assert "at least 97.0% right" in text and picture and precision == 0.97
+    assert threshold == site.engine.index.confidence_threshold
+    text, _, threshold, precision = admin.predict(0.9, api_name="/answer_threshold")
+    assert "the threshold an admin set" in text and (threshold, precision) == (0.9, None)
+    assert site.engine.index.confidence_threshold == 0.9 and site.store.answer_tuning()["threshold"] == 0.9
+    with pytest.raises(AppError, match="Type a value in the box first"):
+        admin.predict(None, api_name="/answer_precision")
+    text, _, threshold, precision = admin.predict(api_name="/answer_tuning_reset")
+    assert precision == 0.97 and site.store.answer_tuning() == {"threshold": None, "precision": None}
+    log, _ = admin.predict("ada", "answer_tuning", "", api_name="/audit")
+    assert len(log["data"]) == 2

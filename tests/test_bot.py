@@ -5,7 +5,7 @@ import copy
 import pytest
 from conftest import DATA
 
-from csbot.dialogue.answers import AnswerIndex
+from csbot.dialogue.answers import AnswerIndex, Hit
 from csbot.dialogue.bot import Bot, clean_message
 from csbot.dialogue.replies import ReplyBook, load_shop_file, load_templates_file
 from csbot.errors import DataError
@@ -177,11 +177,17 @@ def test_route_for_mirrors_the_routing_order():
     sure = Prediction(intent="greeting", confidence=0.9, score=5.0, accepted=True)
     unsure = Prediction(intent="greeting", confidence=0.3, score=1.0, accepted=False)
     common = dict(templates={"greeting": ["Hi"]}, answer_threshold=0.6, answer_override=0.75)
-    assert route_for(sure, 0.8, **common) == "answer"
-    assert route_for(sure, 0.7, **common) == "template"
-    assert route_for(unsure, 0.7, **common) == "answer"
-    assert route_for(unsure, 0.5, **common) == "fallback"
+    assert route_for(sure, Hit(1, "hi", 0.8), **common) == "answer"
+    assert route_for(sure, Hit(1, "hi", 0.7), **common) == "template"
+    assert route_for(unsure, Hit(1, "hi", 0.7), **common) == "answer"
+    assert route_for(unsure, Hit(1, "hi", 0.5), **common) == "fallback"
     assert route_for(None, None, **common) == "fallback"
+    # where the hit carries the judge's confidence and the index a threshold for it, that decides
+    calibrated = dict(common, answer_confidence=0.7)
+    assert route_for(unsure, Hit(1, "hi", 0.5, confidence=0.75), **calibrated) == "answer"
+    assert route_for(unsure, Hit(1, "hi", 0.7, confidence=0.65), **calibrated) == "fallback"
+    assert route_for(unsure, Hit(1, "hi", 0.7, confidence=0.65), **common) == "answer"  # no threshold: the cosine
+    assert route_for(sure, Hit(1, "hi", 0.8, confidence=0.1), **calibrated) == "answer"  # a near-copy still wins
 
 
 def test_a_double_click_hands_over_once(make_bot, store):

@@ -31,7 +31,7 @@ API_NAMES = {"inbox", "open_item", "label", "attach_answer", "new_answer", "dism
              "save_templates", "import_preview", "import_logs", "import_history", "discover_refresh",
              "discover_status", "discover_start", "open_proposal", "proposal_rename", "proposal_merge",
              "proposal_split", "proposal_reject", "proposal_accept", "pick_example", "proposal_move", "gaps",
-             "open_gap", "answer_gap", "dismiss_sender"}
+             "open_gap", "answer_gap", "dismiss_sender", "wrong_answer"}
 
 
 @pytest.fixture(scope="module")
@@ -138,6 +138,23 @@ def test_dismiss_closes_the_item(site, sam):
     table, *_ = sam.predict(message_id, api_name="/dismiss")
     assert message_id not in open_ids(table)
     assert engine.store.message(message_id)["inbox_status"] == "dismissed"
+
+
+def test_a_curated_answer_marked_wrong_is_not_given_for_that_wording_again(site, sam):
+    engine = site[0]
+    wording = "can you wrap my sandwich"  # 0.77 to "Can you wrap my present": a near copy, the wrong answer
+    reply = engine.bot.respond(wording, channel="web")
+    wrapping = next(a for a in engine.store.answers() if a["key"] == "gift_wrapping")
+    assert reply.answer_id == wrapping["id"]
+    bot_reply = next(m for m in engine.store.messages(reply.conversation_id) if m["role"] == "bot")
+    engine.store.rate(reply.conversation_id, bot_reply["id"], -1)  # the customer's thumbs-down
+    message_id = next(i["id"] for i in engine.store.inbox() if i["text"] == wording)
+    table, _, _, note, *_ = sam.predict(message_id, api_name="/wrong_answer")
+    assert "no longer give gift&#95;wrapping" in note and message_id in open_ids(table)  # open, to attach elsewhere
+    assert engine.bot.respond(wording).answer_id != wrapping["id"]
+    assert engine.bot.respond("Can you wrap my present").answer_id == wrapping["id"]
+    with pytest.raises(AppError, match="gave no curated answer"):
+        sam.predict(flagged(engine, "quagga question"), api_name="/wrong_answer")
 
 
 def test_live_conversation_take_over_reply_and_hand_back(site):

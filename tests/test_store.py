@@ -174,12 +174,14 @@ def test_a_commit_that_fails_rolls_back_and_leaves_no_transaction_open(engine, r
 
 
 def test_a_whole_store_copies_from_sqlite_to_postgresql_and_back(tmp_path, database_url):
-    from csbot.store.transfer import copy_store
+    from csbot.store.transfer import TABLES, copy_store
 
     source = Store.open(tmp_path / "csbot.db")
     source.set_shop({"shop_name": "Copy shop"})
     source.set_intent("greeting", description="hi", templates=["Hello", "Hi there"])
-    source.upsert_answer(key="wrap", questions=["Do you wrap?", "Gift wrap?"], answer="Yes, £4")
+    wrap = source.upsert_answer(key="wrap", questions=["Do you wrap?", "Gift wrap?"], answer="Yes, £4")
+    source.add_negative(wrap, "do you wrap sandwiches", actor="ada")
+    source.set_answer_tuning(precision=0.9, actor="ada")
     cid = source.conversation(None, channel="web")["id"]
     asked = source.add_message(cid, role="customer", text="wrap?")
     source.add_message(cid, role="bot", text="Yes", route="answer", trace={"threshold": float("-inf"), "score": 0.9})
@@ -192,7 +194,10 @@ def test_a_whole_store_copies_from_sqlite_to_postgresql_and_back(tmp_path, datab
 
     target = Store.open(database_url)
     copied = copy_store(source, target)
+    assert set(TABLES) == source.db.tables() - {"schema_migrations"}  # every table of the schema is copied
     assert copied["messages"] == 2 and copied["answer_questions"] == 2
+    assert target.answers()[0]["negatives"] == ["do you wrap sandwiches"]
+    assert target.answer_tuning() == {"threshold": None, "precision": 0.9}
     assert target.answers()[0]["questions"] == ["Do you wrap?", "Gift wrap?"] and target.shop() == source.shop()
     assert target.templates() == source.templates() and target.generations() == source.generations()
     assert [m["text"] for m in target.inbox()] == ["wrap?"]

@@ -6,11 +6,14 @@ The order of the routes:
 2. the message supplies the slot the bot just asked for -> finish that intent's reply;
 3. a curated answer matches almost exactly (answer_override) -> that answer;
 4. the classifier accepts an intent (its acceptance score >= the model's threshold) -> a template reply;
-5. a curated answer scores >= answer_threshold -> that answer;
+5. a curated answer is good enough -> that answer: its confidence (the shop's judge, ranker.py)
+   reaches the index's confidence threshold, or, where hits carry no confidence (search by
+   similarity, or too few answers to calibrate), its cosine reaches answer_threshold;
 6. otherwise an honest fallback that offers a person, and the message goes to the staff inbox.
 
 Replies the bot sends with little confidence (a template below `review_confidence`, a curated
-answer below `review_answer_score`) still go out, and the message also lands in the inbox. The
+answer whose confidence is in the lower half above its threshold, or without one, whose cosine is
+below `review_answer_score`) still go out, and the message also lands in the inbox. The
 hand-off intent (`human_agent` in the demo data), the "talk to a person" button and a staff
 member taking over all give the conversation to a person; staff hand it back.
 
@@ -54,6 +57,7 @@ class Reply:
     threshold: float | None = None
     similarity: float | None = None  # the message's closeness to the model's training messages
     answer_threshold: float | None = None  # what a curated answer's match had to reach
+    answer_confidence: float | None = None  # what its confidence had to reach, where hits carry one
     answer_id: int | None = None
     hits: list[dict] = field(default_factory=list)
     model_version: str | None = None
@@ -94,43 +98,58 @@ def clean_message(text: object, *, max_chars: int) -> str:
     return text
 
 
-def routes(prediction: Prediction | None, top_score: float | None, *, templates: dict,
-           answer_threshold: float, answer_override: float) -> list[str]:
+def good_enough(top: Hit | None, *, answer_threshold: float, answer_confidence: float | None) -> bool:
+    """Whether the best curated answer may be given (step 5): by its confidence where it has one and
+    the index has a threshold for it, else by its cosine.
+
+    Example: good_enough(Hit(1, "Gift wrap?", 0.55, 0.9), answer_threshold=0.6, answer_confidence=0.7) -> True
+    """
+    if top is None:
+        return False
+    if top.confidence is not None and answer_confidence is not None:
+        return top.confidence >= answer_confidence
+    return top.score >= answer_threshold
+
+
+def routes(prediction: Prediction | None, top: Hit | None, *, templates: dict, answer_threshold: float,
+           answer_override: float, answer_confidence: float | None = None) -> list[str]:
     """The routing order, written once: the routes that apply to a message, best first, always
     ending in "fallback" (steps 3-6 of the module docstring). Bot._route tries them in turn (a
     template that fails to render gives way to the next); the model comparison takes the first.
 
-    Example: routes(None, 0.8, templates={}, answer_threshold=0.6, answer_override=0.75) -> ["answer", "answer", "fallback"]
+    Example: routes(None, Hit(1, "Gift wrap?", 0.8), templates={}, answer_threshold=0.6, answer_override=0.75)
+             -> ["answer", "answer", "fallback"]
     """
     out = []
-    if top_score is not None and top_score >= answer_override:
+    if top is not None and top.score >= answer_override:
         out.append("answer")
     if prediction and prediction.accepted and prediction.intent in templates:
         out.append("template")
-    if top_score is not None and top_score >= answer_threshold:
+    if good_enough(top, answer_threshold=answer_threshold, answer_confidence=answer_confidence):
         out.append("answer")
     return out + ["fallback"]
 
 
-def route_for(prediction: Prediction | None, top_score: float | None, *, templates: dict,
-              answer_threshold: float, answer_override: float) -> str:
+def route_for(prediction: Prediction | None, top: Hit | None, **thresholds) -> str:
     """The route a fresh conversation's message takes (the model comparison asks it of recent messages).
 
-    Example: route_for(None, 0.8, templates={}, answer_threshold=0.6, answer_override=0.75) -> "answer"
+    Example: route_for(None, Hit(1, "Gift wrap?", 0.8), templates={}, answer_threshold=0.6, answer_override=0.75)
+             -> "answer"
     """
-    return routes(prediction, top_score, templates=templates, answer_threshold=answer_threshold,
-                  answer_override=answer_override)[0]
+    return routes(prediction, top, **thresholds)[0]
 
 
-def route_changes(texts: list[str], tops: list[float | None], old: list[Prediction], new: list[Prediction], *,
-                  templates: dict, answer_threshold: float, answer_override: float, shown: int = 20) -> dict:
+def route_changes(texts: list[str], tops: list[Hit | None], old: list[Prediction], new: list[Prediction], *,
+                  templates: dict, answer_threshold: float, answer_override: float,
+                  answer_confidence: float | None = None, shown: int = 20) -> dict:
     """How a new classifier would change these messages' intents and routes against the current one,
-    given each message's best curated-answer score (`tops`), with up to `shown` of the changes.
+    given each message's best curated-answer hit (`tops`), with up to `shown` of the changes.
 
     Example: -> {"messages": 300, "intent_changed": 12, "route_changed": 5,
                  "examples": [{"message": "...", "current": "returns / template", "new": "returns / answer"}]}
     """
-    thresholds = dict(templates=templates, answer_threshold=answer_threshold, answer_override=answer_override)
+    thresholds = dict(templates=templates, answer_threshold=answer_threshold, answer_override=answer_override,
+                      answer_confidence=answer_confidence)
     examples, intent_changed, route_changed = [], 0, 0
     for text, top, a, b in zip(texts, tops, old, new):
         route_a, route_b = route_for(a, top, **thresholds), route_for(b, top, **thresholds)
@@ -189,7 +208,8 @@ class Bot:
         search = self._answers.submit(index.search_many, texts, k=3) if index is not None and len(index) else None
         predictions = classifier.predict(texts) if classifier else [None] * len(texts)
         hits = search.result() if search is not None else [[] for _ in texts]
-        return [(p, h, classifier) for p, h in zip(predictions, hits)]
+        needed = index.confidence_threshold if index is not None else None
+        return [(p, h, classifier, needed) for p, h in zip(predictions, hits)]
 
     def respond(self, message: object, conversation_id: str | None = None, *,
                 channel: str = "cli", client: str | None = None) -> Reply:
@@ -229,11 +249,13 @@ class Bot:
         return reply
 
     def _route(self, text: str, cid: str, conversation: dict, slots: dict, found: dict,
-               prediction: Prediction | None, hits: list[Hit], classifier: IntentClassifier | None) -> Reply:
+               prediction: Prediction | None, hits: list[Hit], classifier: IntentClassifier | None,
+               answer_confidence: float | None = None) -> Reply:
         base = dict(conversation_id=cid, text=None, route="fallback", slots=slots,
                     hits=[asdict(h) for h in hits],
                     model_version=classifier.version if classifier else None,
-                    threshold=classifier.threshold if classifier else None, answer_threshold=self.answer_threshold)
+                    threshold=classifier.threshold if classifier else None, answer_threshold=self.answer_threshold,
+                    answer_confidence=answer_confidence)
         if prediction:
             base.update(intent=prediction.intent, confidence=round(prediction.confidence, 4),
                         score=round(prediction.score, 4), accepted=prediction.accepted,
@@ -246,8 +268,9 @@ class Bot:
                 return self._template(Reply(**{**base, "intent": pending, "accepted": True}), cid)
             except TemplateError:  # its template was broken since the question: route the message afresh
                 base["inbox"] = "template_error"
-        for route in routes(prediction, hits[0].score if hits else None, templates=self.replies.templates,
-                            answer_threshold=self.answer_threshold, answer_override=self.answer_override):
+        for route in routes(prediction, hits[0] if hits else None, templates=self.replies.templates,
+                            answer_threshold=self.answer_threshold, answer_override=self.answer_override,
+                            answer_confidence=answer_confidence):
             if route == "answer":
                 return self._answer(Reply(**base), hits[0])
             if route == "template":
@@ -288,8 +311,15 @@ class Bot:
             pass
         elif reply.route == "template" and (reply.confidence or 0) < self.review_confidence:
             reply.inbox = "low_confidence"
-        elif reply.route == "answer" and reply.hits and reply.hits[0]["score"] < self.review_answer_score:
+        elif reply.route == "answer" and reply.hits and self._doubtful(reply.hits[0], reply.answer_confidence):
             reply.inbox = "low_confidence"
+
+    def _doubtful(self, hit: dict, needed: float | None) -> bool:
+        """A curated answer given with little to spare: a confidence in the lower half of the range
+        above its threshold, or, without one, a cosine below review_answer_score."""
+        if hit.get("confidence") is not None and needed is not None:
+            return hit["confidence"] < (needed + 1.0) / 2
+        return hit["score"] < self.review_answer_score
 
     def _record(self, reply: Reply, message_id: int) -> None:
         cid = reply.conversation_id

@@ -4,9 +4,12 @@ code and settings that serve, in a throwaway store that touches no home.
 
     python -m csbot evaluate-answers --answers A.csv --test B.csv [--json OUT]
 
-Each answer is saved as staff save one (engine.save_answer: phrasings scrubbed, the index caught
-up), every test text is searched as a customer's message is, and an answer counts as given when
-its score reaches the answer threshold. The figures, each a share:
+The answers go in as a shop's import puts them (the store, then `reindex`: the index built, its
+ranker fitted and its judge calibrated on these answers alone), every test text is searched as a
+customer's message is, and an answer counts as given when it is good enough as serving decides:
+its confidence reaches the calibrated threshold (`threshold`; `held_out` is what the judge
+expected there from the answers' own held-out phrasings), or, with search by similarity, its
+cosine reaches answer_threshold. The figures, each a share:
   - right: covered texts given their own answer; wrong: covered texts given another one;
   - declined_uncovered: texts no answer covers that were given none;
   - top1: covered texts whose best match is their answer, whatever the score (the ranking alone);
@@ -24,7 +27,8 @@ from pathlib import Path
 
 from csbot.errors import DataError
 
-CURVE = [round(0.3 + 0.05 * i, 2) for i in range(14)]  # 0.30 ... 0.95
+CURVE = [round(0.3 + 0.05 * i, 2) for i in range(14)]  # cosines 0.30 ... 0.95 (search by similarity)
+CONFIDENCES = [round(0.05 * i, 2) for i in range(1, 20)] + [0.97, 0.99]  # the judge's, 0.05 ... 0.99
 
 
 def read_tests(path: Path, keys: set[str]) -> list[tuple[str, str]]:
@@ -68,13 +72,14 @@ def shares(tops: list[tuple[str | None, float]], expected: list[str], threshold:
 
 
 def run(answers: list[dict], tests: list[tuple[str, str]], settings, *, encoder=None) -> dict:
-    """Build a throwaway answer store from `answers` as serving would, ask every test text, and
-    return the figures (see the module docstring). `settings` are the shop's; their home is not used."""
+    """Build a throwaway answer store from `answers` as a shop's import would (the store, then the
+    index with its ranker fitted and its judge calibrated: whatever serving learns from the answers,
+    from them alone), ask every test text, and return the figures (see the module docstring).
+    `settings` are the shop's; their home is not used."""
     from csbot.service.engine import Engine
     from csbot.store import Store
     from csbot.store.sqlite import SqliteDatabase
 
-    started = time.perf_counter()
     quiet = logging.getLogger("csbot.service.engine")
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # a new home has no index on disk: nothing to warn about here
@@ -82,24 +87,32 @@ def run(answers: list[dict], tests: list[tuple[str, str]], settings, *, encoder=
         throwaway = replace(settings, home=Path(tmp), database_url="", artifacts_dir="")
         engine = Engine(throwaway, store=Store(SqliteDatabase(":memory:")), encoder=encoder)
         try:
-            engine.index.search("hello")  # the encoder loaded (and exported, the first time) before timing
-            for answer in answers:
-                engine.save_answer(key=answer["key"], questions=answer["questions"], answer=answer["answer"],
-                                   actor="evaluate-answers")
+            engine.encoder(["hello"])  # loaded (and exported, the first time) before timing
+            loaded = time.perf_counter()
+            engine.store.upsert_answers(answers)
+            index = engine.reindex()
         finally:
             quiet.setLevel(level)
         keys = {row["id"]: row["key"] for row in engine.store.answers()}
         built = time.perf_counter()
-        hits = engine.index.search_many([text for text, _ in tests], k=1)
+        hits = index.search_many([text for text, _ in tests], k=1)
         asked = time.perf_counter()
+        needed = index.confidence_threshold
+        calibration = engine.answer_calibration()
         engine.store.close()
-    tops = [(keys[h[0].answer_id], h[0].score) if h else (None, float("-inf")) for h in hits]
+    # what decides: the judge's confidence where the index has one, else the cosine
+    calibrated = needed is not None
+    threshold = needed if calibrated else settings.answer_threshold
+    tops = [(keys[h[0].answer_id], h[0].confidence if calibrated else h[0].score) if h else (None, float("-inf"))
+            for h in hits]
     expected = [key for _, key in tests]
     covered = [i for i, key in enumerate(expected) if key]
     return {"answers": len(answers), "phrasings": sum(len(a["questions"]) for a in answers),
             "tests": len(tests), "covered": len(covered), "uncovered": len(tests) - len(covered),
-            "encoder": engine.encoder.name, **shares(tops, expected, settings.answer_threshold),
+            "encoder": engine.encoder.name, "search": "calibrated" if calibrated else "similarity",
+            **shares(tops, expected, threshold),
             "top1": round(sum(tops[i][0] == expected[i] for i in covered) / len(covered), 4) if covered else None,
-            "curve": [shares(tops, expected, t) for t in CURVE],
-            "seconds": {"build": round(built - started, 2), "ask": round(asked - built, 2),
+            "held_out": {k: calibration[k] for k in ("point", "covered", "uncovered")} if calibration else None,
+            "curve": [shares(tops, expected, t) for t in (CONFIDENCES if calibrated else CURVE)],
+            "seconds": {"build": round(built - loaded, 2), "ask": round(asked - built, 2),
                         "per_message_ms": round(1000 * (asked - built) / len(tests), 2)}}

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from csbot.dialogue.replies import ReplyBook, check_covered, load_shop_file, load_templates_file
 from csbot.dialogue.scrub import scrub
-from csbot.errors import AnswerIndexError, ModelError, TrainingCancelled
+from csbot.errors import AnswerIndexError, DataError, ModelError, TrainingCancelled
 from csbot.files import remove_stale_work
 from csbot.importer import read_answers, read_history, read_logs
 from csbot.language import Words
@@ -110,13 +110,13 @@ class Engine:
         with self._lock:
             if self._index is None:
                 try:
-                    index = AnswerIndex.load(self._index_dir, self.encoder, encoder=self.encoder.name,
-                                             dim=self.encoder.dim, across=self.settings.answer_across)
+                    index = AnswerIndex.load(self._index_dir, self.encoder, **self._index_options)
                 except AnswerIndexError as exc:
                     log.warning("%s; rebuilding the answer index from the store", exc)
-                    index = AnswerIndex(self.encoder, encoder=self.encoder.name, dim=self.encoder.dim,
-                                        across=self.settings.answer_across)
+                    index = AnswerIndex(self.encoder, **self._index_options)
                 done = self.follower.answers(index)
+                if index.needs_calibration and index.judge is None:
+                    index.calibrate()  # nothing to serve meanwhile; a stale judge is recalibrated off the request path
                 if done["changed"] or done["removed"]:
                     log.info("answer index caught up with the store: %s", done)
                     self.follower.index_dirty = not self.follower.save_index(index)
@@ -169,6 +169,17 @@ class Engine:
     def model_problem(self) -> str | None:
         """Why the model served is not the store's current one (said in the log and /api/health), or None."""
         return self.follower.problem
+
+    @property
+    def loaded_index(self):
+        """The answer index if this process has loaded it (None: nothing to keep up yet)."""
+        return self._index
+
+    @property
+    def _index_options(self) -> dict:
+        s = self.settings
+        return {"encoder": self.encoder.name, "dim": self.encoder.dim, "across": s.answer_across,
+                "calibrated": s.answer_search == "calibrated", "precision": s.answer_precision}
 
     @property
     def _index_dir(self) -> Path:
@@ -271,8 +282,8 @@ class Engine:
         from csbot.dialogue.answers import AnswerIndex
 
         answers, generation = self.store.answers_snapshot()
-        index = AnswerIndex.build(answers, self.encoder, encoder=self.encoder.name, dim=self.encoder.dim,
-                                  generation=generation, across=self.settings.answer_across)
+        index = AnswerIndex.build(answers, self.encoder, generation=generation, **self._index_options)
+        index.tuning = self.store.answer_tuning()
         index.save(self._index_dir)
         with self.follower.lock:
             self._index = index
@@ -412,6 +423,46 @@ class Engine:
                              create_only=True)
         self.store.set_inbox_status(message_id, "answered")
 
+    def reject_answer(self, message_id: int, *, actor: str) -> dict:
+        """Staff confirm that the curated answer the bot gave to inbox message `message_id` (a
+        customer's thumbs-down, typically) was wrong for it: that answer is never given again for
+        this wording, or one closer to it than to the answer's own phrasings, in any process. The
+        item stays open, to attach to the right answer. Returns the answer ({id, key})."""
+        item = self.store.inbox(item=self.store.inbox_message(message_id)["id"])
+        reply = self.store.message(item[0]["reply_id"]) if item and item[0].get("reply_id") else None
+        if not reply or reply.get("route") != "answer" or not reply.get("answer_id"):
+            raise DataError("the bot gave no curated answer to this message; only a curated answer can be "
+                            "marked wrong (label the message or attach it to an answer instead)")
+        answer = self.store.answer(reply["answer_id"])
+        wording = clean_question(scrub(item[0]["text"]), max_question_chars=self.settings.max_message_chars)
+        self.store.add_negative(answer["id"], wording, actor=actor)
+        self.store.audit(actor, "answer_reject", answer["key"], detail={"message": message_id})
+        self._catch_up_answers()
+        return {"id": answer["id"], "key": answer["key"]}
+
+    def set_answer_tuning(self, *, threshold: float | None = None, precision: float | None = None,
+                          actor: str) -> dict:
+        """Move the curated answers' operating point (a confidence threshold or a target precision;
+        neither: back to the settings'), live in every process at its next poll."""
+        tuning = self.store.set_answer_tuning(threshold=threshold, precision=precision, actor=actor)
+        self.store.audit(actor, "answer_tuning", "answers", detail=tuning)
+        self._catch_up_answers()
+        return self.answer_calibration()
+
+    def answer_calibration(self) -> dict | None:
+        """What the admin page shows of the curated answers' judge: the threshold that serves, how it
+        was chosen, its held-out figures, and the whole curve; None while search is by similarity."""
+        index = self.index
+        judge, threshold = index.judge, index.confidence_threshold
+        if judge is None or threshold is None:
+            return None
+        tuning = index.tuning
+        chosen = ("threshold" if tuning.get("threshold") is not None else "precision",
+                  tuning.get("threshold") or tuning.get("precision") or index.precision)
+        return {"threshold": threshold, "chosen_by": chosen[0], "target": chosen[1], "point": judge.point(threshold),
+                "curve": judge.curve, "covered": judge.covered, "uncovered": judge.uncovered,
+                "stale": index.needs_calibration}
+
     def dismiss(self, message_id: int, *, actor: str) -> None:
         self.store.inbox_message(message_id)
         self.store.set_inbox_status(message_id, "dismissed")
@@ -450,10 +501,11 @@ class Engine:
                     "against": current.version if current else None, "examples": []}
         from csbot.dialogue.bot import route_changes
 
-        tops = [hits[0].score if hits else None for hits in self.index.search_many(texts, k=1)]
+        tops = [hits[0] if hits else None for hits in self.index.search_many(texts, k=1)]
         changes = route_changes(texts, tops, current.predict(texts), new.predict(texts),
                                 templates=self.reply_book().templates, answer_threshold=self.settings.answer_threshold,
-                                answer_override=self.settings.answer_override)
+                                answer_override=self.settings.answer_override,
+                                answer_confidence=self.index.confidence_threshold)
         return {**changes, "against": current.version}
 
     def promote(self, version: str, *, actor: str | None = None) -> None:

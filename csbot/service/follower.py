@@ -5,7 +5,8 @@ remembers the counters its process serves and, on `sync`, catches up with what m
 answers (the index re-embeds only the answers whose texts changed and drops deleted ones), the
 templates and shop facts (the reply book is rebuilt), and the serving model (loaded off the
 request path, then swapped in by reference, so no chat message waits) or its threshold, when
-an admin moved the version's operating point. A model that fails to load (a folder still being
+an admin moved the version's operating point. After a change to the curated answers, the
+index's judge is recalibrated here too (ranker.py: seconds), off the request path. A model that fails to load (a folder still being
 copied, a share briefly away) is tried again after 1 s, 2 s, 4 s ... up to a minute, and the
 process says it is not ready meanwhile (engine.readiness), so a load balancer sends customers to
 the replicas that serve the current model. `start` runs `sync`
@@ -62,6 +63,7 @@ class Follower:
 
     def _answers(self, index) -> dict:
         answers, generation = self.engine.store.answers_snapshot()
+        index.tuning = self.engine.store.answer_tuning()  # an admin's operating point: a float, no refit
         done = index.catch_up(answers, generation)
         self.seen["answers"] = generation
         self.index_dirty = self.index_dirty or bool(done["changed"] or done["removed"])
@@ -159,6 +161,10 @@ class Follower:
             while not self._stop.wait(interval):
                 try:
                     self.sync()
+                    index = self.engine.loaded_index
+                    if index is not None and index.needs_calibration:
+                        index.calibrate()  # seconds, here rather than in a request; the old judge serves meanwhile
+                        self.index_dirty = True
                     if self.index_dirty and time.monotonic() - last_save >= save_every:
                         self.index_dirty = False
                         self.save_index(self.engine.index)

@@ -1,7 +1,8 @@
 """Curated answers and their question phrasings, and the rule for what a valid answer is.
 
 Every change raises the `answers` generation in the same transaction, so each serving process's
-FAISS index (dialogue/answers.py) notices and catches up. The phrasing rows' ids are not the index's
+FAISS index (dialogue/answers.py) notices and catches up: the wordings staff confirmed an answer
+is wrong for (`negatives`) and an admin's operating point (`answer_tuning`) included. The phrasing rows' ids are not the index's
 vector ids; the index keeps its own. This module does not embed or search.
 """
 
@@ -15,6 +16,7 @@ from csbot.store.generations import bump
 
 KEY = re.compile(r"[A-Za-z0-9_-]{1,64}")
 MAX_ANSWER_CHARS = 4000
+TUNING = ("threshold", "precision")  # an admin's operating point: one of the two, or neither (the settings')
 
 
 def clean_answer(*, key: str, questions: list[str], answer: str, max_question_chars: int) -> dict:
@@ -108,6 +110,7 @@ class AnswerRows:
         with write(self.db):
             self.answer(answer_id)  # DataError when it is already gone (a double click, two staff)
             self.db.execute("DELETE FROM answer_questions WHERE answer_id = ?", [answer_id])
+            self.db.execute("DELETE FROM answer_negatives WHERE answer_id = ?", [answer_id])
             self.db.execute("DELETE FROM answers WHERE id = ?", [answer_id])
             bump(self.db, "answers")
 
@@ -134,7 +137,52 @@ class AnswerRows:
             for answer_id, question in self.db.execute("SELECT answer_id, question FROM answer_questions ORDER BY id"
                                                        ).fetchall():
                 questions.setdefault(answer_id, []).append(question)
-        return [{**r, "questions": questions.get(r["id"], [])} for r in rows], generation
+            negatives: dict[int, list[str]] = {}
+            for answer_id, question in self.db.execute("SELECT answer_id, question FROM answer_negatives ORDER BY id"
+                                                       ).fetchall():
+                negatives.setdefault(answer_id, []).append(question)
+        return [{**r, "questions": questions.get(r["id"], []), "negatives": negatives.get(r["id"], [])}
+                for r in rows], generation
+
+    @serialized
+    def add_negative(self, answer_id: int, question: str, *, actor: str) -> bool:
+        """Record that answer `answer_id` is wrong for this wording (staff confirmed a thumbs-down).
+        False when it was recorded already."""
+        with write(self.db):
+            self.answer(answer_id)
+            if self.db.one("SELECT id FROM answer_negatives WHERE answer_id = ? AND question = ?",
+                           [answer_id, question]):
+                return False
+            self.db.insert("answer_negatives", {"answer_id": answer_id, "question": question, "actor": actor,
+                                                "created_at": now()})
+            bump(self.db, "answers")
+        return True
+
+    @serialized
+    def answer_tuning(self) -> dict:
+        """The admin's operating point for curated answers: {"threshold": float | None, "precision": float | None}."""
+        found = {r["name"]: r["value"] for r in self.db.rows("SELECT name, value FROM answer_tuning")}
+        return {name: found.get(name) for name in TUNING}
+
+    @serialized
+    def set_answer_tuning(self, *, threshold: float | None = None, precision: float | None = None,
+                          actor: str) -> dict:
+        """Set the operating point by a threshold or a target precision (at most one), or neither to go
+        back to the settings'. Every server follows at its next poll. DataError outside 0.01-0.99 / 0.5-1."""
+        if threshold is not None and precision is not None:
+            raise DataError("give a threshold or a target precision, not both")
+        if threshold is not None and not 0.01 <= threshold <= 0.99:
+            raise DataError(f"the threshold is a confidence between 0.01 and 0.99; found {threshold}")
+        if precision is not None and not 0.5 <= precision <= 1.0:
+            raise DataError(f"the target precision is between 0.5 and 1.0; found {precision}")
+        with write(self.db):
+            self.db.execute("DELETE FROM answer_tuning")
+            for name, value in (("threshold", threshold), ("precision", precision)):
+                if value is not None:
+                    self.db.insert("answer_tuning", {"name": name, "value": float(value), "actor": actor,
+                                                     "updated_at": now()}, returning=None)
+            bump(self.db, "answers")
+        return self.answer_tuning()
 
     @serialized
     def questions(self, answer_id: int | None = None) -> list[dict]:

@@ -133,6 +133,16 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         # instead of silently dropping what another person added meanwhile (store/answers.py).
         "ALTER TABLE answers ADD COLUMN revision {int} NOT NULL DEFAULT 0",
     ]),
+    ("m010_answer_feedback", [
+        # Wordings staff confirmed a curated answer is wrong for (a customer's thumbs-down): the
+        # index never returns that answer for them again (dialogue/answers.py).
+        "CREATE TABLE answer_negatives (id {id}, answer_id {int} REFERENCES answers(id), question {text}, "
+        "actor {text}, created_at {stamp})",
+        "CREATE INDEX idx_answer_negatives_answer ON answer_negatives (answer_id)",
+        # An admin's choice of the curated answers' operating point: a threshold on the judge's
+        # confidence, or a target precision (store/answers.py answer_tuning).
+        "CREATE TABLE answer_tuning (name {text} PRIMARY KEY, value {real}, actor {text}, updated_at {stamp})",
+    ]),
 ]
 
 

@@ -15,13 +15,13 @@ from csbot.errors import DataError
 from csbot.store.backend import json_text, snapshot, write
 
 # parents before children; every table of the schema
-TABLES = ("shop_facts", "intents", "templates", "examples", "answers", "answer_questions", "conversations",
-          "messages", "model_versions", "jobs", "users", "generations", "service_keys", "sessions",
-          "login_failures", "rate_hits", "audit", "history_imports", "history_turns",
-          "proposals", "proposal_turns")
+TABLES = ("shop_facts", "intents", "templates", "examples", "answers", "answer_questions", "answer_negatives",
+          "answer_tuning", "conversations", "messages", "model_versions", "jobs", "users", "recovery_codes",
+          "devices", "generations", "service_keys", "sessions", "login_failures", "rate_hits", "audit",
+          "history_imports", "history_turns", "proposals", "proposal_turns")
 # ids the database hands out
-WITH_IDS = ("templates", "answers", "answer_questions", "messages", "audit", "history_turns", "proposals",
-            "proposal_turns")
+WITH_IDS = ("templates", "answers", "answer_questions", "answer_negatives", "messages", "recovery_codes", "audit",
+            "history_turns", "proposals", "proposal_turns")
 ORPHANS = {  # the schema's foreign keys, as the rows that would break them
     "templates of a missing intent": "SELECT count(*) FROM templates WHERE intent NOT IN (SELECT name FROM intents)",
     "phrasings of a missing answer": "SELECT count(*) FROM answer_questions WHERE answer_id NOT IN (SELECT id FROM answers)",

@@ -1,8 +1,9 @@
 """The admins' page (mounted at /admin): retrain the intent model and watch it run, read each
-version's evaluation report and promote or roll back, see the dashboard, manage accounts.
+version's evaluation report and promote or roll back, see the dashboard, see and move how curated
+answers are held back, manage accounts.
 
 `build_admin` makes the Blocks and its tabs, one module per tab (`retrain`, `versions`,
-`dashboard`, `users`, `audit`; `format` holds the helpers they share), and wires the one event that crosses
+`dashboard`, `answers`, `users`, `audit`; `format` holds the helpers they share), and wires the one event that crosses
 tabs: the Retrain tab's "Show the new version's report", which switches to the Versions tab and
 picks the new version there. Every handler, page loads and timer ticks included, is wrapped in
 `guarded(accounts, "admin")`: the login in front of the page is not the only check, because any
@@ -23,6 +24,7 @@ from typing import TYPE_CHECKING
 import gradio as gr
 
 from csbot.language import Words
+from csbot.web.admin.answers import answers_tab
 from csbot.web.admin.audit import audit_tab
 from csbot.web.admin.dashboard import DAY_WINDOWS, dashboard_tab, dashboard_view
 from csbot.web.admin.retrain import (
@@ -77,6 +79,7 @@ def build_admin(engine: "Engine", accounts: "Accounts", retrainer: "Retrainer") 
                               api_name="open_new_report")
 
             dashboard_tab(page, engine=engine, accounts=accounts, words=words)
+            answers_tab(page, engine=engine, accounts=accounts, words=words)
             users_tab(page, accounts=accounts, words=words)
             audit_tab(page, store=engine.store, accounts=accounts, words=words)
     return page

@@ -1,6 +1,7 @@
 """The staff page's Inbox tab: messages the bot could not handle well, each with how it was routed,
 and the ways to clear one (label it, attach it to an answer, make it a new answer, dismiss it, or
-dismiss everything its sender sent). One line an item, 25 a page, filtered by reason; senders with
+dismiss everything its sender sent), and to confirm that the curated answer the bot gave it was
+wrong (a customer's thumbs-down: that answer is never given for such a wording again). One line an item, 25 a page, filtered by reason; senders with
 the fewest open items first (store.inbox), so one address's flood of requests for a person sinks
 below a real customer's.
 
@@ -168,6 +169,7 @@ def inbox_tab(page: gr.Blocks, *, engine, accounts, intents: list[str], words: W
                 new_key = gr.Textbox(label=words["staff.new_key"], max_lines=1)
                 new_text = gr.Textbox(label=words["staff.new_text"], lines=3)
                 new_btn = gr.Button(words["staff.new_answer"], variant="primary")
+                wrong_btn = gr.Button(words["staff.wrong_answer"])
                 with gr.Row():
                     takeover_btn = gr.Button(words["staff.take_over_conversation"])
                     dismiss_btn = gr.Button(words["staff.dismiss"], variant="stop")
@@ -227,6 +229,12 @@ def inbox_tab(page: gr.Blocks, *, engine, accounts, intents: list[str], words: W
         return inbox_view(kind, page, words.say("staff.saved_new_answer", answer=as_text(key.strip())))
 
     @staff
+    def wrong_answer(message_id, kind, page, request: gr.Request, *, user):
+        message = chosen(store, message_id, words)
+        answer = engine.reject_answer(message["id"], actor=user)
+        return inbox_view(kind, page, words.say("staff.marked_wrong", id=message["id"], answer=as_text(answer["key"])))
+
+    @staff
     def dismiss(message_id, kind, page, request: gr.Request, *, user):
         engine.dismiss(chosen(store, message_id, words)["id"], actor=user)
         return inbox_view(kind, page, words.say("staff.dismissed", id=int(message_id)))
@@ -242,6 +250,7 @@ def inbox_tab(page: gr.Blocks, *, engine, accounts, intents: list[str], words: W
     label_btn.click(label, [item_id, label_intent, *listing], inbox_outputs, api_name="label")
     attach_btn.click(attach_answer, [item_id, attach_to, *listing], inbox_outputs, api_name="attach_answer")
     new_btn.click(new_answer, [item_id, new_key, new_text, *listing], inbox_outputs, api_name="new_answer")
+    wrong_btn.click(wrong_answer, [item_id, *listing], inbox_outputs, api_name="wrong_answer")
     dismiss_btn.click(dismiss, [item_id, *listing], inbox_outputs, api_name="dismiss")
     dismiss_all_btn.click(dismiss_sender, [item_id, *listing], inbox_outputs, api_name="dismiss_sender")
     return InboxParts(item_id=item_id, attach_to=attach_to, takeover_btn=takeover_btn)
