@@ -5,6 +5,7 @@ copy of the CLI-trained tiny home, with the real encoder and model."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 
 import pytest
@@ -207,3 +208,51 @@ def test_asking_for_a_person_in_words_counts_against_the_same_limit_on_every_cha
     assert len(asked_for_person) == 2  # only the two reached the staff inbox
     with pytest.raises(RateLimited):  # and the chat page's button shares the count
         limits.check_handoff(flooder)
+
+
+def test_an_api_client_polls_and_hears_the_staff_reply_after_a_hand_off(client, engine):
+    first = client.post("/api/chat", json={"message": "Do you offer gift wrapping?"}).json()
+    cid, seen = first["conversation_id"], first["message_id"]
+    everything = client.get(f"/api/conversations/{cid}/messages").json()
+    assert [m["role"] for m in everything["messages"]] == ["customer", "bot"] and everything["after"] == seen
+    assert everything["owner"] == "bot" and everything["messages"][1]["route"] == "answer"
+    assert client.get(f"/api/conversations/{cid}/messages", params={"after": seen}).json()["messages"] == []
+    engine.bot.hand_off(cid)
+    engine.bot.take_over(cid, author="sam")
+    engine.bot.staff_reply(cid, "Hello, Sam here: yes, <b>£4.50</b>.", author="sam")
+    news = client.get(f"/api/conversations/{cid}/messages", params={"after": seen}).json()
+    assert news["owner"] == "human" and news["messages"][-1] == {
+        "id": news["after"], "role": "staff", "text": "Hello, Sam here: yes, <b>£4.50</b>.", "author": "sam",
+        "created_at": news["messages"][-1]["created_at"]}
+    assert client.get(f"/api/conversations/{cid}/messages", params={"after": news["after"]}).json()["messages"] == []
+    # bad handles and cursors get a clear 400 or 404, and nothing is made by looking
+    assert client.get("/api/conversations/no such id/messages").status_code == 400
+    assert client.get(f"/api/conversations/{cid}/messages", params={"after": "-1"}).status_code == 400
+    missing = client.get("/api/conversations/0123abcd/messages")
+    assert missing.status_code == 404 and "POST /api/chat" in missing.json()["error"]
+    assert not engine.store.has_messages("0123abcd")
+
+
+def test_polling_too_fast_is_refused_politely(engine):
+    with make_client(engine) as fast:
+        cid = fast.post("/api/chat", json={"message": "hello"}).json()["conversation_id"]
+        codes = [fast.get(f"/api/conversations/{cid}/messages").status_code for _ in range(125)]
+    assert codes[:120] == [200] * 120 and codes[-1] == 429
+
+
+def test_the_openapi_description_lists_the_chat_api_only_and_its_docs_page_fetches_nothing_outside(client):
+    from openapi_spec_validator import validate
+
+    spec = client.get("/openapi.json").json()
+    validate(spec)  # OpenAPI 3.1, as the specification's own schema checks it
+    assert set(spec["paths"]) == {"/api/chat", "/api/conversations/{conversation_id}/messages"}
+    chat = spec["paths"]["/api/chat"]["post"]
+    assert set(chat["requestBody"]["content"]["application/json"]["schema"]["properties"]) == {"conversation_id",
+                                                                                              "message"}
+    assert {"200", "400", "404", "413", "429"} <= set(chat["responses"])
+    page = client.get("/api/docs")
+    assert page.status_code == 200 and "/openapi.json" in page.text and '"validatorUrl": null' in page.text
+    fetched = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert fetched and all(url.startswith("/api/docs/assets/") for url in fetched)  # no CDN
+    for url in fetched:
+        assert client.get(url).status_code == 200

@@ -126,10 +126,11 @@ class ConversationRows:
         return self.db.one("SELECT * FROM messages WHERE id = ?", [message_id])
 
     @serialized
-    def messages_after(self, conversation_id: str, after_id: int = 0) -> list[dict]:
-        """The conversation's messages with an id above after_id (what a polling page has not seen)."""
-        return self.db.rows("SELECT * FROM messages WHERE conversation_id = ? AND id > ? ORDER BY id",
-                            [conversation_id, after_id])
+    def messages_after(self, conversation_id: str, after_id: int = 0, *, limit: int = 1000) -> list[dict]:
+        """The conversation's messages with an id above after_id, oldest first, at most `limit`
+        (what a polling page or API client has not seen)."""
+        return self.db.rows("SELECT * FROM messages WHERE conversation_id = ? AND id > ? ORDER BY id LIMIT ?",
+                            [conversation_id, after_id, limit])
 
     # --- the staff inbox ----------------------------------------------------------------
     @serialized

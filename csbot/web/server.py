@@ -31,10 +31,11 @@ import time
 from urllib.parse import quote
 
 import gradio as gr
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Query, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
+from csbot import __version__
 from csbot.errors import CsbotError, DataError, RateLimited, ReplyFailed
 from csbot.importer import MAX_FILE_BYTES
 from csbot.language import Words
@@ -44,11 +45,16 @@ from csbot.store import client_key, valid_conversation_id
 from csbot.web.account import PAGES, TWO_FACTOR, account_routes
 from csbot.web.boundary import BodyLimits, Boundary
 from csbot.web.common import SESSION_WATCH, client_address
+from csbot.web.openapi import CHAT_BODY, ChatReply, Messages, errors, install_docs
 
 log = logging.getLogger("csbot.web.server")
 MAX_BODY_BYTES = BodyLimits.chat_api
 COOKIE = SESSION_COOKIE
 LOCAL = ("127.0.0.1", "::1")  # the machine itself: /api/health shows it the details
+
+
+POLLS_PER_MINUTE = 120  # GET /api/conversations/{id}/messages per client address
+POLLED_AT_MOST = 200  # messages one poll returns; the next poll continues after the last
 
 
 class ChatLimits:
@@ -63,6 +69,15 @@ class ChatLimits:
         self.conversation = RateLimiter(per_conversation, 60, clock=clock)
         self.client = RateLimiter(per_client, 60, clock=clock)
         self.handoffs = RateLimiter(handoffs_per_hour, 3600, clock=clock)
+        self.polls = RateLimiter(POLLS_PER_MINUTE, 60, clock=clock)
+
+    def check_poll(self, client: str) -> None:
+        """Raise RateLimited when this client polls for new messages more than POLLS_PER_MINUTE times
+        a minute (every half second; a client polling every 2 s uses a quarter of it)."""
+        wait = self.polls.hit(f"p:{client}")
+        if wait:
+            raise RateLimited(self.words.say("chat.too_fast", seconds=max(1, round(wait))),
+                              retry_after=max(1, round(wait)))
 
     def check_handoff(self, client: str) -> None:
         """Raise RateLimited, politely, when this client (its store.client_key) asked for a person too
@@ -106,7 +121,9 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
                                   handoffs_per_hour=settings.handoff_ip_per_hour, words=Words.load(settings.language))
     engine.handoff_refusal = limits.handoff_refusal  # hand-offs asked for in words, on any channel, count too
     staff_words = Words.load(settings.staff_language)  # the login form's, as the staff and admin pages'
-    app = FastAPI(title="csbot", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="csbot chat API", version=__version__, docs_url=None, redoc_url=None,
+                  openapi_url="/openapi.json", description="A customer's API: chat with the bot, and hear "
+                                                          "the staff's replies after a hand-off (docs/api.md).")
 
     def session_user(request: Request, role: str, renew: bool = False) -> str | None:
         """The logged-in user with `role`; for the admin page, only once two-factor is on where the
@@ -133,9 +150,11 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
             response.headers["connection"] = "close"
         return response
 
-    app.include_router(account_routes(accounts=accounts, words=staff_words, secure=settings.secure_cookies))
+    app.include_router(account_routes(accounts=accounts, words=staff_words, secure=settings.secure_cookies),
+                       include_in_schema=False)
 
-    @app.post("/api/chat")
+    @app.post("/api/chat", tags=["chat"], summary="Send a customer's message; get the bot's reply",
+              openapi_extra=CHAT_BODY, responses={200: {"model": ChatReply}, **errors(400, 404, 413, 429, 500)})
     async def api_chat(request: Request):
         too_big = _error(413, f"the request body is over the limit of {MAX_BODY_BYTES:,} bytes. "
                               "Send one message of up to a few thousand characters.")
@@ -193,15 +212,50 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
                 "intent": reply.intent, "confidence": reply.confidence, "answer_id": reply.answer_id,
                 "handoff": reply.handoff, "message_id": reply.message_id, "model_version": reply.model_version}
 
+    @app.get("/api/conversations/{conversation_id}/messages", tags=["chat"],
+             summary="The conversation's messages after message `after`: poll for a staff reply",
+             responses={200: {"model": Messages}, **errors(400, 404, 429)})
+    async def api_messages(conversation_id: str, request: Request,
+                           after: str = Query("0", description="The id of the last message the client has")):
+        """The conversation's messages with an id above `after`, oldest first, at most POLLED_AT_MOST:
+        what an API client polls for to hear a staff reply after a hand-off. The conversation id is
+        the handle: whoever holds it may read the conversation, as on the chat page."""
+        if valid_conversation_id(conversation_id) is None:
+            return _error(400, "the conversation id must be the one /api/chat returned (letters, digits, - and _)")
+        if not after.isdigit():
+            return _error(400, f"after must be a message id (0 or more, digits only); found {after[:40]!r}")
+        client = client_address(request)
+
+        def read():
+            limits.check_poll(client_key(client))
+            if not engine.store.has_messages(conversation_id):
+                return None
+            return (engine.store.conversation(conversation_id),
+                    engine.store.messages_after(conversation_id, int(after), limit=POLLED_AT_MOST))
+        try:
+            found = await run_in_threadpool(read)
+        except RateLimited as exc:
+            return JSONResponse({"error": str(exc), "retry_after": exc.retry_after}, status_code=429,
+                                headers={"Retry-After": str(int(exc.retry_after))})
+        if found is None:
+            return _error(404, f"no conversation {conversation_id!r}; start one with POST /api/chat")
+        conversation, messages = found
+        shown = [{"id": m["id"], "role": m["role"], "text": m["text"], "created_at": m["created_at"],
+                  **({"author": m.get("author")} if m["role"] == "staff" else {}),
+                  **({"route": m.get("route")} if m["role"] == "bot" else {})}
+                 for m in messages if m["role"] in ("customer", "bot", "staff", "system")]
+        return {"conversation_id": conversation_id, "owner": conversation["owner"], "messages": shown,
+                "after": messages[-1]["id"] if messages else int(after), "more": len(messages) == POLLED_AT_MOST}
+
     app.state.draining = False  # set on SIGTERM (app.py): readiness fails while requests still get answers
 
-    @app.get("/api/ready")
+    @app.get("/api/ready", include_in_schema=False)
     def ready():
         """For a load balancer: 200 when this replica should get traffic, else 503 with the reasons."""
         problems = (["shutting down"] if app.state.draining else []) + engine.readiness()
         return JSONResponse({"ready": not problems, "problems": problems}, status_code=503 if problems else 200)
 
-    @app.get("/api/health")
+    @app.get("/api/health", include_in_schema=False)
     def health(request: Request):
         """Liveness for anyone: the status and the serving version. The why of a degraded status, the
         runtimes and the training run only for the machine itself (a monitor on the host, the proxy
@@ -218,6 +272,8 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
                 "runtime": {"classifier": classifier.runtime_name if classifier else None,
                             "answers": engine.encoder.runtime_name},
                 "training": {"job": job["id"], "phase": job["phase"]} if job else None}
+
+    install_docs(app, title="csbot")  # before the chat page's mount at the root, which would take every path
 
     # Gradio awaits an async dependency; a plain one would read the store on the event loop.
     async def staff_user(request: Request) -> str | None:
