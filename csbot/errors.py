@@ -83,3 +83,8 @@ class ReplyFailed(Exception):
         self.message_id = message_id
         super().__init__(f"something went wrong on our side while answering (error {error_id}); the message "
                          "was kept and passed to our team")
+
+
+class IdentityRefused(CsbotError):
+    """A customer identity token that is missing its signature, forged, expired, too long-lived or
+    for another customer than the conversation's: refused, never trusted (service/identity.py)."""

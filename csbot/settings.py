@@ -80,6 +80,7 @@ class Settings:
     header_timeout_seconds: float = 10.0  # a connection must send its request headers within this
     body_timeout_seconds: float = 15.0  # and each next piece of a request body within this
     cors_origins: str = ""  # origins whose pages may call POST /api/chat from a browser (the shop's own site)
+    identity_secret: str = ""  # HS256 secret the shop's server signs customer identity tokens with; "" = none taken
     host: str = "127.0.0.1"
     port: int = 7860
     language: str = "en"  # the bot's own words and the chat page's (csbot/languages/<language>/)
@@ -116,6 +117,10 @@ class Settings:
             raise SettingsError(f"answer_search must be calibrated (the shop's ranker, the default) or similarity "
                                 f"(cosine alone); found {self.answer_search!r}")
         _check_range("answer_precision", self.answer_precision, 0.5, 1.0)
+        if self.identity_secret and len(self.identity_secret) < 32:
+            raise SettingsError(f"identity_secret must be at least 32 characters (found {len(self.identity_secret)}): "
+                                "make one with python -c 'import secrets; print(secrets.token_urlsafe(32))', "
+                                "or leave it empty to take no identity tokens")
         _check_range("max_message_chars", self.max_message_chars, 10, 1_000_000)
         _check_range("review_confidence", self.review_confidence, 0.0, 1.0)
         _check_range("review_answer_score", self.review_answer_score, -1.0, 1.01)

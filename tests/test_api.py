@@ -247,12 +247,62 @@ def test_the_openapi_description_lists_the_chat_api_only_and_its_docs_page_fetch
     validate(spec)  # OpenAPI 3.1, as the specification's own schema checks it
     assert set(spec["paths"]) == {"/api/chat", "/api/conversations/{conversation_id}/messages"}
     chat = spec["paths"]["/api/chat"]["post"]
-    assert set(chat["requestBody"]["content"]["application/json"]["schema"]["properties"]) == {"conversation_id",
-                                                                                              "message"}
-    assert {"200", "400", "404", "413", "429"} <= set(chat["responses"])
+    assert set(chat["requestBody"]["content"]["application/json"]["schema"]["properties"]) == {
+        "conversation_id", "message", "identity"}
+    assert {"200", "400", "401", "403", "404", "413", "429"} <= set(chat["responses"])
     page = client.get("/api/docs")
     assert page.status_code == 200 and "/openapi.json" in page.text and '"validatorUrl": null' in page.text
     fetched = re.findall(r'(?:src|href)="([^"]+)"', page.text)
     assert fetched and all(url.startswith("/api/docs/assets/") for url in fetched)  # no CDN
     for url in fetched:
         assert client.get(url).status_code == 200
+
+
+SECRET = "a-shop-secret-of-at-least-32-characters"
+
+
+def token(claims: dict, secret: str = SECRET) -> str:
+    import jwt
+
+    return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def test_a_customer_the_shops_server_vouches_for_is_shown_by_name_and_a_forged_token_is_refused(engine):
+    import time
+    from dataclasses import replace
+
+    from csbot.web.staff.live import live_rows
+
+    shop = Engine(replace(engine.settings, identity_secret=SECRET), store=engine.store, encoder=engine.encoder)
+    now = int(time.time())
+    ada = {"sub": "u-1042", "name": "Ada Lovelace", "email": "ada@example.com", "iat": now, "exp": now + 600}
+    with make_client(shop) as client:
+        first = client.post("/api/chat", json={"message": "Do you offer gift wrapping?", "identity": token(ada)})
+        assert first.status_code == 200, first.text
+        cid = first.json()["conversation_id"]
+        row = engine.store.conversation(cid)
+        assert (row["customer_id"], row["customer_name"], row["customer_email"]) == ("u-1042", "Ada Lovelace",
+                                                                                     "ada@example.com")
+        assert row["identity_verified_at"] and row["slots"]["customer_name"] == "Ada Lovelace"
+        engine.bot.hand_off(cid)  # staff see the verified name in the live list
+        later = client.post("/api/chat", json={"conversation_id": cid, "message": "still there?", "identity": token(ada)})
+        assert later.json()["route"] == "human"
+        shown = next(r for r in live_rows(engine.store.live_conversations(limit=100)) if r[0] == cid)
+        assert shown[3] == "Ada Lovelace <ada@example.com> ✓: still there?"
+        before = stored(engine)
+        refusals = {
+            "forged": (token(ada, secret="someone-elses-secret-of-32-characters!"), 401, "not one signed"),
+            "expired": (token({**ada, "iat": now - 900, "exp": now - 300}), 401, "expired"),
+            "a year long": (token({**ada, "exp": now + 365 * 86400}), 401, "the most is 24 h"),
+            "no expiry": (token({k: v for k, v in ada.items() if k != "exp"}), 401, "lacks the 'exp' claim"),
+            "not a token": ("hello", 401, "not one signed"),
+            "another customer": (token({**ada, "sub": "u-7", "name": "Eve"}), 403, "another customer"),
+        }
+        for why, (bad, status, said) in refusals.items():
+            refused = client.post("/api/chat", json={"conversation_id": cid, "message": "hi", "identity": bad})
+            assert (refused.status_code, said in refused.json()["error"]) == (status, True), (why, refused.text)
+        assert stored(engine) == before  # nothing a refused call said was stored
+        assert engine.store.conversation(cid)["customer_name"] == "Ada Lovelace"
+    with make_client(engine) as plain:  # a shop with no identity_secret takes no tokens
+        refused = plain.post("/api/chat", json={"message": "hi", "identity": token(ada)})
+        assert refused.status_code == 401 and "takes no identity tokens" in refused.json()["error"]

@@ -38,6 +38,9 @@ def test_home_comes_from_the_environment(tmp_path):
     ({"CSBOT_PORT": "0"}, "port must be between"),
     ({"CSBOT_DATABASE_URL": "mysql://root:secret@db/x"}, "database_url must be postgresql://"),
     ({"CSBOT_TRAINING": "gpu"}, "training must be local"),
+    ({"CSBOT_IDENTITY_SECRET": "short"}, "identity_secret must be at least 32 characters"),
+    ({"CSBOT_ANSWER_SEARCH": "fuzzy"}, "answer_search must be calibrated"),
+    ({"CSBOT_ANSWER_PRECISION": "0.2"}, "answer_precision must be between 0.5"),
 ])
 def test_bad_values_are_refused_with_the_fix(tmp_path, environ, message):
     with pytest.raises(SettingsError, match=message):

@@ -13,7 +13,7 @@ import json
 import re
 import uuid
 
-from csbot.errors import DataError
+from csbot.errors import DataError, IdentityRefused
 from csbot.store.backend import json_text, now, serialized, write
 
 INBOX_STATUSES = ("open", "labelled", "answered", "dismissed")
@@ -47,6 +47,22 @@ class ConversationRows:
                         "ON CONFLICT DO NOTHING", [conversation_id, channel, stamp, stamp, client])
         row = self.db.one("SELECT * FROM conversations WHERE id = ?", [conversation_id])
         return {**row, "slots": json.loads(row["slots"] or "{}")}
+
+    @serialized
+    def bind_identity(self, conversation_id: str, *, user_id: str, name: str | None, email: str | None) -> None:
+        """Record the verified customer of a conversation (and their name and e-mail as its slots, for
+        the templates), in one transaction. IdentityRefused when it is bound to another customer."""
+        with write(self.db):
+            row = self.db.one("SELECT customer_id, slots FROM conversations WHERE id = ?", [conversation_id])
+            if row is None:
+                raise DataError(f"no conversation {conversation_id!r}")
+            if row["customer_id"] not in (None, user_id):
+                raise IdentityRefused("this conversation belongs to another customer; start a new one")
+            slots = {**json.loads(row["slots"] or "{}"), **({"customer_name": name} if name else {}),
+                     **({"email": email} if email else {})}
+            self.db.execute("UPDATE conversations SET customer_id = ?, customer_name = ?, customer_email = ?, "
+                            "identity_verified_at = ?, slots = ? WHERE id = ?",
+                            [user_id, name, email, now(), json_text(slots), conversation_id])
 
     @serialized
     def claim_for_person(self, conversation_id: str) -> bool:
@@ -249,12 +265,14 @@ class ConversationRows:
     @serialized
     def live_conversations(self, *, limit: int = 25, offset: int = 0) -> list[dict]:
         """A page of the conversations a person owns or was asked for, most recently active first,
-        each with its last message (`last_role`, `last_text`, `last_at`) and the last staff member who
+        each with its last message (`last_role`, `last_text`, `last_at`), the verified customer
+        (`customer_name`, `customer_email`, `identity_verified_at`: service/identity.py), and the last staff member who
         wrote in it (`staff`): one query of index look-ups, whatever the transcripts' length (the
         staff page polls it every few seconds)."""
         last = "(SELECT {} FROM messages m WHERE m.conversation_id = c.id ORDER BY m.id DESC LIMIT 1)"
         return self.db.rows(
-            f"SELECT c.id, c.owner, c.handoff_at, c.updated_at, {last.format('role')} AS last_role, "
+            f"SELECT c.id, c.owner, c.handoff_at, c.updated_at, c.customer_name, c.customer_email, "
+            f"c.identity_verified_at, {last.format('role')} AS last_role, "
             f"{last.format('text')} AS last_text, {last.format('created_at')} AS last_at, "
             "(SELECT author FROM messages m WHERE m.conversation_id = c.id AND m.author IS NOT NULL "
             "ORDER BY m.id DESC LIMIT 1) AS staff "

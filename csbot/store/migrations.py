@@ -143,6 +143,13 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         # confidence, or a target precision (store/answers.py answer_tuning).
         "CREATE TABLE answer_tuning (name {text} PRIMARY KEY, value {real}, actor {text}, updated_at {stamp})",
     ]),
+    ("m011_customer_identity", [
+        # Who a conversation's customer is, as the shop's own server vouched with a signed token
+        # (service/identity.py); customer_name was there from the start.
+        "ALTER TABLE conversations ADD COLUMN customer_id {text}",
+        "ALTER TABLE conversations ADD COLUMN customer_email {text}",
+        "ALTER TABLE conversations ADD COLUMN identity_verified_at {stamp}",
+    ]),
 ]
 
 

@@ -25,6 +25,8 @@ class ChatRequest(BaseModel):
     conversation_id: str | None = Field(None, description="The id a previous reply returned; null starts a "
                                                             "conversation", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     message: str = Field(description="The customer's text (1 to max_message_chars characters)")
+    identity: str | None = Field(None, description="Optional: a token the shop's server signed (HS256, "
+                                                   "identity_secret) with sub, name, email, iat and exp")
 
 
 class ChatReply(BaseModel):
@@ -67,6 +69,8 @@ def errors(*codes: int) -> dict:
     Example: errors(400, 429) -> {400: {"model": Problem, ...}, 429: {...}}
     """
     said = {400: "Bad input: the error says what was expected", 404: "No such conversation",
+            401: "The identity token was refused (forged, expired, too long-lived, or none is taken)",
+            403: "The conversation belongs to another verified customer",
             413: "The body is over 256 KB", 429: "Too many requests: wait Retry-After seconds",
             500: "Something failed on our side; the message, if stored, is in the staff inbox"}
     return {code: {"model": Problem, "description": said[code]} for code in codes}

@@ -36,10 +36,11 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.concurrency import run_in_threadpool
 
 from csbot import __version__
-from csbot.errors import CsbotError, DataError, RateLimited, ReplyFailed
+from csbot.errors import CsbotError, DataError, IdentityRefused, RateLimited, ReplyFailed
 from csbot.importer import MAX_FILE_BYTES
 from csbot.language import Words
 from csbot.service.auth import SESSION_COOKIE
+from csbot.service.identity import verify as verify_identity
 from csbot.service.ratelimit import RateLimiter
 from csbot.store import client_key, valid_conversation_id
 from csbot.web.account import PAGES, TWO_FACTOR, account_routes
@@ -154,7 +155,8 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
                        include_in_schema=False)
 
     @app.post("/api/chat", tags=["chat"], summary="Send a customer's message; get the bot's reply",
-              openapi_extra=CHAT_BODY, responses={200: {"model": ChatReply}, **errors(400, 404, 413, 429, 500)})
+              openapi_extra=CHAT_BODY,
+              responses={200: {"model": ChatReply}, **errors(400, 401, 403, 404, 413, 429, 500)})
     async def api_chat(request: Request):
         too_big = _error(413, f"the request body is over the limit of {MAX_BODY_BYTES:,} bytes. "
                               "Send one message of up to a few thousand characters.")
@@ -172,22 +174,31 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
             return _error(400, f"the body must be UTF-8 JSON like {{\"message\": \"...\"}}; it did not parse: {exc}")
         if not isinstance(payload, dict):
             return _error(400, f"the body must be a JSON object; found {type(payload).__name__}")
-        unknown = sorted(set(payload) - {"conversation_id", "message"})
+        unknown = sorted(set(payload) - {"conversation_id", "message", "identity"})
         if unknown:
-            return _error(400, f"unknown fields {unknown}; send only conversation_id and message")
+            return _error(400, f"unknown fields {unknown}; send only conversation_id, message and identity")
         cid = payload.get("conversation_id")
         if cid is not None and valid_conversation_id(cid) is None:
             return _error(400, "conversation_id must be the id a previous reply returned (letters, digits, - "
                                "and _), or null to start a conversation")
         if not isinstance(payload.get("message"), str):
             return _error(400, "message must be a string with the customer's text")
+        try:  # checked before anything is stored: a refused token stores nothing
+            identity = verify_identity(payload["identity"], settings.identity_secret) if "identity" in payload else None
+        except IdentityRefused as exc:
+            return _error(401, str(exc))
         client = client_address(request)
 
         def answer():  # in a worker thread: the store and the model must not block the event loop
             if cid is not None and not engine.store.has_messages(cid):
                 return None
             limits.check(cid, client)
-            return engine.bot.respond(payload["message"], cid, channel="api", client=client_key(client))
+            conversation_id = cid
+            if identity is not None:  # bound (or checked against the bound customer) before the message
+                conversation_id = engine.store.conversation(cid, channel="api", client=client_key(client))["id"]
+                engine.store.bind_identity(conversation_id, user_id=identity.user_id, name=identity.name,
+                                           email=identity.email)
+            return engine.bot.respond(payload["message"], conversation_id, channel="api", client=client_key(client))
         try:
             reply = await run_in_threadpool(answer)
             if reply is None:
@@ -195,6 +206,8 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
         except RateLimited as exc:
             return JSONResponse({"error": str(exc), "retry_after": exc.retry_after}, status_code=429,
                                 headers={"Retry-After": str(int(exc.retry_after))})
+        except IdentityRefused as exc:  # the conversation is another customer's
+            return _error(403, str(exc))
         except DataError as exc:
             return _error(400, str(exc))
         except CsbotError as exc:

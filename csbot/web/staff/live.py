@@ -27,8 +27,22 @@ def live_rows(conversations: list[dict]) -> list[list[str]]:
              -> [["c1", "human (sam)", "2025-02-01 10:00", "customer: hi", "2025-02-01 10:02"]]
     """
     return [[c["id"], f"{c['owner']} ({c['staff']})" if c.get("staff") and c["owner"] == "human" else c["owner"],
-             when(c.get("handoff_at")), f"{c['last_role']}: {c['last_text'][:120]}" if c.get("last_role") else "",
+             when(c.get("handoff_at")),
+             f"{who(c) if c['last_role'] == 'customer' else c['last_role']}: {c['last_text'][:120]}"
+             if c.get("last_role") else "",
              when(c.get("last_at")) if c.get("last_role") else ""] for c in conversations]
+
+
+def who(conversation: dict) -> str:
+    """The customer as staff see them: the name the shop's server vouched for, marked verified.
+
+    Example: who({"customer_name": "Ada", "customer_email": "ada@example.com", "identity_verified_at": "…"})
+             -> "Ada <ada@example.com> ✓"; who({}) -> "customer"
+    """
+    if not conversation.get("identity_verified_at"):
+        return "customer"
+    name = conversation.get("customer_name") or "customer"
+    return f"{name} <{conversation['customer_email']}> ✓" if conversation.get("customer_email") else f"{name} ✓"
 
 
 def transcript(messages: list[dict], words: Words) -> list[dict]:
