@@ -239,10 +239,17 @@ def test_wrong_passwords_from_200_addresses_neither_get_in_nor_lock_the_real_adm
         for n in range(200):  # each from its own address, as a botnet or an IPv6 /64 would
             answers.append(login_from(botnet, f"2001:db8::{n:x}", ADMIN[0], f"guess number {n} of many").status_code)
         assert "csbot_device" not in botnet.cookies
-    assert set(answers) <= {401, 429} and answers.count(401) >= 10  # nobody got in...
-    assert answers[-50:].count(429) >= 45  # ...and the account soon slowed them down to a trickle
-    with httpx.Client(base_url=url, timeout=30) as new_phone:  # a browser that never logged in waits
-        slowed = login_from(new_phone, "192.0.2.10", *ADMIN)
+        assert set(answers) <= {401, 429} and answers.count(401) >= 10  # nobody got in...
+        assert answers[-50:].count(429) >= 45  # ...and the account soon slowed them down to a trickle
+        # A browser that never logged in waits too. The slow-down is a window after each counted
+        # failure, which may just have run out on a busy machine: one more wrong guess first either
+        # meets the open window (429) or is counted and opens a new one of up to a minute (401).
+        for _ in range(3):
+            assert login_from(botnet, "2001:db8::ffff", ADMIN[0], "one more guess").status_code in (401, 429)
+            with httpx.Client(base_url=url, timeout=30) as new_phone:
+                slowed = login_from(new_phone, "192.0.2.10", *ADMIN)
+            if slowed.status_code == 429:
+                break
         assert slowed.status_code == 429 and "log in from a browser you used before" in slowed.text
         assert 1 <= int(re.search(r"wait (\d+) s", slowed.text).group(1)) <= 60
     opened = login_from(laptop, "192.0.2.10", *ADMIN)  # the admin's own browser is not slowed
