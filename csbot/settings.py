@@ -8,6 +8,7 @@ documented in docs/settings.md; a test checks that. This module does not read an
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -81,6 +82,9 @@ class Settings:
     body_timeout_seconds: float = 15.0  # and each next piece of a request body within this
     cors_origins: str = ""  # origins whose pages may call POST /api/chat from a browser (the shop's own site)
     identity_secret: str = ""  # HS256 secret the shop's server signs customer identity tokens with; "" = none taken
+    widget_origins: str = ""  # origins (space-separated) whose pages may show the chat widget; "" = none
+    widget_colour: str = "#2f6f4f"  # the widget's launcher and accent colour
+    widget_position: str = "right"  # the corner of the shop's page the launcher sits in: right or left
     host: str = "127.0.0.1"
     port: int = 7860
     language: str = "en"  # the bot's own words and the chat page's (csbot/languages/<language>/)
@@ -117,6 +121,14 @@ class Settings:
             raise SettingsError(f"answer_search must be calibrated (the shop's ranker, the default) or similarity "
                                 f"(cosine alone); found {self.answer_search!r}")
         _check_range("answer_precision", self.answer_precision, 0.5, 1.0)
+        for origin in self.widget_origins.split():
+            if not re.fullmatch(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?", origin):
+                raise SettingsError(f"widget_origins must be origins like https://shop.example (scheme, host and "
+                                    f"port only, space-separated); found {origin!r}")
+        if not re.fullmatch(r"#[0-9a-fA-F]{6}", self.widget_colour):
+            raise SettingsError(f"widget_colour must be a colour like #2f6f4f; found {self.widget_colour!r}")
+        if self.widget_position not in ("right", "left"):
+            raise SettingsError(f"widget_position must be right or left; found {self.widget_position!r}")
         if self.identity_secret and len(self.identity_secret) < 32:
             raise SettingsError(f"identity_secret must be at least 32 characters (found {len(self.identity_secret)}): "
                                 "make one with python -c 'import secrets; print(secrets.token_urlsafe(32))', "

@@ -245,7 +245,7 @@ def test_the_openapi_description_lists_the_chat_api_only_and_its_docs_page_fetch
 
     spec = client.get("/openapi.json").json()
     validate(spec)  # OpenAPI 3.1, as the specification's own schema checks it
-    assert set(spec["paths"]) == {"/api/chat", "/api/conversations/{conversation_id}/messages"}
+    assert set(spec["paths"]) == {"/api/chat", "/api/handoff", "/api/conversations/{conversation_id}/messages"}
     chat = spec["paths"]["/api/chat"]["post"]
     assert set(chat["requestBody"]["content"]["application/json"]["schema"]["properties"]) == {
         "conversation_id", "message", "identity"}
@@ -306,3 +306,31 @@ def test_a_customer_the_shops_server_vouches_for_is_shown_by_name_and_a_forged_t
     with make_client(engine) as plain:  # a shop with no identity_secret takes no tokens
         refused = plain.post("/api/chat", json={"message": "hi", "identity": token(ada)})
         assert refused.status_code == 401 and "takes no identity tokens" in refused.json()["error"]
+
+
+def test_the_widget_window_may_be_framed_by_exactly_the_shops_origins_and_nowhere_by_default(engine, client):
+    from dataclasses import replace
+
+    page = client.get("/widget")
+    assert page.status_code == 200 and page.headers["content-security-policy"].endswith("frame-ancestors 'none'")
+    assert "x-frame-options" not in page.headers and "<script>" not in page.text  # no inline script
+    shop = Engine(replace(engine.settings, widget_origins="https://shop.example http://localhost:8000",
+                          widget_colour="#aa3300", widget_position="left"), store=engine.store, encoder=engine.encoder)
+    with make_client(shop) as served:
+        policy = served.get("/widget").headers["content-security-policy"]
+        assert policy.endswith("frame-ancestors https://shop.example http://localhost:8000")
+        assert "script-src 'self'" in policy and "connect-src 'self'" in policy
+        loader = served.get("/widget.js")
+        assert loader.headers["content-type"].startswith("text/javascript")
+        assert '"colour": "#aa3300", "position": "left"' in loader.text and "__CSBOT" not in loader.text
+        assert "--accent:#aa3300" in served.get("/widget/frame.css").text
+
+
+def test_a_person_is_asked_for_over_the_api_as_on_the_chat_page(client, engine):
+    handed = client.post("/api/handoff", json={"conversation_id": None})
+    assert handed.status_code == 200 and handed.json()["route"] == "handoff" and handed.json()["handoff"]
+    cid = handed.json()["conversation_id"]
+    assert engine.store.conversation(cid)["owner"] == "human"
+    assert client.post("/api/handoff", json={"conversation_id": cid}).json()["route"] == "human"  # once only
+    assert client.post("/api/handoff", json={"conversation_id": "0123abcd"}).status_code == 404
+    assert client.post("/api/handoff", json={"conversation": cid}).status_code == 400

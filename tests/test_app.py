@@ -36,6 +36,7 @@ class Server:
     port: int
     env: dict
     process: subprocess.Popen
+    shop_port: int = 0  # the shop's own site (another origin) that may show the widget: http://localhost:<port>
 
     def store(self):
         from csbot.store import Store
@@ -66,11 +67,11 @@ def server(trained_home: Path, tmp_path_factory):
     # A retrain from the admin page must stay short: 24 messages, a few steps.
     (home / "csbot.toml").write_text("[csbot]\nepochs = 2\nbatch_size = 8\n")
     Accounts(Store.open(home / "csbot.db")).create(STAFF[0], STAFF[1], role="staff")
-    port = free_port()
-    env = clean_environment(CSBOT_ADMIN_PASSWORD=ADMIN_PASSWORD)
+    port, shop_port = free_port(), free_port()
+    env = clean_environment(CSBOT_ADMIN_PASSWORD=ADMIN_PASSWORD, CSBOT_WIDGET_ORIGINS=f"http://localhost:{shop_port}")
     output = home / "server.log"
     process = start_app(home, port, output, env)
-    server = Server(f"http://127.0.0.1:{port}", home, output, port, env, process)
+    server = Server(f"http://127.0.0.1:{port}", home, output, port, env, process, shop_port)
     yield server
     server.process.terminate()
     server.process.wait(timeout=20)
@@ -332,3 +333,53 @@ def test_a_customer_keeps_their_conversation_and_staff_logins_survive_a_restart(
     expect(staff.get_by_role("tab", name="Live conversations")).to_be_visible(timeout=60_000)
     for page in (customer, staff):
         page.close()
+
+
+@pytest.fixture(scope="module")
+def shop_site(server, tmp_path_factory):
+    """The shop's own site on another origin, its pages carrying only the script tag."""
+    import functools
+    import http.server
+    import threading
+
+    root = tmp_path_factory.mktemp("shop-site")
+    for name, other in (("one", "two"), ("two", "one")):
+        (root / f"{name}.html").write_text(
+            f'<!doctype html><html lang="en"><head><title>Shop page {name}</title></head><body><main>'
+            f'<h1>Bramble &amp; Birch, page {name}</h1><a href="/{other}.html">Page {other}</a></main>'
+            f'<script src="{server.url}/widget.js" defer></script></body></html>', encoding="utf-8")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *args: None
+    site = http.server.ThreadingHTTPServer(("127.0.0.1", server.shop_port), handler)
+    threading.Thread(target=site.serve_forever, daemon=True).start()
+    yield f"http://localhost:{server.shop_port}"
+    site.shutdown()
+
+
+def test_the_widget_on_the_shops_own_pages_follows_the_customer_and_hears_staff_live(server, shop_site, browser):
+    page = browser.new_page()
+    page.goto(f"{shop_site}/one.html")
+    page.get_by_role("button", name=re.compile(r"^Chat with")).click()
+    frame = page.frame_locator("iframe.csbot-frame")
+    box = frame.get_by_label("Your message")
+    box.fill("Do you offer gift wrapping?")
+    box.press("Enter")
+    expect(frame.locator("#log li.bot")).to_contain_text("gift wrapping", timeout=30_000)
+    cid = page.evaluate(f"localStorage.getItem('csbot-conversation:{server.url}')")  # kept on the shop's side
+    assert cid and cid not in page.url
+
+    page.get_by_role("link", name="Page two").click()  # another page of the shop: the same conversation
+    page.get_by_role("button", name=re.compile(r"^Chat with")).click()
+    frame = page.frame_locator("iframe.csbot-frame")
+    expect(frame.locator("#log li.customer")).to_have_text(["Do you offer gift wrapping?"], timeout=30_000)
+    server.store().add_message(cid, role="staff", text="Hello, Sam here", author="sam")  # a staff reply...
+    expect(frame.locator("#log li.staff")).to_have_text(["sam: Hello, Sam here"], timeout=30_000)  # ...live
+
+    stranger = browser.new_page()  # the same page on an origin widget_origins does not list
+    stranger.goto(f"http://127.0.0.1:{server.shop_port}/one.html")
+    stranger.get_by_role("button", name=re.compile(r"^Chat with")).click()
+    deadline = time.monotonic() + 30
+    while not any(f.url.startswith("chrome-error://") for f in stranger.frames):  # the browser refused it
+        assert time.monotonic() < deadline, [f.url for f in stranger.frames]
+        stranger.wait_for_timeout(200)
+    assert stranger.frame_locator("iframe.csbot-frame").get_by_label("Your message").count() == 0

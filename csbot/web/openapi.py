@@ -1,6 +1,6 @@
 """The public chat API, described: `/openapi.json` (OpenAPI 3.1) and its docs page `/api/docs`.
 
-Only the customer's API is in the description: `POST /api/chat` and
+Only the customer's API is in the description: `POST /api/chat`, `POST /api/handoff` and
 `GET /api/conversations/{id}/messages`. The staff and admin pages, the logins, health and
 readiness stay out of it (server.py includes them with `include_in_schema=False`). The docs page
 is FastAPI's Swagger UI page with its scripts and styles served from the swagger-ui-bundle
@@ -76,6 +76,13 @@ def errors(*codes: int) -> dict:
     return {code: {"model": Problem, "description": said[code]} for code in codes}
 
 
+class HandoffRequest(BaseModel):
+    conversation_id: str | None = Field(None, description="The conversation to hand over; null starts one",
+                                        pattern=r"^[A-Za-z0-9_-]{1,64}$")
+
+
+HANDOFF_BODY = {"requestBody": {"required": True, "content": {"application/json": {
+    "schema": HandoffRequest.model_json_schema()}}}}
 CHAT_BODY = {"requestBody": {"required": True, "content": {"application/json": {
     "schema": ChatRequest.model_json_schema(ref_template="#/components/schemas/{model}")}}}}
 

@@ -46,7 +46,8 @@ from csbot.store import client_key, valid_conversation_id
 from csbot.web.account import PAGES, TWO_FACTOR, account_routes
 from csbot.web.boundary import BodyLimits, Boundary
 from csbot.web.common import SESSION_WATCH, client_address
-from csbot.web.openapi import CHAT_BODY, ChatReply, Messages, errors, install_docs
+from csbot.web.openapi import CHAT_BODY, HANDOFF_BODY, ChatReply, Messages, errors, install_docs
+from csbot.web.widget import widget_routes
 
 log = logging.getLogger("csbot.web.server")
 MAX_BODY_BYTES = BodyLimits.chat_api
@@ -225,6 +226,39 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
                 "intent": reply.intent, "confidence": reply.confidence, "answer_id": reply.answer_id,
                 "handoff": reply.handoff, "message_id": reply.message_id, "model_version": reply.model_version}
 
+    @app.post("/api/handoff", tags=["chat"], summary="Ask for a person (the chat page's button)",
+              openapi_extra=HANDOFF_BODY, responses={200: {"model": ChatReply}, **errors(400, 404, 429)})
+    async def api_handoff(request: Request):
+        """Give the conversation to a person, as the chat page's "Talk to a person" button does: the
+        same hourly limit per client, the same words. A null conversation_id starts one."""
+        try:
+            payload = json.loads((await request.body())[:4096] or b"{}")
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            payload = None
+        if not isinstance(payload, dict) or set(payload) - {"conversation_id"}:
+            return _error(400, 'the body must be JSON like {"conversation_id": "..."} (or null to start one)')
+        cid = payload.get("conversation_id")
+        if cid is not None and valid_conversation_id(cid) is None:
+            return _error(400, "conversation_id must be the id /api/chat returned, or null")
+        client = client_address(request)
+
+        def hand_off():
+            if cid is not None and not engine.store.has_messages(cid):
+                return None
+            limits.check(cid, client)
+            limits.check_handoff(client_key(client))
+            return engine.bot.hand_off(cid, client=client_key(client))
+        try:
+            reply = await run_in_threadpool(hand_off)
+        except RateLimited as exc:
+            return JSONResponse({"error": str(exc), "retry_after": exc.retry_after}, status_code=429,
+                                headers={"Retry-After": str(int(exc.retry_after))})
+        if reply is None:
+            return _error(404, f"no conversation {cid!r}; send null to start a new one")
+        return {"conversation_id": reply.conversation_id, "reply": reply.text, "route": reply.route,
+                "intent": reply.intent, "confidence": reply.confidence, "answer_id": reply.answer_id,
+                "handoff": reply.handoff, "message_id": reply.message_id, "model_version": reply.model_version}
+
     @app.get("/api/conversations/{conversation_id}/messages", tags=["chat"],
              summary="The conversation's messages after message `after`: poll for a staff reply",
              responses={200: {"model": Messages}, **errors(400, 404, 429)})
@@ -286,7 +320,8 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
                             "answers": engine.encoder.runtime_name},
                 "training": {"job": job["id"], "phase": job["phase"]} if job else None}
 
-    install_docs(app, title="csbot")  # before the chat page's mount at the root, which would take every path
+    app.include_router(widget_routes(settings=settings, shop_name=engine.store.shop().get("shop_name", "our shop")))
+    install_docs(app, title="csbot")  # both before the chat page's mount at the root, which would take every path
 
     # Gradio awaits an async dependency; a plain one would read the store on the event loop.
     async def staff_user(request: Request) -> str | None:

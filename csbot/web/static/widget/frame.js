@@ -1,0 +1,93 @@
+/* csbot's chat window inside the shop's page (/widget): the same conversation and the same bot
+ * words as the chat page, through the public API (POST /api/chat, GET .../messages, POST /api/handoff).
+ * It talks only to the page that framed it, when that page's origin is one of widget_origins. */
+(function () {
+  "use strict";
+  var body = document.body;
+  var origins = JSON.parse(body.dataset.origins || "[]");
+  var words = JSON.parse(body.dataset.words || "{}");
+  var log = document.getElementById("log");
+  var form = document.getElementById("ask");
+  var input = document.getElementById("text");
+  var person = document.getElementById("person");
+  var parentOrigin = null, conversation = null, after = 0, unread = 0, open = false, timer = null, busy = false;
+
+  function tell(message) {
+    if (parentOrigin) window.parent.postMessage(message, parentOrigin);
+  }
+  function line(role, text) {
+    var item = document.createElement("li");
+    item.className = role;
+    item.textContent = text;  /* text, never HTML */
+    log.appendChild(item);
+    log.scrollTop = log.scrollHeight;
+  }
+  function show(m) {
+    if (m.id <= after) return;
+    after = m.id;
+    if (m.role === "staff") line("staff", (m.author || words.our_team) + ": " + m.text);
+    else if (m.role === "system") line("system", m.text);
+    else line(m.role, m.text);
+    if (!open && m.role !== "customer") unread += 1;
+  }
+  function load() {
+    if (!conversation || busy) return Promise.resolve();
+    busy = true;
+    return fetch("/api/conversations/" + encodeURIComponent(conversation) + "/messages?after=" + after)
+      .then(function (response) {
+        if (response.status === 404) { conversation = null; tell({type: "csbot:conversation", id: null}); return null; }
+        return response.ok ? response.json() : null;
+      })
+      .then(function (found) {
+        if (found) found.messages.forEach(show);
+        tell({type: "csbot:unread", count: unread});
+      })
+      .catch(function () { /* offline for a moment: the next poll tries again */ })
+      .then(function () { busy = false; });
+  }
+  function started(id) {
+    if (id && id !== conversation) {
+      conversation = id;
+      tell({type: "csbot:conversation", id: id});
+    }
+  }
+  function call(url, body) {
+    return fetch(url, {method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify(body)})
+      .then(function (response) {
+        return response.json().then(function (data) {
+          if (!response.ok) line("error", data.error || words.failed);
+          else started(data.conversation_id);
+          return load();
+        });
+      })
+      .catch(function () { line("error", words.failed); });
+  }
+  window.addEventListener("message", function (event) {
+    if (event.source !== window.parent || origins.indexOf(event.origin) < 0) return;
+    var message = event.data || {};
+    if (message.type === "csbot:hello") {
+      parentOrigin = event.origin;
+      open = !!message.open;
+      conversation = typeof message.conversation === "string" ? message.conversation : null;
+      load();
+      if (!timer) timer = setInterval(load, 3000);
+    } else if (message.type === "csbot:open") {
+      open = !!message.open;
+      if (open) { unread = 0; tell({type: "csbot:unread", count: 0}); input.focus(); }
+    }
+  });
+  form.addEventListener("submit", function (event) {
+    event.preventDefault();
+    var text = input.value.trim();
+    if (!text) return;
+    input.value = "";
+    call("/api/chat", {conversation_id: conversation, message: text});
+  });
+  person.addEventListener("click", function () {
+    call("/api/handoff", {conversation_id: conversation});
+  });
+  document.getElementById("close").addEventListener("click", function () { tell({type: "csbot:close"}); });
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape") tell({type: "csbot:close"});
+  });
+})();
