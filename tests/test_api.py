@@ -225,6 +225,13 @@ def test_an_api_client_polls_and_hears_the_staff_reply_after_a_hand_off(client, 
         "id": news["after"], "role": "staff", "text": "Hello, Sam here: yes, <b>£4.50</b>.", "author": "sam",
         "created_at": news["messages"][-1]["created_at"]}
     assert client.get(f"/api/conversations/{cid}/messages", params={"after": news["after"]}).json()["messages"] == []
+    # long polling: an answer with nothing new is held open until a message comes
+    import threading
+
+    threading.Timer(0.3, lambda: engine.bot.staff_reply(cid, "Anything else?", author="sam")).start()
+    held = client.get(f"/api/conversations/{cid}/messages", params={"after": news["after"], "wait": 20})
+    assert [m["text"] for m in held.json()["messages"]] == ["Anything else?"]
+    assert client.get(f"/api/conversations/{cid}/messages", params={"wait": 26}).status_code == 400
     # bad handles and cursors get a clear 400 or 404, and nothing is made by looking
     assert client.get("/api/conversations/no such id/messages").status_code == 400
     assert client.get(f"/api/conversations/{cid}/messages", params={"after": "-1"}).status_code == 400

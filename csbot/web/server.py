@@ -25,6 +25,7 @@ This module wires; the bot decides (bot.py), the store keeps (store/), accounts 
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -32,7 +33,7 @@ from urllib.parse import quote
 
 import gradio as gr
 from fastapi import FastAPI, Query, Request
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from csbot import __version__
@@ -57,6 +58,7 @@ LOCAL = ("127.0.0.1", "::1")  # the machine itself: /api/health shows it the det
 
 POLLS_PER_MINUTE = 120  # GET /api/conversations/{id}/messages per client address
 POLLED_AT_MOST = 200  # messages one poll returns; the next poll continues after the last
+LONG_POLL_SECONDS = 25  # the longest a poll with nothing new is held open (under common proxies' 30 s)
 
 
 class ChatLimits:
@@ -263,14 +265,20 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
              summary="The conversation's messages after message `after`: poll for a staff reply",
              responses={200: {"model": Messages}, **errors(400, 404, 429)})
     async def api_messages(conversation_id: str, request: Request,
-                           after: str = Query("0", description="The id of the last message the client has")):
+                           after: str = Query("0", description="The id of the last message the client has"),
+                           wait: str = Query("0", description=f"Seconds (0-{LONG_POLL_SECONDS}) to hold the answer "
+                                                              "open until a new message arrives (long polling)")):
         """The conversation's messages with an id above `after`, oldest first, at most POLLED_AT_MOST:
-        what an API client polls for to hear a staff reply after a hand-off. The conversation id is
-        the handle: whoever holds it may read the conversation, as on the chat page."""
+        what an API client polls for to hear a staff reply after a hand-off. With `wait`, an answer
+        with nothing new is held open up to that many seconds, looking once a second, so a staff
+        reply arrives within about a second. The conversation id is the handle: whoever holds it
+        may read the conversation, as on the chat page."""
         if valid_conversation_id(conversation_id) is None:
             return _error(400, "the conversation id must be the one /api/chat returned (letters, digits, - and _)")
         if not after.isdigit():
             return _error(400, f"after must be a message id (0 or more, digits only); found {after[:40]!r}")
+        if not wait.isdigit() or int(wait) > LONG_POLL_SECONDS:
+            return _error(400, f"wait must be 0 to {LONG_POLL_SECONDS} seconds; found {wait[:40]!r}")
         client = client_address(request)
 
         def read():
@@ -286,6 +294,14 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
                                 headers={"Retry-After": str(int(exc.retry_after))})
         if found is None:
             return _error(404, f"no conversation {conversation_id!r}; start one with POST /api/chat")
+        deadline = time.monotonic() + int(wait)
+        while not found[1] and time.monotonic() < deadline and not app.state.draining:
+            await asyncio.sleep(1.0)
+            if await request.is_disconnected():
+                return Response(status_code=204)
+            found = await run_in_threadpool(lambda: (engine.store.conversation(conversation_id),
+                                                     engine.store.messages_after(conversation_id, int(after),
+                                                                                 limit=POLLED_AT_MOST)))
         conversation, messages = found
         shown = [{"id": m["id"], "role": m["role"], "text": m["text"], "created_at": m["created_at"],
                   **({"author": m.get("author")} if m["role"] == "staff" else {}),

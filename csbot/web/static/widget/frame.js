@@ -10,7 +10,7 @@
   var form = document.getElementById("ask");
   var input = document.getElementById("text");
   var person = document.getElementById("person");
-  var parentOrigin = null, conversation = null, after = 0, unread = 0, open = false, timer = null, busy = false;
+  var parentOrigin = null, conversation = null, after = 0, unread = 0, open = false, listening = false;
 
   function tell(message) {
     if (parentOrigin) window.parent.postMessage(message, parentOrigin);
@@ -30,10 +30,13 @@
     else line(m.role, m.text);
     if (!open && m.role !== "customer") unread += 1;
   }
-  function load() {
-    if (!conversation || busy) return Promise.resolve();
-    busy = true;
-    return fetch("/api/conversations/" + encodeURIComponent(conversation) + "/messages?after=" + after)
+  /* The messages after the last one shown; with `wait`, held open by the server until one comes
+   * (long polling). Both may run at once: show() skips what is already on screen. */
+  function load(wait) {
+    if (!conversation) return Promise.resolve(false);
+    var url = "/api/conversations/" + encodeURIComponent(conversation) + "/messages?after=" + after +
+      (wait ? "&wait=" + wait : "");
+    return fetch(url)
       .then(function (response) {
         if (response.status === 404) { conversation = null; tell({type: "csbot:conversation", id: null}); return null; }
         return response.ok ? response.json() : null;
@@ -41,14 +44,23 @@
       .then(function (found) {
         if (found) found.messages.forEach(show);
         tell({type: "csbot:unread", count: unread});
+        return !!found;
       })
-      .catch(function () { /* offline for a moment: the next poll tries again */ })
-      .then(function () { busy = false; });
+      .catch(function () { return false; });
+  }
+  function listen() {  /* one long poll at a time, again at once after each; 3 s after a failure */
+    if (listening || !conversation) return;
+    listening = true;
+    load(25).then(function (ok) {
+      listening = false;
+      setTimeout(listen, ok ? 0 : 3000);
+    });
   }
   function started(id) {
     if (id && id !== conversation) {
       conversation = id;
       tell({type: "csbot:conversation", id: id});
+      listen();
     }
   }
   function call(url, body) {
@@ -69,8 +81,7 @@
       parentOrigin = event.origin;
       open = !!message.open;
       conversation = typeof message.conversation === "string" ? message.conversation : null;
-      load();
-      if (!timer) timer = setInterval(load, 3000);
+      load().then(listen);
     } else if (message.type === "csbot:open") {
       open = !!message.open;
       if (open) { unread = 0; tell({type: "csbot:unread", count: 0}); input.focus(); }
