@@ -356,8 +356,25 @@ def shop_site(server, tmp_path_factory):
     site.shutdown()
 
 
+AXE = Path(__file__).resolve().parent.parent / ".ci" / "node_modules" / "axe-core" / "axe.min.js"
+WIDGET_BUDGET = 40 * 1024  # everything the widget makes a browser fetch, before any compression
+
+
+def serious_violations(frame, context: str = "document") -> list[str]:
+    """axe-core's serious and critical findings in a frame (the npm package, put in by .ci/setup;
+    evaluated over the DevTools protocol, which the page's CSP does not govern)."""
+    frame.evaluate(AXE.read_text(encoding="utf-8") + "\n;0")
+    found = frame.evaluate("async (context) => (await axe.run(context === 'document' ? document : {include: "
+                           "JSON.parse(context)})).violations.filter(v => ['serious', 'critical'].includes(v.impact))"
+                           ".map(v => v.id + ': ' + v.nodes.map(n => n.target.join(' ')).join(', '))", context)
+    return found
+
+
 def test_the_widget_on_the_shops_own_pages_follows_the_customer_and_hears_staff_live(server, shop_site, browser):
     page = browser.new_page()
+    fetched = {}
+    page.on("response", lambda r: fetched.__setitem__(r.url, len(r.body())) if r.url.startswith(server.url)
+            and r.request.method == "GET" and "/api/" not in r.url else None)
     page.goto(f"{shop_site}/one.html")
     page.get_by_role("button", name=re.compile(r"^Chat with")).click()
     frame = page.frame_locator("iframe.csbot-frame")
@@ -365,6 +382,12 @@ def test_the_widget_on_the_shops_own_pages_follows_the_customer_and_hears_staff_
     box.fill("Do you offer gift wrapping?")
     box.press("Enter")
     expect(frame.locator("#log li.bot")).to_contain_text("gift wrapping", timeout=30_000)
+    assert {u.removeprefix(server.url) for u in fetched} == {"/widget.js", "/widget", "/widget/frame.js",
+                                                                "/widget/frame.css"}
+    assert sum(fetched.values()) <= WIDGET_BUDGET, fetched
+    window = next(f for f in page.frames if f.url == f"{server.url}/widget")
+    assert serious_violations(window) == []  # the chat window, with a conversation in it
+    assert serious_violations(page.main_frame, '[".csbot-launcher", ".csbot-frame"]') == []  # what the tag adds
     cid = page.evaluate(f"localStorage.getItem('csbot-conversation:{server.url}')")  # kept on the shop's side
     assert cid and cid not in page.url
 

@@ -62,11 +62,13 @@ def widget_routes(*, settings, shop_name: str) -> APIRouter:
 <body data-origins="{e(json.dumps(origins))}" data-words="{e(json.dumps(said, ensure_ascii=False))}">
 <header><h1>{e(heading)}</h1>
 <button id="close" type="button" aria-label="{e(words['chat.close_chat'])}">&times;</button></header>
+<main>
 <ol id="log" aria-live="polite" aria-label="{e(words['chat.conversation'])}"></ol>
 <form id="ask"><label for="text" class="sr-only">{e(words['chat.your_message'])}</label>
 <input id="text" autocomplete="off" maxlength="{settings.max_message_chars}" placeholder="{e(words['chat.placeholder'])}">
 <button type="submit">{e(words['chat.send'])}</button></form>
 <button id="person" type="button">{e(words['chat.person'])}</button>
+</main>
 <script src="/widget/frame.js"></script>
 </body>
 </html>
