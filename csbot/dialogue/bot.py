@@ -170,6 +170,7 @@ class Bot:
                  max_message_chars: int = 2000, review_confidence: float = 0.5,
                  review_answer_score: float = 0.65, handoff_intent: str | None = "human_agent",
                  handoff_refusal: Callable[[str | None], str | None] | None = None,
+                 notify: Callable[[str, str, dict], None] | None = None,
                  clock: Callable[[], float] = time.perf_counter):
         self.store = store
         self.replies = replies
@@ -184,6 +185,9 @@ class Bot:
         # the shop's limit on requests for a person per client: (client) -> None to go ahead, or the
         # polite words that say the request is already with the team (web/server.py ChatLimits)
         self.handoff_refusal = handoff_refusal
+        # (event, msg_id, data) for the shop's webhooks (service/webhooks.py): the same msg_id for the
+        # same event, so recording it twice sends it once; failing to record one never fails a reply
+        self.notify = notify
         self.clock = clock
         # Concurrent messages share encoder passes (batching.py); a lone message goes straight through.
         self._understand = MicroBatcher(self._understand_batch, name="bot-understand")
@@ -340,6 +344,29 @@ class Bot:
         if fields is not None and reply.message_id is None:
             # A person took the chat while this reply was being worked out: it is not sent.
             reply.text, reply.route, reply.inbox, reply.handoff = None, "human", "human", True
+        elif reply.inbox == "asked_for_person":
+            self._event("conversation.handoff", f"msg_handoff_{message_id}", cid, message_id)
+        elif reply.route == "fallback":
+            self._event("message.fallback", f"msg_fallback_{message_id}", cid, message_id)
+
+    def _event(self, event: str, msg_id: str, cid: str, message_id: int, **data) -> None:
+        if self.notify is None:
+            return
+        try:
+            asked = self.store.message(message_id)
+            self.notify(event, msg_id, {"type": event, "timestamp": now(), "data": {
+                "conversation_id": cid, "message_id": message_id, "role": asked["role"] if asked else None,
+                "text": asked["text"] if asked else None, **data}})
+        except Exception:  # the reply is stored and sent; a webhook is not worth failing it
+            log.exception("could not record the %s event of message %s for the webhooks", event, message_id)
+
+    def rate(self, conversation_id: str, message_id: int, rating: int) -> None:
+        """A customer's like (1), dislike (-1) or none (0) of a bot reply in their conversation
+        (store.rate), heard by the shop's webhooks as message.rated."""
+        self.store.rate(conversation_id, message_id, rating)
+        if rating:
+            self._event("message.rated", f"msg_rated_{message_id}_{rating}", conversation_id, message_id,
+                        rating=rating)
 
     # --- people -----------------------------------------------------------------------------
     def hand_off(self, conversation_id: str, *, client: str | None = None) -> Reply:
@@ -359,6 +386,7 @@ class Bot:
                                       reason="asked_for_person")
         text = self.replies.say("bot.handoff", conversation["slots"])
         message_id = self.store.add_message(cid, role="bot", text=text, route="handoff")
+        self._event("conversation.handoff", f"msg_handoff_{message_id}", cid, asked[-1]["id"] if asked else message_id)
         return Reply(cid, text, "handoff", handoff=True, message_id=message_id)
 
     def take_over(self, conversation_id: str, *, author: str) -> None:

@@ -58,6 +58,7 @@ class Engine:
         self.store = store or Store.from_settings(settings)
         self._encoder = encoder
         self._index = None
+        self._webhooks = None
         self._bot = None
         self._lock = threading.RLock()  # builds the lazy pieces once; never held while serving
         self.swap_lock = threading.Lock()  # one promote / rollback / follower swap at a time
@@ -155,7 +156,8 @@ class Engine:
                                 review_confidence=self.settings.review_confidence,
                                 review_answer_score=self.settings.review_answer_score,
                                 handoff_intent=self.settings.handoff_intent or None,
-                                handoff_refusal=lambda client: self.handoff_refusal and self.handoff_refusal(client))
+                                handoff_refusal=lambda client: self.handoff_refusal and self.handoff_refusal(client),
+                                notify=self.store.record_event)
                 self.follower.seen.update(templates=generations["templates"], shop=generations["shop"],
                                           model=generations["model"])
             return self._bot
@@ -200,9 +202,29 @@ class Engine:
             for stale in remove_stale_work(folder):
                 log.warning("removed %s, left half-written by a process that stopped", stale)
         self.follower.start(interval=interval or self.settings.sync_seconds)
+        self.webhooks.start(interval=interval or self.settings.sync_seconds)  # each delivery by one process
 
     def stop_following(self) -> None:
         self.follower.stop()
+        self.webhooks.stop()
+
+    @property
+    def webhooks(self):
+        """This process's sender of the shop's webhooks (service/webhooks.py), made on first use."""
+        if self._webhooks is None:
+            from csbot.service.webhooks import Sender
+
+            self._webhooks = Sender(self.store)
+        return self._webhooks
+
+    def add_webhook(self, *, url: str, events: list[str], actor: str) -> dict:
+        """A new endpoint for the shop's webhooks; its secret is returned here once (keep it)."""
+        from csbot.service.webhooks import new_secret
+
+        secret = new_secret()
+        webhook_id = self.store.add_webhook(url=url.strip(), secret=secret, events=events, actor=actor)
+        self.store.audit(actor, "webhook_add", url.strip()[:200], detail={"id": webhook_id, "events": events})
+        return {"id": webhook_id, "secret": secret}
 
     # --- operations -----------------------------------------------------------------------
     def readiness(self) -> list[str]:

@@ -43,6 +43,7 @@ from csbot.store.proposals import ProposalRows
 from csbot.store.sessions import SessionRows
 from csbot.store.stats import StatsRows
 from csbot.store.users import UserRows
+from csbot.store.webhooks import WebhookRows
 
 __all__ = ["Database", "Store", "checked_intent_name", "clean_answer", "clean_question", "client_key", "example_id",
            "local_actor", "now", "open_database", "snapshot", "valid_conversation_id", "write"]
@@ -62,7 +63,7 @@ def open_database(target, *, pool_size: int = 10) -> Database:
 
 
 class Store(CatalogRows, ExampleRows, AnswerRows, ConversationRows, UserRows, SessionRows, ModelRows,
-            JobRows, AuditRows, GenerationRows, StatsRows, HistoryRows, ProposalRows):
+            JobRows, AuditRows, GenerationRows, StatsRows, HistoryRows, ProposalRows, WebhookRows):
     """All reads and writes of csbot's rows. Takes an open Database (tests pass SqliteDatabase(":memory:"))."""
 
     def __init__(self, db: Database):

@@ -150,6 +150,16 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         "ALTER TABLE conversations ADD COLUMN customer_email {text}",
         "ALTER TABLE conversations ADD COLUMN identity_verified_at {stamp}",
     ]),
+    ("m012_webhooks", [
+        # The shop's endpoints that hear of events, and every delivery to them (service/webhooks.py):
+        # one row per endpoint and event, unique, so two processes recording one event send it once.
+        "CREATE TABLE webhooks (id {id}, url {text}, secret {text}, events {text}, actor {text}, created_at {stamp})",
+        "CREATE TABLE webhook_deliveries (id {id}, webhook_id {int} REFERENCES webhooks(id), event {text}, "
+        "msg_id {text}, payload {text}, status {text}, attempts {int}, next_at {real}, claimed_until {real}, "
+        "last_status {int}, last_error {text}, created_at {stamp}, delivered_at {stamp})",
+        "CREATE UNIQUE INDEX idx_webhook_deliveries_hook_msg ON webhook_deliveries (webhook_id, msg_id)",
+        "CREATE INDEX idx_webhook_deliveries_status_next ON webhook_deliveries (status, next_at)",
+    ]),
 ]
 
 

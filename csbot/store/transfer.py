@@ -18,10 +18,10 @@ from csbot.store.backend import json_text, snapshot, write
 TABLES = ("shop_facts", "intents", "templates", "examples", "answers", "answer_questions", "answer_negatives",
           "answer_tuning", "conversations", "messages", "model_versions", "jobs", "users", "recovery_codes",
           "devices", "generations", "service_keys", "sessions", "login_failures", "rate_hits", "audit",
-          "history_imports", "history_turns", "proposals", "proposal_turns")
+          "history_imports", "history_turns", "proposals", "proposal_turns", "webhooks", "webhook_deliveries")
 # ids the database hands out
 WITH_IDS = ("templates", "answers", "answer_questions", "answer_negatives", "messages", "recovery_codes", "audit",
-            "history_turns", "proposals", "proposal_turns")
+            "history_turns", "proposals", "proposal_turns", "webhooks", "webhook_deliveries")
 ORPHANS = {  # the schema's foreign keys, as the rows that would break them
     "templates of a missing intent": "SELECT count(*) FROM templates WHERE intent NOT IN (SELECT name FROM intents)",
     "phrasings of a missing answer": "SELECT count(*) FROM answer_questions WHERE answer_id NOT IN (SELECT id FROM answers)",

@@ -118,7 +118,7 @@ class ChatPage:
         if not conversation_id or not isinstance(index, int) or not 0 <= index < len(ids) or ids[index] is None:
             return
         try:
-            self.engine.store.rate(conversation_id, ids[index], 1 if data.liked else -1 if data.liked is False else 0)
+            self.engine.bot.rate(conversation_id, ids[index], 1 if data.liked else -1 if data.liked is False else 0)
         except CsbotError:
             pass  # not a rateable reply of this conversation: nothing to store
 
