@@ -39,7 +39,9 @@ ENDPOINTS = {  # every endpoint of the page, with arguments a caller might send
     "/reset_password": ("ada", "a new long password", "a new long password"),
     "/role_user": ("ada", "staff"), "/disable_user": ("ada", "staff"), "/enable_user": ("ada", "staff"),
     "/delete_user": ("ada", "staff"), "/two_factor_user": ("ada", "staff"), "/audit": ("", None, ""),
-    "/answer_calibration": (), "/answer_threshold": (0.9,), "/answer_precision": (0.9,), "/answer_tuning_reset": ()}
+    "/answer_calibration": (), "/answer_threshold": (0.9,), "/answer_precision": (0.9,), "/answer_tuning_reset": (),
+    "/webhooks": (), "/webhook_add": ("https://hooks.example/x", ["message.fallback"]), "/webhook_remove": (1,),
+    "/webhook_resend": (1,)}
 
 
 @pytest.fixture(scope="module")
@@ -317,6 +319,26 @@ def test_the_admin_page_is_labelled_in_the_staff_language(tmp_path):
     assert all(text in page.status_html(running, zh) for text in ("运行中", "微调", "第 12 / 40 步"))
     assert page.eta(65, zh) == "1 分 05 秒" and page.eta(65) == "1 min 05 s"
     assert set(page.PHASES) <= {key.removeprefix("admin.phase_") for key in zh.texts}
+
+
+def test_an_admin_adds_a_webhook_endpoint_sees_its_deliveries_and_sends_one_again(site, admin):
+    endpoints, log, note = admin.predict("http://127.0.0.1:9/never", ["message.fallback"], api_name="/webhook_add")
+    secret = re.search(r"`(whsec_[A-Za-z0-9+/=]+)`", note).group(1)  # shown once, here
+    hook = site.store.webhooks()[-1]
+    assert hook["secret"] == secret and hook["events"] == ["message.fallback"]
+    assert [row[1] for row in endpoints["data"]] == [h["url"] for h in site.store.webhooks()]
+    assert site.store.record_event("message.fallback", "msg_test_1", {"type": "message.fallback"}) == 1
+    endpoints, log, note = admin.predict(api_name="/webhooks")
+    delivery = log["data"][0]
+    assert delivery[2:5] == ["message.fallback", "http://127.0.0.1:9/never", "pending"]
+    endpoints, log, note = admin.predict(int(delivery[0]), api_name="/webhook_resend")
+    assert "will be sent again" in note
+    with pytest.raises(AppError, match="pick one or more events"):
+        admin.predict("https://hooks.example/x", [], api_name="/webhook_add")
+    endpoints, log, note = admin.predict(hook["id"], api_name="/webhook_remove")
+    assert all(int(row[0]) != hook["id"] for row in endpoints["data"]) and log["data"] == []
+    actions = [e["action"] for e in site.store.audit_log()[:3]]
+    assert actions == ["webhook_remove", "webhook_resend", "webhook_add"]
 
 
 def test_an_admin_sees_and_moves_how_curated_answers_are_held_back(site, admin):

@@ -1,9 +1,9 @@
 """The admins' page (mounted at /admin): retrain the intent model and watch it run, read each
 version's evaluation report and promote or roll back, see the dashboard, see and move how curated
-answers are held back, manage accounts.
+answers are held back, manage the shop's webhooks, manage accounts.
 
 `build_admin` makes the Blocks and its tabs, one module per tab (`retrain`, `versions`,
-`dashboard`, `answers`, `users`, `audit`; `format` holds the helpers they share), and wires the one event that crosses
+`dashboard`, `answers`, `webhooks`, `users`, `audit`; `format` holds the helpers they share), and wires the one event that crosses
 tabs: the Retrain tab's "Show the new version's report", which switches to the Versions tab and
 picks the new version there. Every handler, page loads and timer ticks included, is wrapped in
 `guarded(accounts, "admin")`: the login in front of the page is not the only check, because any
@@ -44,6 +44,7 @@ from csbot.web.admin.versions import (
     versions_tab,
     versions_view,
 )
+from csbot.web.admin.webhooks import webhooks_tab
 from csbot.web.common import guarded, page_header
 from csbot.web.format import device_label, eta, percent
 
@@ -80,6 +81,7 @@ def build_admin(engine: "Engine", accounts: "Accounts", retrainer: "Retrainer") 
 
             dashboard_tab(page, engine=engine, accounts=accounts, words=words)
             answers_tab(page, engine=engine, accounts=accounts, words=words)
+            webhooks_tab(page, engine=engine, accounts=accounts, words=words)
             users_tab(page, accounts=accounts, words=words)
             audit_tab(page, store=engine.store, accounts=accounts, words=words)
     return page
