@@ -252,7 +252,8 @@ def test_the_openapi_description_lists_the_chat_api_only_and_its_docs_page_fetch
 
     spec = client.get("/openapi.json").json()
     validate(spec)  # OpenAPI 3.1, as the specification's own schema checks it
-    assert set(spec["paths"]) == {"/api/chat", "/api/handoff", "/api/conversations/{conversation_id}/messages"}
+    assert set(spec["paths"]) == {"/api/chat", "/api/handoff", "/api/messages/{message_id}/rating",
+                                  "/api/conversations/{conversation_id}/messages"}
     chat = spec["paths"]["/api/chat"]["post"]
     assert set(chat["requestBody"]["content"]["application/json"]["schema"]["properties"]) == {
         "conversation_id", "message", "identity"}
@@ -341,3 +342,18 @@ def test_a_person_is_asked_for_over_the_api_as_on_the_chat_page(client, engine):
     assert client.post("/api/handoff", json={"conversation_id": cid}).json()["route"] == "human"  # once only
     assert client.post("/api/handoff", json={"conversation_id": "0123abcd"}).status_code == 404
     assert client.post("/api/handoff", json={"conversation": cid}).status_code == 400
+
+
+def test_a_reply_is_rated_over_the_api_and_a_dislike_reaches_the_inbox(client, engine):
+    first = client.post("/api/chat", json={"message": "Do you offer gift wrapping?"}).json()
+    cid, reply = first["conversation_id"], first["message_id"]
+    rated = client.post(f"/api/messages/{reply}/rating", json={"conversation_id": cid, "rating": -1})
+    assert rated.status_code == 200 and rated.json() == {"message_id": reply, "rating": -1}
+    assert engine.store.message(reply)["rating"] == -1
+    assert any(i["conversation_id"] == cid and i["inbox"] == "disliked" for i in engine.store.inbox(limit=100))
+    other = client.post("/api/chat", json={"message": "hello"}).json()["conversation_id"]
+    wrong = client.post(f"/api/messages/{reply}/rating", json={"conversation_id": other, "rating": 1})
+    assert wrong.status_code == 400 and "not a bot reply in this conversation" in wrong.json()["error"]
+    assert client.post(f"/api/messages/{reply}/rating", json={"conversation_id": cid, "rating": 5}).status_code == 400
+    assert client.post(f"/api/messages/{reply}/rating", json={"conversation_id": cid, "rating": True}).status_code == 400
+    assert engine.store.message(reply)["rating"] == -1  # the refused ones changed nothing

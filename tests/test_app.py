@@ -382,6 +382,8 @@ def test_the_widget_on_the_shops_own_pages_follows_the_customer_and_hears_staff_
     box.fill("Do you offer gift wrapping?")
     box.press("Enter")
     expect(frame.locator("#log li.bot")).to_contain_text("gift wrapping", timeout=30_000)
+    frame.get_by_role("button", name="Helpful", exact=True).click()  # the thumbs, as on the chat page
+    expect(frame.get_by_role("button", name="Helpful", exact=True)).to_have_attribute("aria-pressed", "true")
     assert {u.removeprefix(server.url) for u in fetched} == {"/widget.js", "/widget", "/widget/frame.js",
                                                                 "/widget/frame.css"}
     assert sum(fetched.values()) <= WIDGET_BUDGET, fetched
@@ -390,6 +392,7 @@ def test_the_widget_on_the_shops_own_pages_follows_the_customer_and_hears_staff_
     assert serious_violations(page.main_frame, '[".csbot-launcher", ".csbot-frame"]') == []  # what the tag adds
     cid = page.evaluate(f"localStorage.getItem('csbot-conversation:{server.url}')")  # kept on the shop's side
     assert cid and cid not in page.url
+    assert [m["rating"] for m in server.store().messages(cid) if m["role"] == "bot"] == [1]
 
     page.get_by_role("link", name="Page two").click()  # another page of the shop: the same conversation
     page.get_by_role("button", name=re.compile(r"^Chat with")).click()

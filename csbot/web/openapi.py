@@ -1,7 +1,7 @@
 """The public chat API, described: `/openapi.json` (OpenAPI 3.1) and its docs page `/api/docs`.
 
-Only the customer's API is in the description: `POST /api/chat`, `POST /api/handoff` and
-`GET /api/conversations/{id}/messages`. The staff and admin pages, the logins, health and
+Only the customer's API is in the description: `POST /api/chat`, `POST /api/handoff`,
+`POST /api/messages/{id}/rating` and `GET /api/conversations/{id}/messages`. The staff and admin pages, the logins, health and
 readiness stay out of it (server.py includes them with `include_in_schema=False`). The docs page
 is FastAPI's Swagger UI page with its scripts and styles served from the swagger-ui-bundle
 package (`/api/docs/assets/`), so it fetches nothing from a CDN.
@@ -81,6 +81,18 @@ class HandoffRequest(BaseModel):
                                         pattern=r"^[A-Za-z0-9_-]{1,64}$")
 
 
+class RatingRequest(BaseModel):
+    conversation_id: str = Field(description="The conversation the reply is in", pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    rating: int = Field(description="1 (like), -1 (dislike) or 0 (none)", ge=-1, le=1)
+
+
+class Rated(BaseModel):
+    message_id: int
+    rating: int
+
+
+RATING_BODY = {"requestBody": {"required": True, "content": {"application/json": {
+    "schema": RatingRequest.model_json_schema()}}}}
 HANDOFF_BODY = {"requestBody": {"required": True, "content": {"application/json": {
     "schema": HandoffRequest.model_json_schema()}}}}
 CHAT_BODY = {"requestBody": {"required": True, "content": {"application/json": {

@@ -47,7 +47,7 @@ from csbot.store import client_key, valid_conversation_id
 from csbot.web.account import PAGES, TWO_FACTOR, account_routes
 from csbot.web.boundary import BodyLimits, Boundary
 from csbot.web.common import SESSION_WATCH, client_address
-from csbot.web.openapi import CHAT_BODY, HANDOFF_BODY, ChatReply, Messages, errors, install_docs
+from csbot.web.openapi import CHAT_BODY, HANDOFF_BODY, RATING_BODY, ChatReply, Messages, Rated, errors, install_docs
 from csbot.web.widget import widget_routes
 
 log = logging.getLogger("csbot.web.server")
@@ -260,6 +260,34 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
         return {"conversation_id": reply.conversation_id, "reply": reply.text, "route": reply.route,
                 "intent": reply.intent, "confidence": reply.confidence, "answer_id": reply.answer_id,
                 "handoff": reply.handoff, "message_id": reply.message_id, "model_version": reply.model_version}
+
+    @app.post("/api/messages/{message_id}/rating", tags=["chat"], summary="Like (1), dislike (-1) or un-rate (0) "
+              "a bot reply", openapi_extra=RATING_BODY, responses={200: {"model": Rated}, **errors(400, 429)})
+    async def api_rating(message_id: int, request: Request):
+        """A customer's rating of a bot reply in their own conversation, as the chat page's thumbs: a
+        dislike sends the message it answered to the staff inbox. The conversation id proves it is theirs."""
+        try:
+            payload = json.loads((await request.body())[:4096] or b"null")
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            payload = None
+        if (not isinstance(payload, dict) or set(payload) != {"conversation_id", "rating"}
+                or valid_conversation_id(payload["conversation_id"]) is None or payload["rating"] not in (-1, 0, 1)
+                or isinstance(payload["rating"], bool)):
+            return _error(400, 'the body must be JSON like {"conversation_id": "...", "rating": 1}, with rating '
+                               "1 (like), -1 (dislike) or 0 (none)")
+        client = client_address(request)
+
+        def rate():
+            limits.check(payload["conversation_id"], client)
+            engine.bot.rate(payload["conversation_id"], message_id, payload["rating"])
+        try:
+            await run_in_threadpool(rate)
+        except RateLimited as exc:
+            return JSONResponse({"error": str(exc), "retry_after": exc.retry_after}, status_code=429,
+                                headers={"Retry-After": str(int(exc.retry_after))})
+        except DataError as exc:
+            return _error(400, str(exc))
+        return {"message_id": message_id, "rating": payload["rating"]}
 
     @app.get("/api/conversations/{conversation_id}/messages", tags=["chat"],
              summary="The conversation's messages after message `after`: poll for a staff reply",

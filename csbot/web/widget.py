@@ -49,7 +49,7 @@ def widget_routes(*, settings, shop_name: str) -> APIRouter:
     loader = (STATIC / "widget.js").read_text(encoding="utf-8").replace("__CSBOT_DEFAULTS__", json.dumps(defaults))
     script = (STATIC / "frame.js").read_text(encoding="utf-8")
     style = (STATIC / "frame.css").read_text(encoding="utf-8").replace("__CSBOT_COLOUR__", settings.widget_colour)
-    said = {k: words[f"chat.{k}"] for k in ("our_team", "failed")}
+    said = {k: words[f"chat.{k}"] for k in ("our_team", "failed", "like", "dislike")}
     e = html.escape
     page = f"""<!doctype html>
 <html lang="{e(settings.language)}">

@@ -18,15 +18,40 @@
   function line(role, text) {
     var item = document.createElement("li");
     item.className = role;
-    item.textContent = text;  /* text, never HTML */
+    var said = document.createElement("span");
+    said.textContent = text;  /* text, never HTML */
+    item.appendChild(said);
     log.appendChild(item);
     log.scrollTop = log.scrollHeight;
+    return item;
+  }
+  function thumbs(item, id) {  /* like and dislike a bot reply, as on the chat page */
+    [[1, "\uD83D\uDC4D", words.like], [-1, "\uD83D\uDC4E", words.dislike]].forEach(function (choice) {
+      var button = document.createElement("button");
+      button.type = "button";
+      button.className = "thumb";
+      button.textContent = choice[1];
+      button.setAttribute("aria-label", choice[2]);
+      button.setAttribute("aria-pressed", "false");
+      button.addEventListener("click", function () {
+        var rating = button.getAttribute("aria-pressed") === "true" ? 0 : choice[0];
+        fetch("/api/messages/" + id + "/rating", {method: "POST", headers: {"content-type": "application/json"},
+              body: JSON.stringify({conversation_id: conversation, rating: rating})})
+          .then(function (response) {
+            if (!response.ok) return;
+            item.querySelectorAll(".thumb").forEach(function (b) { b.setAttribute("aria-pressed", "false"); });
+            if (rating) button.setAttribute("aria-pressed", "true");
+          });
+      });
+      item.appendChild(button);
+    });
   }
   function show(m) {
     if (m.id <= after) return;
     after = m.id;
     if (m.role === "staff") line("staff", (m.author || words.our_team) + ": " + m.text);
     else if (m.role === "system") line("system", m.text);
+    else if (m.role === "bot") thumbs(line("bot", m.text), m.id);
     else line(m.role, m.text);
     if (!open && m.role !== "customer") unread += 1;
   }
