@@ -21,7 +21,7 @@ from csbot.service.engine import Engine
 from csbot.service.webhooks import Sender, signature
 from csbot.store import Store
 
-EVENTS = ["conversation.handoff", "message.fallback", "message.rated"]
+EVENTS = ["conversation.handoff", "conversation.closed", "message.fallback", "message.rated"]
 
 
 @pytest.fixture
@@ -90,16 +90,20 @@ def test_a_fallback_is_delivered_signed_retried_after_a_500_and_logged(engine, r
     assert engine.store.audit_log()[0]["action"] == "webhook_add"
 
 
-def test_a_handoff_and_a_rating_are_heard_and_an_event_recorded_twice_is_sent_once(engine, receiver):
+def test_a_handoff_its_close_and_a_rating_are_heard_and_an_event_recorded_twice_is_sent_once(engine, receiver):
     url, got, _ = receiver
-    secret = engine.add_webhook(url=url, events=["conversation.handoff", "message.rated"], actor="ada")["secret"]
+    secret = engine.add_webhook(url=url, events=["conversation.handoff", "conversation.closed", "message.rated"],
+                                actor="ada")["secret"]
     reply = engine.bot.respond("zebra quantum")  # a fallback: not listened for here
     engine.bot.rate(reply.conversation_id, reply.message_id, -1)
     engine.bot.hand_off(reply.conversation_id)
+    engine.bot.take_over(reply.conversation_id, author="sam")
+    engine.bot.hand_back(reply.conversation_id, author="sam")  # the person's part is closed
     assert engine.store.record_event("message.rated", f"msg_rated_{reply.message_id}_-1", {"again": True}) == 0
     Sender(engine.store).run_once()
-    kinds = sorted(verified(r, secret)["type"] for r in got)
-    assert kinds == ["conversation.handoff", "message.rated"]
+    events = {e["type"]: e for e in (verified(r, secret) for r in got)}
+    assert sorted(events) == ["conversation.closed", "conversation.handoff", "message.rated"]
+    assert events["conversation.closed"]["data"]["author"] == "sam" and events["message.rated"]["data"]["rating"] == -1
 
 
 def test_a_404_is_given_up_at_once_and_send_again_sends_it(engine, receiver):

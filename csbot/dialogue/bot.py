@@ -411,9 +411,11 @@ class Bot:
         """Give the conversation back to the bot; the customer is told."""
         self._existing(conversation_id)
         self.store.update_conversation(conversation_id, owner="bot", handoff_at=None)
-        self.store.add_message(conversation_id, role="bot", text=self.replies.say("bot.handed_back"), route="handback",
-                               author=author)
+        message_id = self.store.add_message(conversation_id, role="bot", text=self.replies.say("bot.handed_back"),
+                                            route="handback", author=author)
         self.store.audit(author, "hand_back", conversation_id)
+        # the person's part of the conversation is closed: a helpdesk ticket opened at the hand-off can close too
+        self._event("conversation.closed", f"msg_closed_{message_id}", conversation_id, message_id, author=author)
 
     def _existing(self, conversation_id: str) -> dict:
         if not conversation_id or not self.store.has_messages(conversation_id):

@@ -1,5 +1,6 @@
 """Signed outgoing webhooks: the shop's helpdesk, Slack bridge or CRM hears when a customer asks
-for a person, a message falls back, or a reply is rated.
+for a person, staff hand the conversation back (it is closed), a message falls back, or a reply
+is rated.
 
 Each delivery is a JSON POST signed the Standard Webhooks way (standardwebhooks.com):
 `webhook-id` (the event's message id, the same on every retry), `webhook-timestamp` (seconds) and

@@ -14,7 +14,7 @@ import json
 from csbot.errors import DataError
 from csbot.store.backend import now, serialized, write
 
-EVENTS = ("conversation.handoff", "message.fallback", "message.rated")
+EVENTS = ("conversation.handoff", "conversation.closed", "message.fallback", "message.rated")
 
 
 class WebhookRows:
