@@ -314,6 +314,7 @@ def test_a_customer_the_shops_server_vouches_for_is_shown_by_name_and_a_forged_t
     with make_client(engine) as plain:  # a shop with no identity_secret takes no tokens
         refused = plain.post("/api/chat", json={"message": "hi", "identity": token(ada)})
         assert refused.status_code == 401 and "takes no identity tokens" in refused.json()["error"]
+        assert plain.post("/api/chat", json={"message": "hi", "identity": None}).status_code == 200  # null: no token
 
 
 def test_the_widget_window_may_be_framed_by_exactly_the_shops_origins_and_nowhere_by_default(engine, client):

@@ -44,16 +44,18 @@ class WebhookRows:
     def record_event(self, event: str, msg_id: str, payload: dict) -> int:
         """A delivery of this event to every endpoint that listens for it, due now; an event recorded
         before (the same msg_id) adds nothing. Returns how many deliveries were added."""
+        listening = [hook for hook in self.webhooks() if event in hook["events"]]
+        if not listening:  # the usual case: no write transaction for a message nobody listens for
+            return 0
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
-        added = 0
+        added, due = 0, self.clock()
         with write(self.db):
-            for hook in self.webhooks():
-                if event in hook["events"]:
-                    cursor = self.db.execute(
-                        "INSERT INTO webhook_deliveries (webhook_id, event, msg_id, payload, status, attempts, "
-                        "next_at, created_at) VALUES (?, ?, ?, ?, 'pending', 0, ?, ?) ON CONFLICT DO NOTHING",
-                        [hook["id"], event, msg_id, body, self.clock(), now()])
-                    added += max(cursor.rowcount, 0)
+            for hook in listening:  # from the endpoint's row: one removed meanwhile gets nothing
+                cursor = self.db.execute(
+                    "INSERT INTO webhook_deliveries (webhook_id, event, msg_id, payload, status, attempts, next_at, "
+                    "created_at) SELECT id, ?, ?, ?, 'pending', 0, ?, ? FROM webhooks WHERE id = ? "
+                    "ON CONFLICT DO NOTHING", [event, msg_id, body, due, now(), hook["id"]])
+                added += max(cursor.rowcount, 0)
         return added
 
     @serialized

@@ -110,6 +110,19 @@ class ChatLimits:
             raise RateLimited(text, retry_after=seconds)
 
 
+def _too_many(exc: RateLimited) -> JSONResponse:
+    """429 with the polite words and when to try again, for every API route's limit."""
+    return JSONResponse({"error": str(exc), "retry_after": exc.retry_after}, status_code=429,
+                        headers={"Retry-After": str(int(exc.retry_after))})
+
+
+def _reply_body(reply) -> dict:
+    """A bot reply as POST /api/chat and POST /api/handoff give it (openapi.ChatReply)."""
+    return {"conversation_id": reply.conversation_id, "reply": reply.text, "route": reply.route,
+            "intent": reply.intent, "confidence": reply.confidence, "answer_id": reply.answer_id,
+            "handoff": reply.handoff, "message_id": reply.message_id, "model_version": reply.model_version}
+
+
 def _error(status: int, message: str, **extra) -> JSONResponse:
     return JSONResponse({"error": message, **extra}, status_code=status)
 
@@ -187,7 +200,8 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
         if not isinstance(payload.get("message"), str):
             return _error(400, "message must be a string with the customer's text")
         try:  # checked before anything is stored: a refused token stores nothing
-            identity = verify_identity(payload["identity"], settings.identity_secret) if "identity" in payload else None
+            token = payload.get("identity")  # null, as the schema allows, is no token
+            identity = verify_identity(token, settings.identity_secret) if token is not None else None
         except IdentityRefused as exc:
             return _error(401, str(exc))
         client = client_address(request)
@@ -207,8 +221,7 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
             if reply is None:
                 return _error(404, f"no conversation {cid!r}; send null to start a new one")
         except RateLimited as exc:
-            return JSONResponse({"error": str(exc), "retry_after": exc.retry_after}, status_code=429,
-                                headers={"Retry-After": str(int(exc.retry_after))})
+            return _too_many(exc)
         except IdentityRefused as exc:  # the conversation is another customer's
             return _error(403, str(exc))
         except DataError as exc:
@@ -224,9 +237,7 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
                           error_id=error_id)  # what went wrong is in the log under that id, not here
         if cid is None:
             limits.started(reply.conversation_id)
-        return {"conversation_id": reply.conversation_id, "reply": reply.text, "route": reply.route,
-                "intent": reply.intent, "confidence": reply.confidence, "answer_id": reply.answer_id,
-                "handoff": reply.handoff, "message_id": reply.message_id, "model_version": reply.model_version}
+        return _reply_body(reply)
 
     @app.post("/api/handoff", tags=["chat"], summary="Ask for a person (the chat page's button)",
               openapi_extra=HANDOFF_BODY, responses={200: {"model": ChatReply}, **errors(400, 404, 429)})
@@ -253,13 +264,10 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
         try:
             reply = await run_in_threadpool(hand_off)
         except RateLimited as exc:
-            return JSONResponse({"error": str(exc), "retry_after": exc.retry_after}, status_code=429,
-                                headers={"Retry-After": str(int(exc.retry_after))})
+            return _too_many(exc)
         if reply is None:
             return _error(404, f"no conversation {cid!r}; send null to start a new one")
-        return {"conversation_id": reply.conversation_id, "reply": reply.text, "route": reply.route,
-                "intent": reply.intent, "confidence": reply.confidence, "answer_id": reply.answer_id,
-                "handoff": reply.handoff, "message_id": reply.message_id, "model_version": reply.model_version}
+        return _reply_body(reply)
 
     @app.post("/api/messages/{message_id}/rating", tags=["chat"], summary="Like (1), dislike (-1) or un-rate (0) "
               "a bot reply", openapi_extra=RATING_BODY, responses={200: {"model": Rated}, **errors(400, 429)})
@@ -283,8 +291,7 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
         try:
             await run_in_threadpool(rate)
         except RateLimited as exc:
-            return JSONResponse({"error": str(exc), "retry_after": exc.retry_after}, status_code=429,
-                                headers={"Retry-After": str(int(exc.retry_after))})
+            return _too_many(exc)
         except DataError as exc:
             return _error(400, str(exc))
         return {"message_id": message_id, "rating": payload["rating"]}
@@ -309,17 +316,17 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
             return _error(400, f"wait must be 0 to {LONG_POLL_SECONDS} seconds; found {wait[:40]!r}")
         client = client_address(request)
 
-        def read():
-            limits.check_poll(client_key(client))
-            if not engine.store.has_messages(conversation_id):
-                return None
+        def news():
             return (engine.store.conversation(conversation_id),
                     engine.store.messages_after(conversation_id, int(after), limit=POLLED_AT_MOST))
+
+        def read():
+            limits.check_poll(client_key(client))
+            return news() if engine.store.has_messages(conversation_id) else None
         try:
             found = await run_in_threadpool(read)
         except RateLimited as exc:
-            return JSONResponse({"error": str(exc), "retry_after": exc.retry_after}, status_code=429,
-                                headers={"Retry-After": str(int(exc.retry_after))})
+            return _too_many(exc)
         if found is None:
             return _error(404, f"no conversation {conversation_id!r}; start one with POST /api/chat")
         deadline = time.monotonic() + int(wait)
@@ -327,9 +334,7 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
             await asyncio.sleep(1.0)
             if await request.is_disconnected():
                 return Response(status_code=204)
-            found = await run_in_threadpool(lambda: (engine.store.conversation(conversation_id),
-                                                     engine.store.messages_after(conversation_id, int(after),
-                                                                                 limit=POLLED_AT_MOST)))
+            found = await run_in_threadpool(news)
         conversation, messages = found
         shown = [{"id": m["id"], "role": m["role"], "text": m["text"], "created_at": m["created_at"],
                   **({"author": m.get("author")} if m["role"] == "staff" else {}),
