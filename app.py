@@ -96,10 +96,12 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     import uvicorn
 
+    from csbot.nlu import runtime as onnx_runtime
     from csbot.service.jobs import Retrainer
     from csbot.web.boundary import slow_client_protocol
     from csbot.web.server import create_app
 
+    onnx_runtime.one_blas_thread()
     engine.follow()  # serve what any process changes in the store: answers, templates, the model
     app = create_app(engine, accounts=accounts, retrainer=Retrainer(engine))
     print(f"csbot: serving on http://{settings.host}:{settings.port}/ (staff: /staff, admin: /admin, "

@@ -1,5 +1,8 @@
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -161,6 +164,28 @@ def test_the_export_computes_what_pytorch_computes(tiny_training, tmp_path):
     np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
 
 
+def test_a_mixed_batch_runs_each_length_unpadded_so_int8_rows_match_their_lone_pass(tiny_training, tmp_path):
+    from csbot.nlu import runtime
+    from csbot.nlu.intents import OUTPUTS
+    from csbot.nlu.network import Exportable
+
+    classifier = tiny_training.classifier
+    texts = ["I would like to send the blue rug I bought back, please", "hello", "where is my order",
+             "where is my parcel"]
+    batch = classifier.tokenizer(texts, padding=True, return_tensors="pt")
+    path = runtime.export(Exportable(tiny_training.net), batch, tmp_path / "fp32.onnx", outputs=OUTPUTS)
+    int8 = runtime.quantize_int8(path, tmp_path / "int8.onnx")
+    session = runtime.OnnxPass(tmp_path, runtime.describe(int8, quantization="int8-dynamic", outputs=OUTPUTS))
+    logits, embeddings = session(batch["input_ids"].numpy(), batch["attention_mask"].numpy())
+    assert logits.shape == (4, len(classifier.labels)) and embeddings.shape[0] == 4
+    for row in (0, 1):  # a length of its own: the very numbers it gets alone, padding and all
+        alone = classifier.tokenizer(texts[row:row + 1], return_tensors="pt")
+        np.testing.assert_array_equal(session(alone["input_ids"].numpy(), alone["attention_mask"].numpy())[0][0],
+                                      logits[row])
+    pair = classifier.tokenizer(texts[2:], padding=True, return_tensors="pt")  # one length: one pass together
+    np.testing.assert_array_equal(session(pair["input_ids"].numpy(), pair["attention_mask"].numpy())[0], logits[2:])
+
+
 def test_a_version_records_its_export_and_serves_it_without_pytorch_weights(tiny_training, tiny_model_dir):
     meta = json.loads((tiny_model_dir / "meta.json").read_text())
     exported = meta["runtime"]
@@ -174,7 +199,7 @@ def test_a_version_records_its_export_and_serves_it_without_pytorch_weights(tiny
     texts = [t for t, _ in tiny_training.heldout]
     # calibrated on the served outputs: the version's own held-out acceptance is what it serves
     accepted = np.mean([p.accepted for p in loaded.predict(texts)])
-    assert abs(accepted - meta["metrics"]["accepted"]) <= 1 / len(texts) + 1e-9
+    assert abs(accepted - meta["metrics"]["accepted"]) <= 1 / len(texts) + 1e-4  # the share is stored to 4 places
     assert tiny_training.metrics["runtime"] == f"onnxruntime {exported['quantization']}"
 
 
@@ -377,3 +402,15 @@ def test_the_gate_compares_on_held_out_messages_neither_model_trained_on(tiny_tr
     legacy = copy.copy(tiny_training.classifier)
     legacy.meta = {k: v for k, v in legacy.meta.items() if k != "trained_on"}
     assert "does not list what it trained on" in registry.gate(tiny_training, legacy)["reason"]
+
+
+def test_a_serving_process_multiplies_on_one_blas_thread():
+    # OpenBLAS's idle workers spin after each small product and took a core from the encoders
+    code = ("import numpy, json; from threadpoolctl import threadpool_info; from csbot.nlu import runtime; "
+            "before = [p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas']; "
+            "runtime.one_blas_thread(); numpy.ones((64, 64)) @ numpy.ones((64, 64)); "
+            "print(json.dumps([before, [p['num_threads'] for p in threadpool_info() if p['user_api'] == 'blas']]))")
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "2"}
+    before, after = json.loads(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                              check=True, env=env, cwd=Path(__file__).resolve().parent.parent).stdout)
+    assert before and set(before) == {2} and set(after) == {1}
