@@ -296,7 +296,7 @@ def test_a_customer_the_shops_server_vouches_for_is_shown_by_name_and_a_forged_t
         later = client.post("/api/chat", json={"conversation_id": cid, "message": "still there?", "identity": token(ada)})
         assert later.json()["route"] == "human"
         shown = next(r for r in live_rows(engine.store.live_conversations(limit=100)) if r[0] == cid)
-        assert shown[3] == "Ada Lovelace <ada@example.com> ✓: still there?"
+        assert shown[1] == "Ada Lovelace <ada@example.com> ✓" and shown[4] == "customer: still there?"
         before = stored(engine)
         refusals = {
             "forged": (token(ada, secret="someone-elses-secret-of-32-characters!"), 401, "not one signed"),
@@ -311,6 +311,16 @@ def test_a_customer_the_shops_server_vouches_for_is_shown_by_name_and_a_forged_t
             assert (refused.status_code, said in refused.json()["error"]) == (status, True), (why, refused.text)
         assert stored(engine) == before  # nothing a refused call said was stored
         assert engine.store.conversation(cid)["customer_name"] == "Ada Lovelace"
+        forged = token(ada, secret="someone-elses-secret-of-32-characters!")
+        for body, status in (({"conversation_id": None, "identity": forged}, 401),
+                             ({"conversation_id": cid, "identity": token({**ada, "sub": "u-7"})}, 403)):
+            assert client.post("/api/handoff", json=body).status_code == status
+        assert stored(engine) == before
+        asked = client.post("/api/handoff", json={"conversation_id": None, "identity": token(ada)})  # first thing
+        assert asked.status_code == 200 and asked.json()["route"] == "handoff"
+        shown = next(r for r in live_rows(engine.store.live_conversations(limit=100))
+                     if r[0] == asked.json()["conversation_id"])
+        assert shown[1] == "Ada Lovelace <ada@example.com> ✓"  # staff see who is waiting
     with make_client(engine) as plain:  # a shop with no identity_secret takes no tokens
         refused = plain.post("/api/chat", json={"message": "hi", "identity": token(ada)})
         assert refused.status_code == 401 and "takes no identity tokens" in refused.json()["error"]

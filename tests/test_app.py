@@ -19,6 +19,7 @@ from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import expect
 
 ADMIN_PASSWORD = "admin-browser-test-pw"
+IDENTITY_SECRET = "the-shops-identity-secret-of-32-chars!"
 STAFF = ("sam", "sam-browser-test-pw")
 
 
@@ -68,7 +69,8 @@ def server(trained_home: Path, tmp_path_factory):
     (home / "csbot.toml").write_text("[csbot]\nepochs = 2\nbatch_size = 8\n")
     Accounts(Store.open(home / "csbot.db")).create(STAFF[0], STAFF[1], role="staff")
     port, shop_port = free_port(), free_port()
-    env = clean_environment(CSBOT_ADMIN_PASSWORD=ADMIN_PASSWORD, CSBOT_WIDGET_ORIGINS=f"http://localhost:{shop_port}")
+    env = clean_environment(CSBOT_ADMIN_PASSWORD=ADMIN_PASSWORD, CSBOT_WIDGET_ORIGINS=f"http://localhost:{shop_port}",
+                            CSBOT_IDENTITY_SECRET=IDENTITY_SECRET)
     output = home / "server.log"
     process = start_app(home, port, output, env)
     server = Server(f"http://127.0.0.1:{port}", home, output, port, env, process, shop_port)
@@ -335,25 +337,36 @@ def test_a_customer_keeps_their_conversation_and_staff_logins_survive_a_restart(
         page.close()
 
 
+@dataclass
+class ShopSite:
+    """The shop's own site on another origin: pages carrying only the script tag."""
+    url: str
+    root: Path
+    widget: str
+
+    def page(self, name: str, *, link: str, tag_attributes: str = "") -> None:
+        (self.root / f"{name}.html").write_text(
+            f'<!doctype html><html lang="en"><head><title>Shop page {name}</title></head><body><main>'
+            f'<h1>Bramble &amp; Birch, page {name}</h1><a href="/{link}.html">Page {link}</a></main>'
+            f'<script src="{self.widget}" {tag_attributes} defer></script></body></html>', encoding="utf-8")
+
+
 @pytest.fixture(scope="module")
 def shop_site(server, tmp_path_factory):
-    """The shop's own site on another origin, its pages carrying only the script tag."""
     import functools
     import http.server
     import threading
 
-    root = tmp_path_factory.mktemp("shop-site")
-    for name, other in (("one", "two"), ("two", "one")):
-        (root / f"{name}.html").write_text(
-            f'<!doctype html><html lang="en"><head><title>Shop page {name}</title></head><body><main>'
-            f'<h1>Bramble &amp; Birch, page {name}</h1><a href="/{other}.html">Page {other}</a></main>'
-            f'<script src="{server.url}/widget.js" defer></script></body></html>', encoding="utf-8")
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    site = ShopSite(f"http://localhost:{server.shop_port}", tmp_path_factory.mktemp("shop-site"),
+                    f"{server.url}/widget.js")
+    site.page("one", link="two")
+    site.page("two", link="one")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site.root))
     handler.log_message = lambda *args: None
-    site = http.server.ThreadingHTTPServer(("127.0.0.1", server.shop_port), handler)
-    threading.Thread(target=site.serve_forever, daemon=True).start()
-    yield f"http://localhost:{server.shop_port}"
-    site.shutdown()
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", server.shop_port), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield site
+    httpd.shutdown()
 
 
 AXE = Path(__file__).resolve().parent.parent / ".ci" / "node_modules" / "axe-core" / "axe.min.js"
@@ -375,7 +388,7 @@ def test_the_widget_on_the_shops_own_pages_follows_the_customer_and_hears_staff_
     fetched = {}
     page.on("response", lambda r: fetched.__setitem__(r.url, len(r.body())) if r.url.startswith(server.url)
             and r.request.method == "GET" and "/api/" not in r.url else None)
-    page.goto(f"{shop_site}/one.html")
+    page.goto(f"{shop_site.url}/one.html")
     page.get_by_role("button", name=re.compile(r"^Chat with")).click()
     frame = page.frame_locator("iframe.csbot-frame")
     box = frame.get_by_label("Your message")
@@ -409,3 +422,47 @@ def test_the_widget_on_the_shops_own_pages_follows_the_customer_and_hears_staff_
         assert time.monotonic() < deadline, [f.url for f in stranger.frames]
         stranger.wait_for_timeout(200)
     assert stranger.frame_locator("iframe.csbot-frame").get_by_label("Your message").count() == 0
+
+
+def test_a_known_customer_in_the_widget_is_named_to_staff_keeps_their_own_chat_and_a_forged_token_is_refused(
+        server, shop_site, browser):
+    import jwt
+
+    from csbot.web.staff.live import live_rows
+
+    now = int(time.time())
+    ada = {"sub": "u-1042", "name": "Ada Lovelace", "email": "ada@example.com", "iat": now, "exp": now + 3600}
+    token = jwt.encode(ada, IDENTITY_SECRET, algorithm="HS256")
+    shop_site.page("account", link="one", tag_attributes=f'data-identity="{token}"')  # the shop renders it
+    shop_site.page("forged", link="one", tag_attributes='data-identity="{}"'.format(
+        jwt.encode(ada, "not-the-shops-secret-but-32-chars-long", algorithm="HS256")))
+    page = browser.new_page()
+    page.goto(f"{shop_site.url}/account.html")
+    page.get_by_role("button", name=re.compile(r"^Chat with")).click()
+    frame = page.frame_locator("iframe.csbot-frame")
+    send(frame, "Do you offer gift wrapping?")
+    expect(frame.locator("#log li.bot")).to_contain_text("gift wrapping", timeout=30_000)
+    frame.locator("#person").click()  # asks for a person: staff see who is waiting
+    expect(frame.locator("#log li.bot")).to_have_count(2, timeout=30_000)
+    cid = page.evaluate(f"localStorage.getItem('csbot-conversation:{server.url}:u-1042')")
+    assert cid and server.store().conversation(cid)["owner"] == "human"
+    row = next(r for r in live_rows(server.store().live_conversations(limit=100)) if r[0] == cid)
+    assert row[1] == "Ada Lovelace <ada@example.com> ✓"
+
+    page.evaluate("csbotWidget.identify(null)")  # logged out on the shop's page: not Ada's chat any more
+    expect(frame.locator("#log li")).to_have_count(0, timeout=30_000)
+    send(frame, "hello")
+    expect(frame.locator("#log li.bot")).to_have_count(1, timeout=30_000)
+    anonymous = page.evaluate(f"localStorage.getItem('csbot-conversation:{server.url}')")
+    assert anonymous and anonymous != cid and not server.store().conversation(anonymous)["identity_verified_at"]
+    page.evaluate("token => csbotWidget.identify(token)", token)  # logged in again: Ada's chat is back
+    expect(frame.locator("#log li.customer")).to_have_text(["Do you offer gift wrapping?"], timeout=30_000)
+
+    forged = browser.new_page()
+    forged.goto(f"{shop_site.url}/forged.html")
+    forged.get_by_role("button", name=re.compile(r"^Chat with")).click()
+    send(forged.frame_locator("iframe.csbot-frame"), "a message under a forged name")
+    expect(forged.frame_locator("iframe.csbot-frame").locator("#log li.error")).to_contain_text(
+        "not one signed", timeout=30_000)
+    assert server.store().db.rows("SELECT count(*) AS n FROM messages WHERE text = ?",
+                                  ["a message under a forged name"])[0]["n"] == 0

@@ -167,7 +167,7 @@ def test_live_conversation_take_over_reply_and_hand_back(site):
     assert log[-1]["content"][0]["text"] == "ada (staff): Hi, Ada here &lt;b&gt;now&lt;/b&gt;"
     assert engine.bot.respond("thanks, it is the blue one", cid).route == "human"
     table, log = ada.predict(cid, 1, api_name="/live")  # what the page's timer polls
-    assert [r for r in table["data"] if r[0] == cid][0][1:4:2] == ["human (ada)", "customer: thanks, it is the blue one"]
+    assert [r for r in table["data"] if r[0] == cid][0][2:5:2] == ["human (ada)", "customer: thanks, it is the blue one"]
     assert log[-1] == {"role": "user", "metadata": None, "options": None,
                        "content": [{"type": "text", "text": "thanks, it is the blue one"}]}
     ada.predict(cid, 1, api_name="/hand_back")

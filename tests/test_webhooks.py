@@ -87,6 +87,7 @@ def test_a_fallback_is_delivered_signed_retried_after_a_500_and_logged(engine, r
     assert len(got) == 2 and got[0]["headers"]["webhook-id"] == got[1]["headers"]["webhook-id"]  # one event
     event = verified(got[1], secret)
     assert event["type"] == "message.fallback" and event["data"]["text"] == "zebra quantum"
+    assert event["data"]["customer"] is None  # nobody vouched for this customer
     assert engine.store.audit_log()[0]["action"] == "webhook_add"
 
 
@@ -95,6 +96,7 @@ def test_a_handoff_its_close_and_a_rating_are_heard_and_an_event_recorded_twice_
     secret = engine.add_webhook(url=url, events=["conversation.handoff", "conversation.closed", "message.rated"],
                                 actor="ada")["secret"]
     reply = engine.bot.respond("zebra quantum")  # a fallback: not listened for here
+    engine.store.bind_identity(reply.conversation_id, user_id="u-7", name="Ada Lovelace", email="ada@example.com")
     engine.bot.rate(reply.conversation_id, reply.message_id, -1)
     engine.bot.hand_off(reply.conversation_id)
     engine.bot.take_over(reply.conversation_id, author="sam")
@@ -104,6 +106,8 @@ def test_a_handoff_its_close_and_a_rating_are_heard_and_an_event_recorded_twice_
     events = {e["type"]: e for e in (verified(r, secret) for r in got)}
     assert sorted(events) == ["conversation.closed", "conversation.handoff", "message.rated"]
     assert events["conversation.closed"]["data"]["author"] == "sam" and events["message.rated"]["data"]["rating"] == -1
+    ada = {"id": "u-7", "name": "Ada Lovelace", "email": "ada@example.com"}  # the customer the shop vouched for
+    assert all(e["data"]["customer"] == ada for e in events.values())
 
 
 def test_a_404_is_given_up_at_once_and_send_again_sends_it(engine, receiver):

@@ -356,7 +356,7 @@ class Bot:
             asked = self.store.message(message_id)
             self.notify(event, msg_id, {"type": event, "timestamp": now(), "data": {
                 "conversation_id": cid, "message_id": message_id, "role": asked["role"] if asked else None,
-                "text": asked["text"] if asked else None, **data}})
+                "text": asked["text"] if asked else None, "customer": self.store.verified_customer(cid), **data}})
         except Exception:  # the reply is stored and sent; a webhook is not worth failing it
             log.exception("could not record the %s event of message %s for the webhooks", event, message_id)
 

@@ -142,6 +142,13 @@ class ConversationRows:
         return self.db.one("SELECT * FROM messages WHERE id = ?", [message_id])
 
     @serialized
+    def verified_customer(self, conversation_id: str) -> dict | None:
+        """The customer the shop's server vouched for in this conversation (bind_identity), or None.
+        Example: {"id": "u-1042", "name": "Ada Lovelace", "email": "ada@example.com"}"""
+        return self.db.one("SELECT customer_id AS id, customer_name AS name, customer_email AS email FROM "
+                           "conversations WHERE id = ? AND identity_verified_at IS NOT NULL", [conversation_id])
+
+    @serialized
     def messages_after(self, conversation_id: str, after_id: int = 0, *, limit: int = 1000) -> list[dict]:
         """The conversation's messages with an id above after_id, oldest first, at most `limit`
         (what a polling page or API client has not seen)."""

@@ -79,6 +79,7 @@ def errors(*codes: int) -> dict:
 class HandoffRequest(BaseModel):
     conversation_id: str | None = Field(None, description="The conversation to hand over; null starts one",
                                         pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    identity: str | None = Field(None, description="Optional, as on /api/chat: staff then see who is waiting")
 
 
 class RatingRequest(BaseModel):

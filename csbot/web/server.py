@@ -170,6 +170,21 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
     app.include_router(account_routes(accounts=accounts, words=staff_words, secure=settings.secure_cookies),
                        include_in_schema=False)
 
+    def identity_in(payload: dict):
+        """The customer a call's `identity` token vouches for (None without one); IdentityRefused
+        (401) for a bad token. Checked before anything is stored."""
+        token = payload.get("identity")  # null, as the schema allows, is no token
+        return verify_identity(token, settings.identity_secret) if token is not None else None
+
+    def bound(cid: str | None, identity, client) -> str | None:
+        """In a worker thread: the conversation (started when cid is None) bound to the verified
+        customer, before anything else is stored; IdentityRefused (403) when it is another's."""
+        if identity is None:
+            return cid
+        conversation_id = engine.store.conversation(cid, channel="api", client=client_key(client))["id"]
+        engine.store.bind_identity(conversation_id, user_id=identity.user_id, name=identity.name, email=identity.email)
+        return conversation_id
+
     @app.post("/api/chat", tags=["chat"], summary="Send a customer's message; get the bot's reply",
               openapi_extra=CHAT_BODY,
               responses={200: {"model": ChatReply}, **errors(400, 401, 403, 404, 413, 429, 500)})
@@ -199,9 +214,8 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
                                "and _), or null to start a conversation")
         if not isinstance(payload.get("message"), str):
             return _error(400, "message must be a string with the customer's text")
-        try:  # checked before anything is stored: a refused token stores nothing
-            token = payload.get("identity")  # null, as the schema allows, is no token
-            identity = verify_identity(token, settings.identity_secret) if token is not None else None
+        try:
+            identity = identity_in(payload)
         except IdentityRefused as exc:
             return _error(401, str(exc))
         client = client_address(request)
@@ -210,12 +224,8 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
             if cid is not None and not engine.store.has_messages(cid):
                 return None
             limits.check(cid, client)
-            conversation_id = cid
-            if identity is not None:  # bound (or checked against the bound customer) before the message
-                conversation_id = engine.store.conversation(cid, channel="api", client=client_key(client))["id"]
-                engine.store.bind_identity(conversation_id, user_id=identity.user_id, name=identity.name,
-                                           email=identity.email)
-            return engine.bot.respond(payload["message"], conversation_id, channel="api", client=client_key(client))
+            return engine.bot.respond(payload["message"], bound(cid, identity, client), channel="api",
+                                      client=client_key(client))
         try:
             reply = await run_in_threadpool(answer)
             if reply is None:
@@ -240,7 +250,7 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
         return _reply_body(reply)
 
     @app.post("/api/handoff", tags=["chat"], summary="Ask for a person (the chat page's button)",
-              openapi_extra=HANDOFF_BODY, responses={200: {"model": ChatReply}, **errors(400, 404, 429)})
+              openapi_extra=HANDOFF_BODY, responses={200: {"model": ChatReply}, **errors(400, 401, 403, 404, 429)})
     async def api_handoff(request: Request):
         """Give the conversation to a person, as the chat page's "Talk to a person" button does: the
         same hourly limit per client, the same words. A null conversation_id starts one."""
@@ -248,11 +258,16 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
             payload = json.loads((await request.body())[:4096] or b"{}")
         except (UnicodeDecodeError, json.JSONDecodeError):
             payload = None
-        if not isinstance(payload, dict) or set(payload) - {"conversation_id"}:
-            return _error(400, 'the body must be JSON like {"conversation_id": "..."} (or null to start one)')
+        if not isinstance(payload, dict) or set(payload) - {"conversation_id", "identity"}:
+            return _error(400, 'the body must be JSON like {"conversation_id": "..."} (or null to start one), '
+                               "with an optional identity token")
         cid = payload.get("conversation_id")
         if cid is not None and valid_conversation_id(cid) is None:
             return _error(400, "conversation_id must be the id /api/chat returned, or null")
+        try:
+            identity = identity_in(payload)
+        except IdentityRefused as exc:
+            return _error(401, str(exc))
         client = client_address(request)
 
         def hand_off():
@@ -260,11 +275,13 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
                 return None
             limits.check(cid, client)
             limits.check_handoff(client_key(client))
-            return engine.bot.hand_off(cid, client=client_key(client))
+            return engine.bot.hand_off(bound(cid, identity, client), client=client_key(client))
         try:
             reply = await run_in_threadpool(hand_off)
         except RateLimited as exc:
             return _too_many(exc)
+        except IdentityRefused as exc:  # the conversation is another customer's
+            return _error(403, str(exc))
         if reply is None:
             return _error(404, f"no conversation {cid!r}; send null to start a new one")
         return _reply_body(reply)

@@ -20,28 +20,30 @@ from csbot.web.format import when
 
 
 def live_rows(conversations: list[dict]) -> list[list[str]]:
-    """One row per live conversation with its last message (store.live_conversations' rows).
+    """One row per live conversation: who the customer is, who owns it, and its last message
+    (store.live_conversations' rows).
 
     Example: live_rows([{"id": "c1", "owner": "human", "handoff_at": "2025-02-01T10:00:00", "staff": "sam",
                          "last_role": "customer", "last_text": "hi", "last_at": "2025-02-01T10:02"}])
-             -> [["c1", "human (sam)", "2025-02-01 10:00", "customer: hi", "2025-02-01 10:02"]]
+             -> [["c1", "", "human (sam)", "2025-02-01 10:00", "customer: hi", "2025-02-01 10:02"]]
     """
-    return [[c["id"], f"{c['owner']} ({c['staff']})" if c.get("staff") and c["owner"] == "human" else c["owner"],
+    return [[c["id"], who(c),
+             f"{c['owner']} ({c['staff']})" if c.get("staff") and c["owner"] == "human" else c["owner"],
              when(c.get("handoff_at")),
-             f"{who(c) if c['last_role'] == 'customer' else c['last_role']}: {c['last_text'][:120]}"
-             if c.get("last_role") else "",
+             f"{c['last_role']}: {c['last_text'][:120]}" if c.get("last_role") else "",
              when(c.get("last_at")) if c.get("last_role") else ""] for c in conversations]
 
 
 def who(conversation: dict) -> str:
-    """The customer as staff see them: the name the shop's server vouched for, marked verified.
+    """The customer as staff see them: the name the shop's server vouched for, marked verified;
+    nothing for a customer nobody vouched for.
 
     Example: who({"customer_name": "Ada", "customer_email": "ada@example.com", "identity_verified_at": "…"})
-             -> "Ada <ada@example.com> ✓"; who({}) -> "customer"
+             -> "Ada <ada@example.com> ✓"; who({}) -> ""
     """
     if not conversation.get("identity_verified_at"):
-        return "customer"
-    name = conversation.get("customer_name") or "customer"
+        return ""
+    name = conversation.get("customer_name") or conversation.get("customer_id") or ""
     return f"{name} <{conversation['customer_email']}> ✓" if conversation.get("customer_email") else f"{name} ✓"
 
 

@@ -10,7 +10,8 @@
   var form = document.getElementById("ask");
   var input = document.getElementById("text");
   var person = document.getElementById("person");
-  var parentOrigin = null, conversation = null, after = 0, unread = 0, open = false, listening = false;
+  var parentOrigin = null, conversation = null, identity = null, after = 0, unread = 0, open = false;
+  var listening = false;
 
   function tell(message) {
     if (parentOrigin) window.parent.postMessage(message, parentOrigin);
@@ -58,16 +59,18 @@
   /* The messages after the last one shown; with `wait`, held open by the server until one comes
    * (long polling). Both may run at once: show() skips what is already on screen. */
   function load(wait) {
-    if (!conversation) return Promise.resolve(false);
-    var url = "/api/conversations/" + encodeURIComponent(conversation) + "/messages?after=" + after +
+    var asked = conversation;
+    if (!asked) return Promise.resolve(false);
+    var url = "/api/conversations/" + encodeURIComponent(asked) + "/messages?after=" + after +
       (wait ? "&wait=" + wait : "");
     return fetch(url)
       .then(function (response) {
+        if (asked !== conversation) return null;  /* another customer's conversation came meanwhile */
         if (response.status === 404) { conversation = null; tell({type: "csbot:conversation", id: null}); return null; }
         return response.ok ? response.json() : null;
       })
       .then(function (found) {
-        if (found) found.messages.forEach(show);
+        if (found && asked === conversation) found.messages.forEach(show);
         tell({type: "csbot:unread", count: unread});
         return !!found;
       })
@@ -88,7 +91,14 @@
       listen();
     }
   }
+  function follow(id) {  /* show this conversation (or none) from its start */
+    conversation = typeof id === "string" ? id : null;
+    after = 0;
+    log.textContent = "";
+    load().then(listen);
+  }
   function call(url, body) {
+    if (identity) body.identity = identity;
     return fetch(url, {method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify(body)})
       .then(function (response) {
         return response.json().then(function (data) {
@@ -105,8 +115,11 @@
     if (message.type === "csbot:hello") {
       parentOrigin = event.origin;
       open = !!message.open;
-      conversation = typeof message.conversation === "string" ? message.conversation : null;
-      load().then(listen);
+      identity = typeof message.identity === "string" ? message.identity : null;
+      follow(message.conversation);
+    } else if (message.type === "csbot:identity" && parentOrigin) {  /* logged in or out on the page */
+      identity = typeof message.identity === "string" ? message.identity : null;
+      if (message.conversation !== conversation) follow(message.conversation);
     } else if (message.type === "csbot:open") {
       open = !!message.open;
       if (open) { unread = 0; tell({type: "csbot:unread", count: 0}); input.focus(); }

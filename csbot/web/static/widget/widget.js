@@ -1,7 +1,9 @@
 /* csbot's website widget loader: one script tag on the shop's page.
  *   <script src="https://help.example.com/widget.js" defer></script>
  * Optional data- attributes override the shop's settings: data-label, data-title, data-position
- * (right or left), data-colour (#rrggbb).
+ * (right or left), data-colour (#rrggbb). data-identity carries a logged-in customer's token,
+ * signed by the shop's server; a page that logs in or out later calls csbotWidget.identify(token)
+ * (null to forget). Each customer keeps a conversation of their own in this browser.
  * It adds a launcher button in a corner and opens csbot's chat window (/widget) in an iframe.
  * The conversation's handle is kept here, in the shop's own localStorage, and handed to the frame
  * by postMessage: never in a URL, and no third-party cookie is needed. Messages between page and
@@ -11,8 +13,8 @@
   var script = document.currentScript;
   if (!script || window.csbotWidget) return;
   var base = new URL(script.src).origin;
-  var key = "csbot-conversation:" + base;
   var data = script.dataset;
+  var identity = data.identity || null;
   var defaults = __CSBOT_DEFAULTS__;  /* the shop's settings, filled in by csbot when it serves this file */
   var side = (data.position || defaults.position) === "left" ? "left" : "right";
   var colour = /^#[0-9a-fA-F]{3,8}$/.test(data.colour || "") ? data.colour : defaults.colour;
@@ -52,8 +54,16 @@
   badge.hidden = true;
   button.appendChild(badge);
 
+  /* The handle's key: one per customer, so someone who logs in on a shared computer never sees the
+   * last one's conversation. The token's sub is only read here, never trusted: csbot checks it. */
+  function key() {
+    var who = "";
+    try { who = identity ? String(JSON.parse(atob(identity.split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))).sub) : ""; }
+    catch (e) { who = "?"; }
+    return "csbot-conversation:" + base + (who ? ":" + who : "");
+  }
   function stored() {
-    try { return localStorage.getItem(key); } catch (e) { return null; }
+    try { return localStorage.getItem(key()); } catch (e) { return null; }
   }
   function post(message) {
     if (frame.contentWindow) frame.contentWindow.postMessage(message, base);
@@ -65,15 +75,15 @@
     if (open) frame.focus(); else button.focus();
   }
   frame.addEventListener("load", function () {
-    post({type: "csbot:hello", conversation: stored(), open: !frame.hidden});
+    post({type: "csbot:hello", conversation: stored(), identity: identity, open: !frame.hidden});
   });
   window.addEventListener("message", function (event) {
     if (event.origin !== base || event.source !== frame.contentWindow) return;
     var message = event.data || {};
     if (message.type === "csbot:conversation") {
       try {
-        if (typeof message.id === "string") localStorage.setItem(key, message.id);
-        else localStorage.removeItem(key);
+        if (typeof message.id === "string") localStorage.setItem(key(), message.id);
+        else localStorage.removeItem(key());
       } catch (e) { /* storage blocked: the conversation lasts as long as the page */ }
     } else if (message.type === "csbot:unread") {
       var count = Number(message.count) || 0;
@@ -90,5 +100,12 @@
   });
   document.body.appendChild(frame);
   document.body.appendChild(button);
-  window.csbotWidget = {open: function () { toggle(true); }, close: function () { toggle(false); }};
+  window.csbotWidget = {
+    open: function () { toggle(true); },
+    close: function () { toggle(false); },
+    identify: function (token) {
+      identity = typeof token === "string" && token ? token : null;
+      post({type: "csbot:identity", identity: identity, conversation: stored()});
+    }
+  };
 })();
