@@ -315,6 +315,8 @@ def test_a_customer_the_shops_server_vouches_for_is_shown_by_name_and_a_forged_t
         for body, status in (({"conversation_id": None, "identity": forged}, 401),
                              ({"conversation_id": cid, "identity": token({**ada, "sub": "u-7"})}, 403)):
             assert client.post("/api/handoff", json=body).status_code == status
+        huge = client.post("/api/handoff", json={"conversation_id": cid, "identity": "x" * 20_000})
+        assert huge.status_code == 413 and "16,384 bytes" in huge.json()["error"]
         assert stored(engine) == before
         asked = client.post("/api/handoff", json={"conversation_id": None, "identity": token(ada)})  # first thing
         assert asked.status_code == 200 and asked.json()["route"] == "handoff"

@@ -460,9 +460,12 @@ def test_a_known_customer_in_the_widget_is_named_to_staff_keeps_their_own_chat_a
 
     forged = browser.new_page()
     forged.goto(f"{shop_site.url}/forged.html")
+    forged.evaluate("window.refused = []; addEventListener('csbot:identity-refused', e => refused.push(e.detail.error))")
     forged.get_by_role("button", name=re.compile(r"^Chat with")).click()
     send(forged.frame_locator("iframe.csbot-frame"), "a message under a forged name")
     expect(forged.frame_locator("iframe.csbot-frame").locator("#log li.error")).to_contain_text(
         "not one signed", timeout=30_000)
+    forged.wait_for_function("window.refused.length > 0", timeout=30_000)  # the page hears it, and may sign anew
+    assert ["not one signed" in said for said in forged.evaluate("refused")] == [True]
     assert server.store().db.rows("SELECT count(*) AS n FROM messages WHERE text = ?",
                                   ["a message under a forged name"])[0]["n"] == 0

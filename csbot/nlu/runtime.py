@@ -39,7 +39,7 @@ from csbot.errors import ModelError
 OPSET = 17
 INPUTS = ("input_ids", "attention_mask")
 QUANTIZATIONS = ("none", "int8-dynamic", "int8-feed-forward")
-GROUP_ROWS = 64  # the most rows one pass runs
+GROUP_ROWS = 64  # the most rows of one length a pass runs when a batch mixes lengths
 
 
 def available() -> bool:
@@ -66,8 +66,8 @@ def one_blas_thread() -> None:
     """Run numpy's matrix products on one thread from now on, in this process: a serving process
     multiplies small matrices (a message against the answers and the training messages), where a
     second BLAS thread gains nothing, and OpenBLAS's idle workers spin after every call, taking a
-    core from the encoders. Measured with benchmarks/load.py on this 2-core machine, 16 clients:
-    105 requests/s with numpy's default of 2 threads, 174 with 1."""
+    core from the encoders. Measured with benchmarks/load.py on this 2-core machine, 16 clients,
+    encoder passes already unpadded: 118 requests/s with numpy's default of 2 threads, 179 with 1."""
     from threadpoolctl import threadpool_limits
 
     threadpool_limits(1, user_api="blas")

@@ -64,7 +64,7 @@ def verify(token: object, secret: str, *, now: float | None = None) -> Identity:
     lifetime = float(claims["exp"]) - float(claims["iat"])
     if lifetime > MAX_LIFETIME_SECONDS:
         raise IdentityRefused(f"the identity token is valid for {lifetime / 3600:.0f} h; the most is 24 h. "
-                              "Sign tokens for minutes, and a new one per page")
+                              "Sign tokens for a visit at most")
     if float(claims["iat"]) > now + LEEWAY_SECONDS:
         raise IdentityRefused("the identity token was issued in the future; check the shop server's clock")
     fields = {k: claims.get(k) for k in ("sub", "name", "email")}

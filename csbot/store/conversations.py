@@ -278,7 +278,7 @@ class ConversationRows:
         staff page polls it every few seconds)."""
         last = "(SELECT {} FROM messages m WHERE m.conversation_id = c.id ORDER BY m.id DESC LIMIT 1)"
         return self.db.rows(
-            f"SELECT c.id, c.owner, c.handoff_at, c.updated_at, c.customer_name, c.customer_email, "
+            f"SELECT c.id, c.owner, c.handoff_at, c.updated_at, c.customer_id, c.customer_name, c.customer_email, "
             f"c.identity_verified_at, {last.format('role')} AS last_role, "
             f"{last.format('text')} AS last_text, {last.format('created_at')} AS last_at, "
             "(SELECT author FROM messages m WHERE m.conversation_id = c.id AND m.author IS NOT NULL "

@@ -71,7 +71,7 @@ def errors(*codes: int) -> dict:
     said = {400: "Bad input: the error says what was expected", 404: "No such conversation",
             401: "The identity token was refused (forged, expired, too long-lived, or none is taken)",
             403: "The conversation belongs to another verified customer",
-            413: "The body is over 256 KB", 429: "Too many requests: wait Retry-After seconds",
+            413: "The body is over the route's limit (256 KB for a message, 16 KB for a hand-off)", 429: "Too many requests: wait Retry-After seconds",
             500: "Something failed on our side; the message, if stored, is in the staff inbox"}
     return {code: {"model": Problem, "description": said[code]} for code in codes}
 

@@ -52,6 +52,7 @@ from csbot.web.widget import widget_routes
 
 log = logging.getLogger("csbot.web.server")
 MAX_BODY_BYTES = BodyLimits.chat_api
+HANDOFF_BODY_BYTES = 16 * 1024  # a conversation id and an identity token, with room for a shop's extra claims
 COOKIE = SESSION_COOKIE
 LOCAL = ("127.0.0.1", "::1")  # the machine itself: /api/health shows it the details
 
@@ -250,12 +251,16 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
         return _reply_body(reply)
 
     @app.post("/api/handoff", tags=["chat"], summary="Ask for a person (the chat page's button)",
-              openapi_extra=HANDOFF_BODY, responses={200: {"model": ChatReply}, **errors(400, 401, 403, 404, 429)})
+              openapi_extra=HANDOFF_BODY, responses={200: {"model": ChatReply}, **errors(400, 401, 403, 404, 413, 429)})
     async def api_handoff(request: Request):
         """Give the conversation to a person, as the chat page's "Talk to a person" button does: the
         same hourly limit per client, the same words. A null conversation_id starts one."""
+        body = await request.body()  # the boundary has already cut off anything over its limit
+        if len(body) > HANDOFF_BODY_BYTES:
+            return _error(413, f"the body is over {HANDOFF_BODY_BYTES:,} bytes; send only conversation_id and "
+                               "identity")
         try:
-            payload = json.loads((await request.body())[:4096] or b"{}")
+            payload = json.loads(body or b"{}")
         except (UnicodeDecodeError, json.JSONDecodeError):
             payload = None
         if not isinstance(payload, dict) or set(payload) - {"conversation_id", "identity"}:
@@ -274,8 +279,9 @@ def create_app(engine, *, accounts, retrainer, limits: ChatLimits | None = None)
             if cid is not None and not engine.store.has_messages(cid):
                 return None
             limits.check(cid, client)
+            conversation_id = bound(cid, identity, client)  # another customer's: refused before a slot is spent
             limits.check_handoff(client_key(client))
-            return engine.bot.hand_off(bound(cid, identity, client), client=client_key(client))
+            return engine.bot.hand_off(conversation_id, client=client_key(client))
         try:
             reply = await run_in_threadpool(hand_off)
         except RateLimited as exc:

@@ -43,7 +43,7 @@ def who(conversation: dict) -> str:
     """
     if not conversation.get("identity_verified_at"):
         return ""
-    name = conversation.get("customer_name") or conversation.get("customer_id") or ""
+    name = conversation.get("customer_name") or conversation.get("customer_id") or "?"  # the id: a token without a name
     return f"{name} <{conversation['customer_email']}> ✓" if conversation.get("customer_email") else f"{name} ✓"
 
 
@@ -108,7 +108,7 @@ def live_tab(page: gr.Blocks, *, engine, accounts, words: Words) -> LiveParts:
             live_page = gr.Number(1, label=words["staff.inbox_page"], precision=0, minimum=1, scale=1)
         live_table = gr.Dataframe(headers=words["staff.live_headers"], datatype="str", type="array",
                                   interactive=False, wrap=True, max_height=240,
-                                  column_widths=["26%", "12%", "14%", "34%", "14%"], label=words["staff.live_table"])
+                                  column_widths=["18%", "16%", "10%", "12%", "32%", "12%"], label=words["staff.live_table"])
         conversation = gr.Textbox(label=words["staff.conversation"], interactive=False, max_lines=1)
         log = gr.Chatbot(label=words["staff.transcript"], height=420, render_markdown=False, sanitize_html=True,
                          allow_tags=False, feedback_options=None, buttons=["copy"])

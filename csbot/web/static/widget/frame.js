@@ -11,7 +11,7 @@
   var input = document.getElementById("text");
   var person = document.getElementById("person");
   var parentOrigin = null, conversation = null, identity = null, after = 0, unread = 0, open = false;
-  var listening = false;
+  var epoch = 0, poll = null;  /* which customer's view this is; the long poll in flight */
 
   function tell(message) {
     if (parentOrigin) window.parent.postMessage(message, parentOrigin);
@@ -57,53 +57,64 @@
     if (!open && m.role !== "customer") unread += 1;
   }
   /* The messages after the last one shown; with `wait`, held open by the server until one comes
-   * (long polling). Both may run at once: show() skips what is already on screen. */
-  function load(wait) {
-    var asked = conversation;
-    if (!asked) return Promise.resolve(false);
-    var url = "/api/conversations/" + encodeURIComponent(asked) + "/messages?after=" + after +
+   * (long polling). Both may run at once: show() skips what is already on screen. What comes back
+   * after the customer changed (epoch: a login or logout on the page) is dropped. */
+  function load(wait, signal) {
+    var mine = epoch;
+    if (!conversation) return Promise.resolve(false);
+    var url = "/api/conversations/" + encodeURIComponent(conversation) + "/messages?after=" + after +
       (wait ? "&wait=" + wait : "");
-    return fetch(url)
+    return fetch(url, {signal: signal})
       .then(function (response) {
-        if (asked !== conversation) return null;  /* another customer's conversation came meanwhile */
-        if (response.status === 404) { conversation = null; tell({type: "csbot:conversation", id: null}); return null; }
+        if (mine !== epoch) return null;
+        if (response.status === 404) { conversation = null; remember(null); return null; }
         return response.ok ? response.json() : null;
       })
       .then(function (found) {
-        if (found && asked === conversation) found.messages.forEach(show);
+        if (found && mine === epoch) found.messages.forEach(show);
         tell({type: "csbot:unread", count: unread});
         return !!found;
       })
       .catch(function () { return false; });
   }
   function listen() {  /* one long poll at a time, again at once after each; 3 s after a failure */
-    if (listening || !conversation) return;
-    listening = true;
-    load(25).then(function (ok) {
-      listening = false;
+    if (poll || !conversation) return;
+    var mine = poll = new AbortController();
+    load(25, mine.signal).then(function (ok) {
+      if (poll !== mine) return;  /* follow() cut it off and listens anew */
+      poll = null;
       setTimeout(listen, ok ? 0 : 3000);
     });
+  }
+  function remember(id) {  /* the loader keeps the handle under this customer's key */
+    tell({type: "csbot:conversation", id: id, identity: identity});
   }
   function started(id) {
     if (id && id !== conversation) {
       conversation = id;
-      tell({type: "csbot:conversation", id: id});
+      remember(id);
       listen();
     }
   }
   function follow(id) {  /* show this conversation (or none) from its start */
+    epoch += 1;
+    if (poll) poll.abort();
+    poll = null;
     conversation = typeof id === "string" ? id : null;
     after = 0;
     log.textContent = "";
     load().then(listen);
   }
   function call(url, body) {
+    var mine = epoch;
     if (identity) body.identity = identity;
     return fetch(url, {method: "POST", headers: {"content-type": "application/json"}, body: JSON.stringify(body)})
       .then(function (response) {
         return response.json().then(function (data) {
+          if (mine !== epoch) return;  /* sent for the customer before a login or logout: not shown */
           if (!response.ok) line("error", data.error || words.failed);
           else started(data.conversation_id);
+          if (response.status === 401 && body.identity) tell({type: "csbot:identity-refused", error: data.error});
           return load();
         });
       })
@@ -119,7 +130,7 @@
       follow(message.conversation);
     } else if (message.type === "csbot:identity" && parentOrigin) {  /* logged in or out on the page */
       identity = typeof message.identity === "string" ? message.identity : null;
-      if (message.conversation !== conversation) follow(message.conversation);
+      if (message.switched || message.conversation !== conversation) follow(message.conversation);
     } else if (message.type === "csbot:open") {
       open = !!message.open;
       if (open) { unread = 0; tell({type: "csbot:unread", count: 0}); input.focus(); }

@@ -3,7 +3,9 @@
  * Optional data- attributes override the shop's settings: data-label, data-title, data-position
  * (right or left), data-colour (#rrggbb). data-identity carries a logged-in customer's token,
  * signed by the shop's server; a page that logs in or out later calls csbotWidget.identify(token)
- * (null to forget). Each customer keeps a conversation of their own in this browser.
+ * (null to forget). Each customer keeps a conversation of their own in this browser. When csbot
+ * refuses the token (expired, say), the page gets a "csbot:identity-refused" event on window, with
+ * the reason in event.detail.error, and may answer with identify(freshToken).
  * It adds a launcher button in a corner and opens csbot's chat window (/widget) in an iframe.
  * The conversation's handle is kept here, in the shop's own localStorage, and handed to the frame
  * by postMessage: never in a URL, and no third-party cookie is needed. Messages between page and
@@ -54,16 +56,16 @@
   badge.hidden = true;
   button.appendChild(badge);
 
-  /* The handle's key: one per customer, so someone who logs in on a shared computer never sees the
-   * last one's conversation. The token's sub is only read here, never trusted: csbot checks it. */
-  function key() {
+  /* The handle's key: one per customer, so someone who logs in on a shared computer is never shown
+   * the last one's conversation. The token's sub is only read here, never trusted: csbot checks it. */
+  function key(token) {
     var who = "";
-    try { who = identity ? String(JSON.parse(atob(identity.split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))).sub) : ""; }
+    try { who = token ? String(JSON.parse(atob(token.split(".")[1].replace(/-/g, "+").replace(/_/g, "/"))).sub) : ""; }
     catch (e) { who = "?"; }
     return "csbot-conversation:" + base + (who ? ":" + who : "");
   }
   function stored() {
-    try { return localStorage.getItem(key()); } catch (e) { return null; }
+    try { return localStorage.getItem(key(identity)); } catch (e) { return null; }
   }
   function post(message) {
     if (frame.contentWindow) frame.contentWindow.postMessage(message, base);
@@ -82,14 +84,17 @@
     var message = event.data || {};
     if (message.type === "csbot:conversation") {
       try {
-        if (typeof message.id === "string") localStorage.setItem(key(), message.id);
-        else localStorage.removeItem(key());
+        var mine = key(typeof message.identity === "string" ? message.identity : null);  /* whose it is */
+        if (typeof message.id === "string") localStorage.setItem(mine, message.id);
+        else localStorage.removeItem(mine);
       } catch (e) { /* storage blocked: the conversation lasts as long as the page */ }
     } else if (message.type === "csbot:unread") {
       var count = Number(message.count) || 0;
       badge.hidden = count === 0;
       badge.textContent = count > 9 ? "9+" : String(count);
       button.setAttribute("aria-label", count ? label + " (" + count + ")" : label);
+    } else if (message.type === "csbot:identity-refused") {  /* expired, say: the page may call identify() */
+      window.dispatchEvent(new CustomEvent("csbot:identity-refused", {detail: {error: String(message.error || "")}}));
     } else if (message.type === "csbot:close") {
       toggle(false);
     }
@@ -104,8 +109,9 @@
     open: function () { toggle(true); },
     close: function () { toggle(false); },
     identify: function (token) {
+      var before = key(identity);
       identity = typeof token === "string" && token ? token : null;
-      post({type: "csbot:identity", identity: identity, conversation: stored()});
+      post({type: "csbot:identity", identity: identity, conversation: stored(), switched: key(identity) !== before});
     }
   };
 })();
