@@ -20,12 +20,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 
-# numpy on one BLAS thread in the test processes and every process they start, as app.py serves
-# (runtime.one_blas_thread): two pytest workers share two cores, and OpenBLAS's idle workers spin.
-# Set before numpy is first imported, which reads it once.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-
-import numpy as np  # noqa: E402
+import numpy as np
 import pytest
 from pgcluster import Cluster
 from playwright.sync_api import expect, sync_playwright
