@@ -83,6 +83,7 @@ class Settings:
     cors_origins: str = ""  # origins whose pages may call POST /api/chat from a browser (the shop's own site)
     identity_secret: str = ""  # HS256 secret the shop's server signs customer identity tokens with; "" = none taken
     widget_origins: str = ""  # origins (space-separated) whose pages may show the chat widget; "" = none
+    webhook_private: bool = False  # webhooks may go to loopback, private and link-local addresses too
     widget_colour: str = "#2f6f4f"  # the widget's launcher and accent colour
     widget_position: str = "right"  # the corner of the shop's page the launcher sits in: right or left
     host: str = "127.0.0.1"

@@ -322,7 +322,9 @@ def test_the_admin_page_is_labelled_in_the_staff_language(tmp_path):
 
 
 def test_an_admin_adds_a_webhook_endpoint_sees_its_deliveries_and_sends_one_again(site, admin):
-    endpoints, log, note = admin.predict("http://127.0.0.1:9/never", ["message.fallback"], api_name="/webhook_add")
+    with pytest.raises(AppError, match="private network or this machine"):  # not into the server's own network
+        admin.predict("http://127.0.0.1:9/never", ["message.fallback"], api_name="/webhook_add")
+    endpoints, log, note = admin.predict("http://hooks.invalid:9/never", ["message.fallback"], api_name="/webhook_add")
     secret = re.search(r"`(whsec_[A-Za-z0-9+/=]+)`", note).group(1)  # shown once, here
     hook = site.store.webhooks()[-1]
     assert hook["secret"] == secret and hook["events"] == ["message.fallback"]
@@ -330,7 +332,7 @@ def test_an_admin_adds_a_webhook_endpoint_sees_its_deliveries_and_sends_one_agai
     assert site.store.record_event("message.fallback", "msg_test_1", {"type": "message.fallback"}) == 1
     endpoints, log, note = admin.predict(api_name="/webhooks")
     delivery = log["data"][0]
-    assert delivery[2:5] == ["message.fallback", "http://127.0.0.1:9/never", "pending"]
+    assert delivery[2:5] == ["message.fallback", "http://hooks.invalid:9/never", "pending"]
     endpoints, log, note = admin.predict(int(delivery[0]), api_name="/webhook_resend")
     assert "will be sent again" in note
     with pytest.raises(AppError, match="pick one or more events"):

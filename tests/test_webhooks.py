@@ -1,8 +1,9 @@
 """Signed outgoing webhooks (service/webhooks.py, store/webhooks.py): events the bot records reach a
 local receiver signed the Standard Webhooks way, a 500 is tried again and a 404 is not, every
 attempt is logged, an event recorded twice is sent once, and of two processes sending at once
-only one sends each delivery. The encoder is conftest's HashingEncoder; the receiver is a real
-HTTP server on this machine."""
+only one sends each delivery, and an endpoint on a private network is refused unless the shop
+allows it. The encoder is conftest's HashingEncoder; the receiver is a real HTTP server on this
+machine (so the engine here allows private endpoints, as a shop with its helpdesk inside does)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,14 @@ import hmac
 import http.server
 import json
 import threading
+from dataclasses import replace
 
 import pytest
 from conftest import HashingEncoder
 
 from csbot.errors import DataError
 from csbot.service.engine import Engine
-from csbot.service.webhooks import Sender, signature
+from csbot.service.webhooks import Sender, new_secret, private_address, signature
 from csbot.store import Store
 
 EVENTS = ["conversation.handoff", "conversation.closed", "message.fallback", "message.rated"]
@@ -47,7 +49,7 @@ def receiver():
 
 @pytest.fixture
 def engine(settings, data_dir):
-    engine = Engine(settings, encoder=HashingEncoder())
+    engine = Engine(replace(settings, webhook_private=True), encoder=HashingEncoder())
     engine.load_defaults(data_dir)
     return engine
 
@@ -141,3 +143,22 @@ def test_two_processes_sending_at_once_send_each_delivery_once(engine, settings,
     ids = [r["headers"]["webhook-id"] for r in got]
     assert len(ids) == 20 and len(set(ids)) == 20
     assert {d["status"] for d in engine.store.deliveries()} == {"delivered"}
+
+
+def test_an_endpoint_on_this_machine_or_a_private_network_is_refused_unless_the_shop_allows_it(settings, data_dir,
+                                                                                               receiver):
+    url, got, _ = receiver
+    shop = Engine(settings, encoder=HashingEncoder())  # the default: webhooks go to the public internet only
+    shop.load_defaults(data_dir)
+    for private in (url, "http://localhost:9/x", "http://10.1.2.3/hooks", "http://[::1]:9/x",
+                    "http://169.254.169.254/latest/meta-data", "https://192.168.0.7/hooks"):
+        with pytest.raises(DataError, match="private network or this machine.*CSBOT_WEBHOOK_PRIVATE"):
+            shop.add_webhook(url=private, events=EVENTS, actor="ada")
+    assert shop.store.webhooks() == []
+    assert private_address("https://93.184.216.34/hooks") is None  # a public address is fine
+    # A name that resolved elsewhere when it was added resolves here when sent: given up, never posted
+    shop.store.add_webhook(url=url, secret=new_secret(), events=EVENTS, actor="ada")
+    assert shop.bot.respond("zebra quantum").route == "fallback"
+    assert shop.webhooks.run_once() == 1
+    delivery = shop.store.deliveries()[0]
+    assert delivery["status"] == "failed" and "not a public address" in delivery["last_error"] and got == []

@@ -214,13 +214,18 @@ class Engine:
         if self._webhooks is None:
             from csbot.service.webhooks import Sender
 
-            self._webhooks = Sender(self.store)
+            self._webhooks = Sender(self.store, private=self.settings.webhook_private)
         return self._webhooks
 
     def add_webhook(self, *, url: str, events: list[str], actor: str) -> dict:
         """A new endpoint for the shop's webhooks; its secret is returned here once (keep it)."""
-        from csbot.service.webhooks import new_secret
+        from csbot.service.webhooks import new_secret, private_address
 
+        found = None if self.settings.webhook_private else private_address(url.strip())
+        if found is not None:
+            raise DataError(f"{url.strip()[:200]} is at {found}, on a private network or this machine: webhooks go "
+                            "to the public internet. To send to your own network, set webhook_private "
+                            "(CSBOT_WEBHOOK_PRIVATE=true)")
         secret = new_secret()
         webhook_id = self.store.add_webhook(url=url.strip(), secret=secret, events=events, actor=actor)
         self.store.audit(actor, "webhook_add", url.strip()[:200], detail={"id": webhook_id, "events": events})

@@ -13,6 +13,13 @@ with several server processes each is sent by one), posts them, and records the 
 delivered; a timeout, a refused connection, 429 or 5xx is tried again after 5 s, 30 s, 2 min,
 10 min and 1 h, then given up; any other answer is given up at once. Every server process runs a
 `Sender` in a thread of its own (`start`), so a slow endpoint never holds up the chat.
+
+Endpoints are on the public internet unless the `webhook_private` setting allows more: an
+endpoint whose host is, or resolves to, a loopback, private, link-local or otherwise non-public
+address (`private_address`) is refused when added, and a delivery whose host resolves to one when
+it is sent is given up, so csbot cannot be made to post into the network it runs in (its
+database, a cloud metadata service). A name that resolves differently between that check and the
+connection (DNS rebinding) is not caught.
 """
 
 from __future__ import annotations
@@ -20,10 +27,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import logging
 import secrets
+import socket
 import threading
 import time
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -53,6 +63,24 @@ def signature(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:
     return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
+def private_address(url: str) -> str | None:
+    """The first address the URL's host is or resolves to that is not on the public internet, or
+    None when all are public or the name does not resolve now (a send resolves it again).
+
+    Example: private_address("http://127.0.0.1:9/x") -> "127.0.0.1"; private_address("http://10.1.2.3/") -> "10.1.2.3"
+    """
+    host = urlsplit(url).hostname or ""
+    try:
+        found = sorted({info[4][0] for info in socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)})
+    except (OSError, UnicodeError):  # socket.gaierror is an OSError
+        return None
+    for address in found:
+        ip = ipaddress.ip_address(address.split("%")[0])  # an IPv6 zone (%eth0) is not part of the address
+        if not ip.is_global or (ip.version == 6 and ip.ipv4_mapped and not ip.ipv4_mapped.is_global):
+            return address
+    return None
+
+
 def retry_after(attempt: int) -> float | None:
     """Seconds before trying again after failed attempt number `attempt` (1-based); None: give up.
 
@@ -62,10 +90,12 @@ def retry_after(attempt: int) -> float | None:
 
 
 class Sender:
-    """Sends the store's due deliveries; `post` is an httpx.Client's post (a test may pass its own)."""
+    """Sends the store's due deliveries; `client` is an httpx.Client (a test may pass its own).
+    With `private=False` a delivery to a non-public address is given up (see the module docstring)."""
 
-    def __init__(self, store, *, client: httpx.Client | None = None, clock=time.time):
+    def __init__(self, store, *, client: httpx.Client | None = None, clock=time.time, private: bool = True):
         self.store = store
+        self.private = private
         self.client = client or httpx.Client(timeout=TIMEOUT_SECONDS, follow_redirects=False)
         self.clock = clock
         self._stop = threading.Event()
@@ -85,6 +115,13 @@ class Sender:
                    "webhook-id": delivery["msg_id"], "webhook-timestamp": str(stamp),
                    "webhook-signature": signature(delivery["secret"], delivery["msg_id"], stamp, body)}
         code, error = None, None
+        found = None if self.private else private_address(delivery["url"])
+        if found is not None:
+            error = (f"refused: {urlsplit(delivery['url']).hostname} is at {found}, not a public address "
+                     "(the webhook_private setting allows it)")
+            self.store.delivery_result(delivery["id"], status="failed", code=None, error=error)
+            log.warning("webhook %s to %s %s", delivery["msg_id"], delivery["url"], error)
+            return
         try:
             response = self.client.post(delivery["url"], content=body, headers=headers)
             code = response.status_code
