@@ -247,6 +247,20 @@ def test_sigterm_drains_b_answering_while_readiness_fails_then_it_exits(servers)
     during the drain, then the port closes and the process exits cleanly."""
     _, b, store, *_ = servers
     assert b.get("/api/ready") == {"ready": True, "problems": []}
+
+    def connection_header(path: str) -> str | None:  # over a keep-alive connection (urllib asks for close itself)
+        import http.client
+        from urllib.parse import urlsplit
+
+        connection = http.client.HTTPConnection(urlsplit(b.url).hostname, urlsplit(b.url).port, timeout=30)
+        try:
+            connection.request("GET", path)
+            response = connection.getresponse()
+            response.read()
+            return response.getheader("connection")
+        finally:
+            connection.close()
+    assert connection_header("/api/health") != "close" and connection_header("/login") != "close"
     b.process.send_signal(signal.SIGTERM)
 
     def not_ready():
@@ -258,6 +272,8 @@ def test_sigterm_drains_b_answering_while_readiness_fails_then_it_exits(servers)
     eventually(not_ready, within=5, what="B's readiness failing after SIGTERM")
     reply = b.chat("draining: where is my order?")  # still served while draining
     assert store.message(reply["message_id"])["role"] == "bot"
+    # and told to close: a proxy keeps no connection to a replica about to close it (a redirect too)
+    assert connection_header("/api/health") == "close" and connection_header("/staff/") == "close"
     # uvicorn ends by re-raising the SIGTERM it handled, as a process stopped by it should
     assert b.process.wait(timeout=60) == -signal.SIGTERM
     assert "draining for 3 s" in b.log.read_text()
