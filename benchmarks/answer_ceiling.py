@@ -8,7 +8,7 @@ The FAQ is built as benchmarks/answer_search.py builds it (each intent one answe
 training texts its phrasings); the queries are a seeded sample of the other training texts, each
 covered by its intent's answer. For each packaged encoder (all-MiniLM-L6-v2, the English default;
 multilingual-e5-small; both vectors side by side), the head of dialogue/ranker.py is fitted on the
-FAQ, and the script reports:
+FAQ (and the Universal Sentence Encoder, multilingual v3, alone), and the script reports:
 
 - `top1`: the share of queries whose answer the head ranks first;
 - `best_at_3pct_wrong`: the most right answers at most 3% wrong, for one signal at a time, with the
@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from csbot.dialogue import ranker  # noqa: E402
 from csbot.nlu.basemodels import resolve_model_path  # noqa: E402
-from csbot.nlu.embedder import OnnxSentenceEncoder  # noqa: E402
+from csbot.nlu.embedder import OnnxSentenceEncoder, UniversalSentenceEncoder  # noqa: E402
 from csbot.settings import DEFAULT_BASE_MODEL, MULTILINGUAL_MODEL  # noqa: E402
 
 SHARED = ROOT.parent / "shared" / "benchmarks"
@@ -106,6 +106,8 @@ def main() -> int:
             vectors[encoder.name] = (encoder(faq), encoder(asked))
     (a, qa), (b, qb) = vectors.values()
     vectors["both, side by side"] = (np.hstack([a, b]) / np.sqrt(2), np.hstack([qa, qb]) / np.sqrt(2))
+    use = UniversalSentenceEncoder()
+    vectors[use.name] = (use(faq), use(asked))
     results = {"faq": {"answers": int(len(set(owners))), "phrasings": len(faq)}, "queries": len(asked),
                "encoders": {}}
     for name, (v, q) in vectors.items():
