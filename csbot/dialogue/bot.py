@@ -170,7 +170,7 @@ class Bot:
                  max_message_chars: int = 2000, review_confidence: float = 0.5,
                  review_answer_score: float = 0.65, handoff_intent: str | None = "human_agent",
                  handoff_refusal: Callable[[str | None], str | None] | None = None,
-                 notify: Callable[[str, str, dict], None] | None = None,
+                 notify: Callable[[str, str, Callable[[], dict]], None] | None = None,
                  clock: Callable[[], float] = time.perf_counter):
         self.store = store
         self.replies = replies
@@ -352,11 +352,13 @@ class Bot:
     def _event(self, event: str, msg_id: str, cid: str, message_id: int, **data) -> None:
         if self.notify is None:
             return
-        try:
+        def payload() -> dict:  # read only when some endpoint listens for the event
             asked = self.store.message(message_id)
-            self.notify(event, msg_id, {"type": event, "timestamp": now(), "data": {
+            return {"type": event, "timestamp": now(), "data": {
                 "conversation_id": cid, "message_id": message_id, "role": asked["role"] if asked else None,
-                "text": asked["text"] if asked else None, "customer": self.store.verified_customer(cid), **data}})
+                "text": asked["text"] if asked else None, "customer": self.store.verified_customer(cid), **data}}
+        try:
+            self.notify(event, msg_id, payload)
         except Exception:  # the reply is stored and sent; a webhook is not worth failing it
             log.exception("could not record the %s event of message %s for the webhooks", event, message_id)
 

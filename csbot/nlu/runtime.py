@@ -196,10 +196,10 @@ class OnnxPass:
             return self._run(ids[:, :width], mask[:, :width])
         outputs: list[np.ndarray] = []
         for length in np.unique(lengths):
-            rows = np.flatnonzero(lengths == length)
+            rows, width = np.flatnonzero(lengths == length), max(int(length), 1)
             for start in range(0, len(rows), GROUP_ROWS):
                 group = rows[start:start + GROUP_ROWS]
-                found = self._run(ids[group, :max(int(length), 1)], mask[group, :max(int(length), 1)])
+                found = self._run(ids[group, :width], mask[group, :width])
                 if not outputs:
                     outputs = [np.zeros((len(ids), *o.shape[1:]), dtype=o.dtype) for o in found]
                 for out, part in zip(outputs, found):

@@ -221,15 +221,26 @@ class Engine:
         """A new endpoint for the shop's webhooks; its secret is returned here once (keep it)."""
         from csbot.service.webhooks import new_secret, private_address
 
-        found = None if self.settings.webhook_private else private_address(url.strip())
+        url = url.strip()
+        found = None if self.settings.webhook_private else private_address(url)
         if found is not None:
-            raise DataError(f"{url.strip()[:200]} is at {found}, on a private network or this machine: webhooks go "
+            raise DataError(f"{url[:200]} is at {found}, on a private network or this machine: webhooks go "
                             "to the public internet. To send to your own network, set webhook_private "
                             "(CSBOT_WEBHOOK_PRIVATE=true)")
         secret = new_secret()
-        webhook_id = self.store.add_webhook(url=url.strip(), secret=secret, events=events, actor=actor)
-        self.store.audit(actor, "webhook_add", url.strip()[:200], detail={"id": webhook_id, "events": events})
+        webhook_id = self.store.add_webhook(url=url, secret=secret, events=events, actor=actor)
+        self.store.audit(actor, "webhook_add", url[:200], detail={"id": webhook_id, "events": events})
         return {"id": webhook_id, "secret": secret}
+
+    def remove_webhook(self, webhook_id: int, *, actor: str) -> None:
+        """Remove an endpoint and its deliveries (DataError when there is none), audited."""
+        self.store.delete_webhook(webhook_id)
+        self.store.audit(actor, "webhook_remove", str(webhook_id))
+
+    def resend_webhook(self, delivery_id: int, *, actor: str) -> None:
+        """Send a delivery again at the sender's next round, whatever became of it, audited."""
+        self.store.resend(delivery_id)
+        self.store.audit(actor, "webhook_resend", str(delivery_id))
 
     # --- operations -----------------------------------------------------------------------
     def readiness(self) -> list[str]:

@@ -109,12 +109,6 @@ class Sender:
         return len(due)
 
     def _send(self, delivery: dict) -> None:
-        body = delivery["payload"].encode("utf-8")
-        stamp = int(self.clock())
-        headers = {"content-type": "application/json", "user-agent": "csbot-webhooks",
-                   "webhook-id": delivery["msg_id"], "webhook-timestamp": str(stamp),
-                   "webhook-signature": signature(delivery["secret"], delivery["msg_id"], stamp, body)}
-        code, error = None, None
         found = None if self.private else private_address(delivery["url"])
         if found is not None:
             error = (f"refused: {urlsplit(delivery['url']).hostname} is at {found}, not a public address "
@@ -122,6 +116,12 @@ class Sender:
             self.store.delivery_result(delivery["id"], status="failed", code=None, error=error)
             log.warning("webhook %s to %s %s", delivery["msg_id"], delivery["url"], error)
             return
+        body = delivery["payload"].encode("utf-8")
+        stamp = int(self.clock())
+        headers = {"content-type": "application/json", "user-agent": "csbot-webhooks",
+                   "webhook-id": delivery["msg_id"], "webhook-timestamp": str(stamp),
+                   "webhook-signature": signature(delivery["secret"], delivery["msg_id"], stamp, body)}
+        code, error = None, None
         try:
             response = self.client.post(delivery["url"], content=body, headers=headers)
             code = response.status_code

@@ -10,6 +10,7 @@ sending, signing and retry schedule are service/webhooks.py's.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 from csbot.errors import DataError
 from csbot.store.backend import now, serialized, write
@@ -41,13 +42,14 @@ class WebhookRows:
             self.db.execute("DELETE FROM webhooks WHERE id = ?", [webhook_id])
 
     @serialized
-    def record_event(self, event: str, msg_id: str, payload: dict) -> int:
+    def record_event(self, event: str, msg_id: str, payload: dict | Callable[[], dict]) -> int:
         """A delivery of this event to every endpoint that listens for it, due now; an event recorded
-        before (the same msg_id) adds nothing. Returns how many deliveries were added."""
+        before (the same msg_id) adds nothing. Returns how many deliveries were added. `payload` may
+        be a function making it, called only when some endpoint listens."""
         listening = [hook for hook in self.webhooks() if event in hook["events"]]
-        if not listening:  # the usual case: no write transaction for a message nobody listens for
+        if not listening:  # the usual case: no payload read, no write transaction, for an event nobody hears
             return 0
-        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+        body = json.dumps(payload() if callable(payload) else payload, ensure_ascii=False, separators=(",", ":"))
         added, due = 0, self.clock()
         with write(self.db):
             for hook in listening:  # from the endpoint's row: one removed meanwhile gets nothing

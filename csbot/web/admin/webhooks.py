@@ -73,21 +73,22 @@ def webhooks_tab(page: gr.Blocks, *, engine: "Engine", accounts: "Accounts", wor
         made = engine.add_webhook(url=address or "", events=list(picked or []), actor=user)
         return view(words.say("admin.webhook_added", id=made["id"], secret=made["secret"]))
 
+    def given(number) -> int:
+        if number is None:
+            raise DataError(w("admin.answers_give_value"))
+        return int(number)
+
     @admin
     def remove_endpoint(webhook_id, request: gr.Request, *, user):
-        if webhook_id is None:
-            raise DataError(w("admin.answers_give_value"))
-        store.delete_webhook(int(webhook_id))
-        store.audit(user, "webhook_remove", str(int(webhook_id)))
-        return view(words.say("admin.webhook_removed", id=int(webhook_id)))
+        webhook_id = given(webhook_id)
+        engine.remove_webhook(webhook_id, actor=user)
+        return view(words.say("admin.webhook_removed", id=webhook_id))
 
     @admin
     def send_again(delivery_id, request: gr.Request, *, user):
-        if delivery_id is None:
-            raise DataError(w("admin.answers_give_value"))
-        store.resend(int(delivery_id))
-        store.audit(user, "webhook_resend", str(int(delivery_id)))
-        return view(words.say("admin.webhook_resent", id=int(delivery_id)))
+        delivery_id = given(delivery_id)
+        engine.resend_webhook(delivery_id, actor=user)
+        return view(words.say("admin.webhook_resent", id=delivery_id))
 
     gr.on([page.load, refresh.click], show, None, outputs, api_name="webhooks")
     add.click(add_endpoint, [url, events], outputs, api_name="webhook_add")
